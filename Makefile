@@ -1,0 +1,97 @@
+# Strata: the only build entry point.
+#   make            release build of build/strata-agent and build/agentctl
+#   make run        the embedded default: ./sample served at ./mnt through the cache
+#   make test       installs test dependencies, builds, runs unit + integration tests
+#   make bench      benchmarks against curl, passthrough_ll, s3fs and rclone (table + file)
+#   make install    binaries, systemd unit, policies, man pages under $(DESTDIR)$(PREFIX)
+#   make asan       the unit tests under AddressSanitizer + UBSan
+SHELL := /bin/bash
+CXX ?= g++
+BUILD ?= build
+PREFIX ?= /usr/local
+PKGS := fuse3 lua5.4 libuv libcurl lmdb libxxhash openssl
+
+# Build dependencies are installed first when missing, so a bare Debian
+# machine needs only `make` itself.
+DEPS_STAMP := $(BUILD)/.deps-installed
+ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
+  ifeq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && test -f /usr/include/CLI/CLI.hpp && test -f /usr/include/catch2/catch.hpp && test -f /usr/include/nlohmann/json.hpp && echo yes),)
+    $(info make: installing build dependencies (packaging/install-deps.sh))
+    $(shell bash packaging/install-deps.sh >&2)
+  endif
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+OPT ?= -O2 -g
+CXXFLAGS += -std=c++20 $(OPT) -Wall -Wextra -Wno-missing-field-initializers -pthread -I. $(PKG_CFLAGS) -MMD -MP
+LDLIBS += $(PKG_LIBS) -pthread
+
+# One static library per module directory; dependencies point downwards.
+MODULES := agent/control agent/fuse agent/cache agent/tier agent/index ufs agent/loop agent/base
+lib_srcs = $(filter-out %_main.cc,$(wildcard $(1)/*.cc $(if $(filter ufs,$(1)),ufs/s3/*.cc)))
+lib_name = $(BUILD)/lib/lib$(subst /,_,$(1)).a
+LIBS := $(foreach m,$(MODULES),$(call lib_name,$(m)))
+
+all: $(BUILD)/strata-agent $(BUILD)/agentctl
+
+$(BUILD)/obj/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+define LIB_RULE
+$(call lib_name,$(1)): $(patsubst %.cc,$(BUILD)/obj/%.o,$(call lib_srcs,$(1)))
+	@mkdir -p $$(dir $$@)
+	@rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach m,$(MODULES),$(eval $(call LIB_RULE,$(m))))
+
+$(BUILD)/strata-agent: $(BUILD)/obj/agent/agent_main.o $(LIBS)
+	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/agentctl: $(BUILD)/obj/agent/agentctl_main.o $(call lib_name,agent/base)
+	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
+
+UNIT_SRCS := $(wildcard tests/unit/*.cc)
+INTEG_SRCS := $(wildcard tests/integration/*.cc)
+$(BUILD)/unit_tests: $(patsubst %.cc,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(LIBS)
+	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/integration_tests: $(patsubst %.cc,$(BUILD)/obj/%.o,$(INTEG_SRCS)) $(LIBS)
+	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
+
+.PHONY: all run test unit integration bench install clean deps asan
+
+deps:
+	bash packaging/install-deps.sh --test
+
+run: all
+	bash packaging/run-default.sh
+
+test: all $(BUILD)/unit_tests $(BUILD)/integration_tests
+	bash packaging/install-deps.sh --test
+	bash tests/run.sh $(BUILD)
+
+bench: all
+	bash packaging/install-deps.sh --bench
+	bash tests/bench/bench.sh $(BUILD)
+
+install: all
+	install -D -m 0755 $(BUILD)/strata-agent $(DESTDIR)$(PREFIX)/bin/strata-agent
+	install -D -m 0755 $(BUILD)/agentctl $(DESTDIR)$(PREFIX)/bin/agentctl
+	install -D -m 0755 systemd/strata-clear-stale-mount $(DESTDIR)$(PREFIX)/lib/strata/strata-clear-stale-mount
+	install -D -m 0644 systemd/strata-agent.service $(DESTDIR)/etc/systemd/system/strata-agent.service
+	sed -i 's|@PREFIX@|$(PREFIX)|g' $(DESTDIR)/etc/systemd/system/strata-agent.service
+	test -f $(DESTDIR)/etc/strata/agent.conf || install -D -m 0644 packaging/agent.conf $(DESTDIR)/etc/strata/agent.conf
+	install -D -m 0644 man/strata-agent.8 $(DESTDIR)$(PREFIX)/share/man/man8/strata-agent.8
+	install -D -m 0644 man/agentctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/agentctl.1
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDLIBS="$(PKG_LIBS) -pthread -fsanitize=address,undefined" build-asan/unit_tests
+	build-asan/unit_tests
+
+clean:
+	rm -rf $(BUILD) build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,26 @@
+// Hashes and encodings: SHA-256 / HMAC for SigV4 (OpenSSL), xxh3 for block
+// checksums and fixed-width index keys, hex, URI percent-encoding.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace strata {
+
+std::string Sha256(std::string_view data);                          // raw 32 bytes
+std::string HmacSha256(std::string_view key, std::string_view data);  // raw 32 bytes
+std::string Hex(std::string_view raw);                               // lowercase
+uint64_t Xxh64(const void* data, size_t len);                        // XXH3 64-bit
+// 16-byte XXH3-128 digest of `s`, big-endian: a fixed-width index key.
+std::string KeyHash128(std::string_view s);
+
+// RFC 3986 percent-encoding as SigV4 wants it: unreserved characters
+// (A-Z a-z 0-9 - _ . ~) stay; everything else is %XX (uppercase). With
+// keep_slash, '/' stays too (object keys in the path).
+std::string UriEncode(std::string_view s, bool keep_slash);
+// Decodes %XX; with plus_is_space, '+' becomes ' ' (form encoding). Invalid
+// escapes are kept literally.
+std::string UriDecode(std::string_view s, bool plus_is_space = false);
+
+}  // namespace strata

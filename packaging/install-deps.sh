@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Strata needs on Debian 12.
+#   install-deps.sh            build + run dependencies
+#   install-deps.sh --test     also the test tools (s3rver from npm, curl, rsync)
+#   install-deps.sh --bench    also the comparison tools (s3fs-fuse, rclone)
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+build_pkgs=(g++ make pkg-config fuse3 libfuse3-dev liblua5.4-dev libuv1-dev
+            libcurl4-openssl-dev liblmdb-dev libcli11-dev catch2 libssl-dev
+            nlohmann-json3-dev libxxhash-dev)
+test_pkgs=(curl rsync nodejs npm xxd)
+bench_pkgs=(s3fs rclone)
+
+want=("${build_pkgs[@]}")
+for arg in "$@"; do
+  case "$arg" in
+    --test) want+=("${test_pkgs[@]}") ;;
+    --bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+    *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+  # nodejs/npm may come from elsewhere (nvm, a newer image): a working binary is enough.
+  case "$p" in
+    nodejs) command -v node >/dev/null && continue ;;
+    npm) command -v npm >/dev/null && continue ;;
+  esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The test S3 server lives in the project's own node_modules (tests/s3/), not globally.
+if printf '%s\n' "$@" | grep -qE -- '--test|--bench'; then
+  here=$(cd "$(dirname "$0")/.." && pwd)
+  if [ ! -x "$here/tests/s3/node_modules/.bin/s3rver" ] || \
+     [ ! -d "$here/tests/s3/node_modules/@smithy/signature-v4" ]; then
+    (cd "$here/tests/s3" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+fi

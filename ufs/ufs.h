@@ -1,0 +1,87 @@
+// The under-file-system interface: what the cache needs from a store.
+//
+// Paths are relative to the store's root: "" is the root, "a/b/c" a file or
+// directory below it (no leading or trailing slash). An Entry's `etag` is an
+// opaque version token; Read() pins it, so a block is never mixed from two
+// versions of an object.
+//
+// Thread safety: every method may be called from any thread at once.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/base/status.h"
+
+namespace strata::ufs {
+
+struct Entry {
+  std::string name;  // last path component (listings); empty for Stat of the root
+  bool is_dir = false;
+  uint64_t size = 0;
+  int64_t mtime_ms = 0;
+  std::string etag;  // "" for directories
+};
+
+// Request counters of one store, read by `agentctl stat` and /metrics.
+struct Counters {
+  std::atomic<uint64_t> get_requests{0};
+  std::atomic<uint64_t> head_requests{0};
+  std::atomic<uint64_t> list_requests{0};
+  std::atomic<uint64_t> bytes_read{0};
+  std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> errors{0};
+};
+
+class Ufs {
+ public:
+  virtual ~Ufs() = default;
+
+  // The URI this store was opened from ("file:///data", "s3://bucket/prefix").
+  virtual const std::string& uri() const = 0;
+  // Checks that the store is reachable and usable (directory exists, bucket
+  // exists, credentials accepted). Called once at start, bounded by a deadline.
+  virtual Status Probe() = 0;
+  // Attributes of one path. NotFound when neither a file nor a directory.
+  virtual Result<Entry> Stat(const std::string& path) = 0;
+  // The entries directly below `dir`, in no particular order.
+  virtual Result<std::vector<Entry>> List(const std::string& dir) = 0;
+  // Reads up to `len` bytes at `off` of the version `etag` of `path` into `buf`;
+  // returns the count (short only at end of object). Stale when the object is
+  // no longer that version.
+  virtual Result<size_t> Read(const std::string& path, const std::string& etag, uint64_t off,
+                              size_t len, char* buf) = 0;
+
+  Counters& counters() { return counters_; }
+
+ private:
+  Counters counters_;
+};
+
+// Settings of s3:// stores. Defaults come from the AWS_* environment; flags
+// and config keys override them.
+struct S3Options {
+  std::string endpoint;  // "http://127.0.0.1:4568"; empty = AWS for the region
+  std::string region = "us-east-1";
+  std::string access_key;
+  std::string secret_key;
+  std::string session_token;
+  bool path_style = true;  // bucket in the path (MinIO, Ceph, s3rver) vs the host name
+  int connect_timeout_ms = 5000;
+  int request_timeout_ms = 30000;  // whole operation, retries included
+  int max_attempts = 5;
+  std::string ca_bundle;  // AWS_CA_BUNDLE
+};
+
+// Fills S3Options from AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION,
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_CA_BUNDLE.
+S3Options S3OptionsFromEnv();
+
+// Opens "file:///abs/dir" or "s3://bucket[/prefix]". Does not touch the network;
+// call Probe() for that.
+Result<std::unique_ptr<Ufs>> Open(const std::string& uri, const S3Options& s3);
+
+}  // namespace strata::ufs
