@@ -1,0 +1,35 @@
+#include "agent/cache/eviction.h"
+
+namespace strata::cache {
+
+void LruPolicy::OnInsert(const BlockKey& key, uint32_t length, int64_t atime_ms) {
+  OnRemove(key);
+  // Usually the newest: walk from the front past anything more recent.
+  auto it = order_.begin();
+  while (it != order_.end() && it->atime_ms > atime_ms) ++it;
+  pos_[key] = order_.insert(it, Item{key, length, atime_ms});
+}
+
+void LruPolicy::OnAccess(const BlockKey& key, int64_t now_ms) {
+  auto it = pos_.find(key);
+  if (it == pos_.end()) return;
+  it->second->atime_ms = now_ms;
+  order_.splice(order_.begin(), order_, it->second);
+}
+
+void LruPolicy::OnRemove(const BlockKey& key) {
+  auto it = pos_.find(key);
+  if (it == pos_.end()) return;
+  order_.erase(it->second);
+  pos_.erase(it);
+}
+
+void LruPolicy::Select(uint64_t bytes, std::vector<BlockKey>* victims) {
+  uint64_t got = 0;
+  for (auto it = order_.rbegin(); it != order_.rend() && got < bytes; ++it) {
+    victims->push_back(it->key);
+    got += it->length;
+  }
+}
+
+}  // namespace strata::cache

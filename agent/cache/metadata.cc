@@ -1,0 +1,158 @@
+#include "agent/cache/metadata.h"
+
+#include <algorithm>
+
+#include "agent/base/clock.h"
+#include "agent/base/log.h"
+
+namespace strata::cache {
+namespace {
+
+bool NetworkTrouble(const Status& s) {
+  return s.code() == Status::Code::kUnavailable || s.code() == Status::Code::kTimeout;
+}
+
+std::pair<std::string, std::string> SplitParent(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return {"", path};
+  return {path.substr(0, slash), path.substr(slash + 1)};
+}
+
+}  // namespace
+
+Metadata::Metadata(MountTable* mounts, index::Index* index, Engine* engine, int64_t ttl_ms)
+    : mounts_(mounts), index_(index), engine_(engine), ttl_ms_(ttl_ms), started_ms_(NowUnixMs()) {}
+
+bool Metadata::Offline(size_t mount) const {
+  return mounts_->at(mount).offline_until_ms.load() > NowUnixMs();
+}
+
+void Metadata::MarkOffline(size_t mount, const Status& why) {
+  Mount& m = mounts_->at(mount);
+  if (!Offline(mount))
+    LOG_WARN("store %s unreachable, serving cached metadata for %lld s: %s", m.ufs->uri().c_str(),
+             static_cast<long long>(kOfflineMs / 1000), why.message().c_str());
+  m.offline_until_ms = NowUnixMs() + kOfflineMs;
+}
+
+FileRef Metadata::RefOf(const index::FileMeta& meta) const {
+  MountTable::Resolved r = mounts_->Resolve(meta.path);
+  FileRef f;
+  f.file_id = meta.file_id;
+  f.mount = r.mount;
+  f.ufs_path = r.ufs_path;
+  f.etag = meta.etag;
+  f.size = meta.size;
+  return f;
+}
+
+Result<index::FileMeta> Metadata::Stat(const std::string& path) {
+  MountTable::Resolved r = mounts_->Resolve(path);
+  // The root, mount points and the directories on the way to them always exist.
+  if (mounts_->IsSyntheticDir(path)) {
+    index::FileMeta m;
+    m.path = path;
+    m.is_dir = true;
+    m.mtime_ms = started_ms_;
+    return m;
+  }
+  Result<std::optional<index::FileMeta>> cached = index_->GetMeta(path);
+  if (!cached.ok()) return cached.status();
+  int64_t now = NowUnixMs();
+  if (cached->has_value() && now - (*cached)->validated_ms < ttl_ms_) return **cached;
+  if (!cached->has_value()) {
+    // A fresh listing of the parent that lacks the name answers without a request.
+    auto [parent, name] = SplitParent(path);
+    Result<std::optional<index::DirListing>> dir = index_->GetDir(parent);
+    if (dir.ok() && dir->has_value() && now - (*dir)->fetched_ms < ttl_ms_) {
+      const auto& entries = (*dir)->entries;
+      bool listed = std::any_of(entries.begin(), entries.end(),
+                                [&](const index::DirEntry& e) { return e.name == name; });
+      if (!listed) return Status::NotFound("no such file: /" + path);
+    }
+  }
+  if (cached->has_value() && Offline(r.mount)) return **cached;
+
+  Result<ufs::Entry> e = mounts_->at(r.mount).ufs->Stat(r.ufs_path);
+  if (!e.ok()) {
+    if (e.status().IsNotFound()) {
+      uint64_t retired = 0;
+      STRATA_RETURN_IF_ERROR(index_->DeleteMeta(path, &retired));
+      engine_->Retire(retired);
+      return e.status();
+    }
+    if (NetworkTrouble(e.status())) {
+      MarkOffline(r.mount, e.status());
+      if (cached->has_value()) return **cached;
+    }
+    return e.status();
+  }
+  index::FileMeta m;
+  m.path = path;
+  m.is_dir = e->is_dir;
+  m.size = e->size;
+  m.mtime_ms = e->mtime_ms;
+  m.etag = e->etag;
+  m.validated_ms = now;
+  uint64_t retired = 0;
+  Result<index::FileMeta> stored = index_->PutMeta(m, &retired);
+  if (retired) {
+    LOG_INFO("/%s changed in the store: dropping the cached copy", path.c_str());
+    engine_->Retire(retired);
+  }
+  return stored;
+}
+
+Result<std::vector<index::DirEntry>> Metadata::List(const std::string& dir) {
+  MountTable::Resolved r = mounts_->Resolve(dir);
+  std::vector<std::string> mount_points = mounts_->MountPointsUnder(dir);
+  auto with_mount_points = [&](std::vector<index::DirEntry> entries) {
+    for (const std::string& name : mount_points) {
+      entries.erase(std::remove_if(entries.begin(), entries.end(),
+                                   [&](const index::DirEntry& e) { return e.name == name; }),
+                    entries.end());
+      index::DirEntry e;
+      e.name = name;
+      e.is_dir = true;
+      e.mtime_ms = started_ms_;
+      entries.push_back(std::move(e));
+    }
+    return entries;
+  };
+  Result<std::optional<index::DirListing>> cached = index_->GetDir(dir);
+  if (!cached.ok()) return cached.status();
+  int64_t now = NowUnixMs();
+  if (cached->has_value() && (now - (*cached)->fetched_ms < ttl_ms_ || Offline(r.mount)))
+    return with_mount_points((*cached)->entries);
+
+  Result<std::vector<ufs::Entry>> listed = mounts_->at(r.mount).ufs->List(r.ufs_path);
+  if (!listed.ok()) {
+    // A directory that exists only on the way to a mount point.
+    if (!mount_points.empty() && !NetworkTrouble(listed.status())) return with_mount_points({});
+    if (NetworkTrouble(listed.status())) {
+      MarkOffline(r.mount, listed.status());
+      if (cached->has_value()) return with_mount_points((*cached)->entries);
+    }
+    return listed.status();
+  }
+  index::DirListing listing;
+  listing.path = dir;
+  listing.fetched_ms = now;
+  listing.entries.reserve(listed->size());
+  for (ufs::Entry& e : *listed) {
+    index::DirEntry d;
+    d.name = std::move(e.name);
+    d.is_dir = e.is_dir;
+    d.size = e.size;
+    d.mtime_ms = e.mtime_ms;
+    d.etag = std::move(e.etag);
+    listing.entries.push_back(std::move(d));
+  }
+  std::vector<uint64_t> retired;
+  Status s = index_->PutDir(listing, &retired);
+  if (!s.ok()) LOG_WARN("index: cannot store the listing of /%s: %s", dir.c_str(), s.message().c_str());
+  for (uint64_t id : retired) engine_->Retire(id);
+  return with_mount_points(std::move(listing.entries));
+}
+
+}  // namespace strata::cache

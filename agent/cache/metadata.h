@@ -1,0 +1,48 @@
+// File and directory metadata over the mounted stores, cached in the index
+// with a TTL.
+//
+// Within the TTL, attributes and listings come from the index without asking
+// the store; a fresh listing of the parent also answers "no such file". Past
+// the TTL, the store is asked again; a changed ETag / size / mtime gives the
+// path a new file version (file_id) and the engine drops the old version's
+// blocks. When a store cannot be reached it is marked offline for a short
+// while and the last known metadata is served, so cached files stay readable.
+//
+// Thread safety: all methods may be called from any thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "agent/cache/engine.h"
+#include "agent/cache/mounts.h"
+#include "agent/index/index.h"
+
+namespace strata::cache {
+
+class Metadata {
+ public:
+  Metadata(MountTable* mounts, index::Index* index, Engine* engine, int64_t ttl_ms);
+
+  // Attributes of a mount-relative path ("" is the root).
+  Result<index::FileMeta> Stat(const std::string& path);
+  // Entries directly below `dir`, mount points of other stores included.
+  Result<std::vector<index::DirEntry>> List(const std::string& dir);
+  // How the engine reads a file version.
+  FileRef RefOf(const index::FileMeta& meta) const;
+  int64_t ttl_ms() const { return ttl_ms_; }
+
+ private:
+  // Past a network failure the store is left alone for this long.
+  static constexpr int64_t kOfflineMs = 10000;
+  bool Offline(size_t mount) const;
+  void MarkOffline(size_t mount, const Status& why);
+
+  MountTable* const mounts_;
+  index::Index* const index_;
+  Engine* const engine_;
+  const int64_t ttl_ms_;
+  const int64_t started_ms_;
+};
+
+}  // namespace strata::cache
