@@ -433,7 +433,8 @@ void Engine::Prefetch(const FileRef& f, uint64_t first, uint64_t count) {
   }
 }
 
-Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uint64_t)>& progress) {
+Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uint64_t)>& progress,
+                    const std::atomic<bool>* cancel) {
   struct Wait {
     std::mutex mu;
     std::condition_variable cv;
@@ -443,7 +444,7 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
   };
   auto w = std::make_shared<Wait>();
   uint64_t nblocks = (f.size + opts_.block_size - 1) / opts_.block_size;
-  for (uint64_t idx = 0; idx < nblocks && !stopped_; idx++) {
+  for (uint64_t idx = 0; idx < nblocks && !stopped_ && !(cancel && *cancel); idx++) {
     BlockKey key{f.file_id, idx};
     uint32_t len = BlockLength(f, idx);
     std::shared_ptr<Fetch> fetch;
@@ -485,7 +486,7 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
   std::unique_lock<std::mutex> wl(w->mu);
   w->cv.wait(wl, [&] { return w->outstanding == 0; });
   if (!w->error.ok()) return w->error;
-  if (stopped_) return Status::Unavailable("agent is stopping");
+  if (stopped_ || (cancel && *cancel)) return Status::Unavailable("agent is stopping");
   if (w->not_kept > 0)
     return Status::NoSpace(std::to_string(w->not_kept) + " block(s) of " + f.ufs_path +
                            " could not be kept: the cache is full (raise --cache-size)");

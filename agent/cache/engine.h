@@ -114,7 +114,9 @@ class Engine {
   // Fetches every missing block of `f`, at most `parallel` at a time, and
   // waits. `progress` gets the byte count of each block as it is done
   // (cached ones too). Not counted as reads in the hit ratio.
-  Status Load(const FileRef& f, int parallel, const std::function<void(uint64_t)>& progress);
+  // Stops early (with what is in flight finished) when *cancel becomes true.
+  Status Load(const FileRef& f, int parallel, const std::function<void(uint64_t)>& progress,
+              const std::atomic<bool>* cancel = nullptr);
   // Drops the cached blocks of a file version. Returns the bytes freed.
   uint64_t EvictFile(uint64_t file_id, uint64_t* blocks_freed);
   // The file version is gone (changed or deleted): drop its blocks now and

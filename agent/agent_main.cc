@@ -1,0 +1,287 @@
+// strata-agent: parses the command line (CLI11) into a Config, checks every
+// input before touching anything, then wires the modules together:
+//   stores -> index + SSD tier -> engine -> metadata -> control socket -> FUSE.
+// Shutdown unwinds in reverse. See man/strata-agent.8.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <climits>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+
+#include "agent/base/fd.h"
+#include "agent/base/log.h"
+#include "agent/base/units.h"
+#include "agent/cache/engine.h"
+#include "agent/cache/metadata.h"
+#include "agent/cache/mounts.h"
+#include "agent/control/api.h"
+#include "agent/control/server.h"
+#include "agent/fuse/frontend.h"
+#include "agent/index/index.h"
+#include "agent/loop/loop.h"
+#include "agent/tier/ssd_tier.h"
+#include "ufs/ufs.h"
+
+namespace strata {
+namespace {
+
+struct Config {
+  std::string mount_point;
+  std::vector<std::string> ufs;
+  std::string cache_dir;
+  std::string cache_size;
+  std::string block_size = "4MiB";
+  std::string socket;
+  double metadata_ttl = 60;
+  bool foreground = false;
+  std::string s3_endpoint, s3_region;
+  std::string s3_path_style;  // "", "true", "false"
+  double s3_timeout = 30;
+  int s3_retries = 5;
+  std::string metrics_addr;
+  int fetch_threads = 8;
+  int readahead_blocks = 8;
+  double high_watermark = 0.95, low_watermark = 0.85;
+  bool allow_other = ::geteuid() == 0;
+  int fuse_threads = 16;
+  std::string log_level = "info";
+};
+
+std::string DefaultSocket() {
+  if (::geteuid() == 0) return "/run/strata/agent.sock";
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  if (xdg && *xdg) return std::string(xdg) + "/strata/agent.sock";
+  return "/tmp/strata-" + std::to_string(::getuid()) + "/agent.sock";
+}
+
+// Tells systemd (Type=notify) about our state; a no-op outside systemd.
+void SdNotify(const char* state) {
+  const char* sock = std::getenv("NOTIFY_SOCKET");
+  if (sock == nullptr || (sock[0] != '/' && sock[0] != '@')) return;
+  Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return;
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock, sizeof(addr.sun_path) - 1);
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::strlen(sock));
+  ::sendto(fd.get(), state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len);
+}
+
+int Fail(const std::string& msg) {
+  std::cerr << "strata-agent: " << msg << "\n";
+  return 1;
+}
+
+// Forks; the parent waits until the child says it is serving (exit 0) or
+// dies / reports failure (exit 1; the child printed why). Returns in the
+// child with *ready_fd to write to once mounted.
+int Daemonize(int* ready_fd) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return -1;
+  pid_t pid = ::fork();
+  if (pid < 0) return -1;
+  if (pid > 0) {
+    ::close(p[1]);
+    char c = 0;
+    ssize_t n = ::read(p[0], &c, 1);
+    ::_exit(n == 1 && c == '1' ? 0 : 1);
+  }
+  ::close(p[0]);
+  ::setsid();
+  *ready_fd = p[1];
+  return 0;
+}
+
+int Run(int argc, char** argv) {
+  Config c;
+  CLI::App app{"strata-agent: a caching FUSE mount over S3 and local/NFS directories"};
+  app.set_config("--config", "", "read options from this file (CLI11 config format: key = value)");
+  app.get_formatter()->column_width(38);
+  app.add_option("--mount-point", c.mount_point, "directory to mount on (must exist, be empty)")->required();
+  app.add_option("--ufs", c.ufs,
+                 "store to serve: file:///abs/dir or s3://bucket[/prefix]; the first is the root, "
+                 "PATH=URI mounts more stores at sub-paths")
+      ->required();
+  app.add_option("--cache-dir", c.cache_dir, "cache directory (block files and the LMDB index)")->required();
+  app.add_option("--cache-size", c.cache_size, "cache capacity, e.g. 512MiB, 10GiB")->required();
+  app.add_option("--block-size", c.block_size, "cache block size")->capture_default_str();
+  app.add_option("--socket", c.socket, "control socket (default /run/strata/agent.sock as root)");
+  app.add_option("--metadata-ttl", c.metadata_ttl, "seconds attributes and listings are trusted")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_flag("-f,--foreground", c.foreground, "stay in the foreground (logs to stderr)");
+  app.add_option("--s3-endpoint", c.s3_endpoint, "S3 endpoint URL (default $AWS_ENDPOINT_URL, else AWS)");
+  app.add_option("--s3-region", c.s3_region, "S3 region (default $AWS_REGION, else us-east-1)");
+  app.add_option("--s3-path-style", c.s3_path_style,
+                 "true: bucket in the URL path (MinIO, Ceph); false: in the host name")
+      ->check(CLI::IsMember({"true", "false"}));
+  app.add_option("--s3-timeout", c.s3_timeout, "seconds one S3 operation may take, retries included")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--s3-retries", c.s3_retries, "tries per S3 request on 5xx / SlowDown / network errors")
+      ->capture_default_str()->check(CLI::Range(1, 20));
+  app.add_option("--metrics-addr", c.metrics_addr, "also serve /metrics on HOST:PORT");
+  app.add_option("--fetch-threads", c.fetch_threads, "parallel block fetches")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--readahead-blocks", c.readahead_blocks, "max blocks fetched ahead of a sequential reader")
+      ->capture_default_str()->check(CLI::Range(0, 256));
+  app.add_option("--high-watermark", c.high_watermark, "eviction starts above this fraction of the cache size")
+      ->capture_default_str()->check(CLI::Range(0.1, 1.0));
+  app.add_option("--low-watermark", c.low_watermark, "eviction stops below this fraction")
+      ->capture_default_str()->check(CLI::Range(0.05, 1.0));
+  app.add_option("--allow-other", c.allow_other, "let other users use the mount (default: true as root)");
+  app.add_option("--fuse-threads", c.fuse_threads, "max FUSE worker threads")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--log-level", c.log_level, "debug, info, warn or error")
+      ->capture_default_str()->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  log::SetLevel(c.log_level == "debug" ? log::Level::kDebug
+                : c.log_level == "warn" ? log::Level::kWarn
+                : c.log_level == "error" ? log::Level::kError
+                                         : log::Level::kInfo);
+
+  // --- Inputs, all checked before anything is created.
+  Result<uint64_t> cache_size = ParseSize(c.cache_size);
+  if (!cache_size.ok()) return Fail("--cache-size: " + cache_size.status().message());
+  Result<uint64_t> block_size = ParseSize(c.block_size);
+  if (!block_size.ok()) return Fail("--block-size: " + block_size.status().message());
+  if (*block_size < 64 * 1024 || *block_size > (256u << 20) || (*block_size & 4095))
+    return Fail("--block-size must be a multiple of 4 KiB between 64 KiB and 256 MiB");
+  if (*cache_size < *block_size * 4) return Fail("--cache-size must hold at least 4 blocks");
+  if (c.low_watermark >= c.high_watermark) return Fail("--low-watermark must be below --high-watermark");
+
+  char real[PATH_MAX];
+  if (::realpath(c.mount_point.c_str(), real) == nullptr) {
+    if (errno == ENOTCONN)
+      return Fail("mount point " + c.mount_point + " is a stale FUSE mount left by a crashed agent: run 'fusermount3 -u " +
+                  c.mount_point + "'");
+    return Fail("mount point " + c.mount_point + ": " + std::strerror(errno));
+  }
+  std::string mount_point = real;
+  Status mp = fuse::CheckMountPoint(mount_point);
+  if (!mp.ok()) return Fail(mp.message());
+
+  ufs::S3Options s3 = ufs::S3OptionsFromEnv();
+  if (!c.s3_endpoint.empty()) {
+    s3.endpoint = c.s3_endpoint;
+    s3.path_style = true;
+  }
+  if (!c.s3_region.empty()) s3.region = c.s3_region;
+  if (!c.s3_path_style.empty()) s3.path_style = c.s3_path_style == "true";
+  s3.request_timeout_ms = static_cast<int>(c.s3_timeout * 1000);
+  s3.max_attempts = c.s3_retries;
+  if (!s3.endpoint.empty() && s3.endpoint.find("://") == std::string::npos)
+    return Fail("bad S3 endpoint '" + s3.endpoint + "': use http://host:port or https://host");
+
+  cache::MountTable mounts;
+  for (const std::string& spec : c.ufs) {
+    std::string path, uri = spec;
+    if (spec.rfind("file://", 0) != 0 && spec.rfind("s3://", 0) != 0) {
+      size_t eq = spec.find('=');
+      if (eq == std::string::npos)
+        return Fail("bad --ufs '" + spec + "': expected file:///abs/dir, s3://bucket[/prefix] or PATH=URI");
+      path = spec.substr(0, eq);
+      uri = spec.substr(eq + 1);
+    }
+    Result<std::unique_ptr<ufs::Ufs>> store = ufs::Open(uri, s3);
+    if (!store.ok()) return Fail(store.status().message());
+    Status probe = (*store)->Probe();
+    if (!probe.ok()) return Fail("cannot use store " + uri + ": " + probe.message());
+    Status added = mounts.Add(path, std::move(store).value());
+    if (!added.ok()) return Fail(added.message());
+  }
+
+  Status made = MakeDirs(c.cache_dir);
+  if (!made.ok()) return Fail("--cache-dir: " + made.message());
+  if (::access(c.cache_dir.c_str(), W_OK | X_OK) != 0)
+    return Fail("cache dir " + c.cache_dir + " is not writable: " + std::strerror(errno));
+  // One agent per cache directory.
+  Fd lock(::open((c.cache_dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock.valid()) return Fail("cache dir " + c.cache_dir + " is not writable: " + std::strerror(errno));
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
+    return Fail("cache dir " + c.cache_dir + " is in use by another strata-agent");
+
+  int ready_fd = -1;
+  if (!c.foreground && Daemonize(&ready_fd) != 0) return Fail("cannot fork into the background");
+
+  // --- Wiring, unwound in reverse at the end.
+  Status s = MakeDirs(c.cache_dir + "/index");
+  Result<std::unique_ptr<index::Index>> idx =
+      s.ok() ? index::Index::Open(c.cache_dir + "/index", *block_size) : Result<std::unique_ptr<index::Index>>(s);
+  if (!idx.ok()) return Fail(idx.status().message());
+  Result<std::unique_ptr<tier::SsdTier>> ssd = tier::SsdTier::Open(c.cache_dir + "/blocks");
+  if (!ssd.ok()) return Fail(ssd.status().message());
+
+  cache::EngineOptions eo;
+  eo.capacity = *cache_size;
+  eo.block_size = *block_size;
+  eo.high_watermark = c.high_watermark;
+  eo.low_watermark = c.low_watermark;
+  eo.fetch_threads = c.fetch_threads;
+  cache::Engine engine(eo, &mounts, idx->get(), ssd->get());
+  s = engine.Start();
+  if (!s.ok()) return Fail(s.message());
+  cache::Metadata meta(&mounts, idx->get(), &engine, static_cast<int64_t>(c.metadata_ttl * 1000));
+
+  loop::Loop loop;
+  control::Api api({mount_point, *block_size, &mounts, &meta, &engine, idx->get()});
+  control::Server server(&loop, [&api](const control::HttpRequest& r, control::Server::Reply reply) {
+    api.Handle(r, std::move(reply));
+  });
+  std::string socket = c.socket.empty() ? DefaultSocket() : c.socket;
+  s = server.ListenUnix(socket);
+  if (s.ok() && !c.metrics_addr.empty()) s = server.ListenTcp(c.metrics_addr);
+  if (!s.ok()) return Fail(s.message());
+  loop.Start();
+
+  fuse::Options fo;
+  fo.mount_point = mount_point;
+  fo.fsname = "strata:" + mounts.at(0).ufs->uri();
+  fo.attr_timeout_s = c.metadata_ttl;
+  fo.max_threads = c.fuse_threads;
+  fo.max_readahead_blocks = c.readahead_blocks;
+  fo.allow_other = c.allow_other;
+  fuse::Frontend frontend(fo, &meta, &engine);
+  s = frontend.Mount();
+  if (!s.ok()) {
+    loop.Stop([&server] { server.Close(); });
+    return Fail(s.message());
+  }
+  LOG_INFO("serving %s at %s (cache %s in %s, control socket %s)", mounts.at(0).ufs->uri().c_str(),
+           mount_point.c_str(), FormatSize(*cache_size).c_str(), c.cache_dir.c_str(), socket.c_str());
+  SdNotify("READY=1");
+  if (ready_fd >= 0) {
+    // Background: from now on logs go to <cache-dir>/agent.log.
+    std::string log_path = c.cache_dir + "/agent.log";
+    int lf = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int dn = ::open("/dev/null", O_RDWR);
+    if (dn >= 0) ::dup2(dn, STDIN_FILENO), ::dup2(dn, STDOUT_FILENO);
+    if (lf >= 0) ::dup2(lf, STDERR_FILENO);
+    if (::write(ready_fd, "1", 1) != 1) LOG_WARN("cannot signal the parent process");
+    ::close(ready_fd);
+  }
+
+  int rc = frontend.Loop();
+  LOG_INFO("unmounting %s", mount_point.c_str());
+  SdNotify("STOPPING=1");
+  frontend.Unmount();
+  api.Shutdown();
+  loop.Stop([&server] { server.Close(); });
+  engine.Stop();
+  // libfuse reports the signal that ended the loop: that is a clean stop.
+  return rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) { return strata::Run(argc, argv); }

@@ -1,0 +1,233 @@
+// agentctl: load / evict / stat against a running strata-agent, over its
+// control socket (HTTP/1.1 + JSON, via libcurl's Unix-socket support).
+// See man/agentctl.1.
+#include <curl/curl.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agent/base/hash.h"
+#include "agent/base/units.h"
+
+namespace strata {
+namespace {
+
+using nlohmann::json;
+
+std::string DefaultSocket() {
+  if (::geteuid() == 0) return "/run/strata/agent.sock";
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  if (xdg && *xdg) return std::string(xdg) + "/strata/agent.sock";
+  return "/tmp/strata-" + std::to_string(::getuid()) + "/agent.sock";
+}
+
+struct Http {
+  long status = 0;
+  std::string body;
+};
+
+size_t Collect(char* data, size_t size, size_t n, void* arg) {
+  static_cast<std::string*>(arg)->append(data, size * n);
+  return size * n;
+}
+
+class Client {
+ public:
+  explicit Client(std::string socket) : socket_(std::move(socket)) {}
+
+  // Exits with a clear message when the agent cannot be reached.
+  Http Call(const std::string& method, const std::string& target, long timeout_s = 60) {
+    CURL* c = curl_easy_init();
+    Http out;
+    std::string url = "http://localhost" + target;
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket_.c_str());
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 3L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
+    if (method == "POST") curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
+      std::cerr << "agentctl: no agent is listening on " << socket_
+                << " (is strata-agent running? pass --socket if it uses another path)\n";
+      std::exit(1);
+    }
+    if (rc != CURLE_OK) {
+      std::cerr << "agentctl: " << method << " " << target << " on " << socket_ << ": "
+                << curl_easy_strerror(rc) << "\n";
+      std::exit(1);
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
+    curl_easy_cleanup(c);
+    return out;
+  }
+
+  // Parses the JSON answer; exits with the agent's error text on failure.
+  json CallJson(const std::string& method, const std::string& target, long timeout_s = 60) {
+    Http r = Call(method, target, timeout_s);
+    json j = json::parse(r.body, nullptr, false);
+    if (j.is_discarded()) {
+      std::cerr << "agentctl: the agent sent an answer that is not JSON (HTTP " << r.status << ")\n";
+      std::exit(1);
+    }
+    if (r.status >= 400) {
+      std::cerr << "agentctl: " << j.value("error", "HTTP " + std::to_string(r.status)) << "\n";
+      std::exit(1);
+    }
+    return j;
+  }
+
+ private:
+  std::string socket_;
+};
+
+std::string Pct(double v) {
+  char b[32];
+  std::snprintf(b, sizeof(b), "%.1f%%", v);
+  return b;
+}
+
+std::string Q(const std::string& path, bool recursive) {
+  return "?path=" + UriEncode(path, true) + (recursive ? "&recursive=1" : "");
+}
+
+void PrintFileRow(const json& f) {
+  std::printf("%s\n  size     %s  etag %s\n  cached   %s (%s), %llu of %llu blocks\n",
+              f["path"].get<std::string>().c_str(), FormatSize(f["size"].get<uint64_t>()).c_str(),
+              f["etag"].get<std::string>().c_str(), FormatSize(f["cached_bytes"].get<uint64_t>()).c_str(),
+              Pct(f["cached_percent"].get<double>()).c_str(),
+              static_cast<unsigned long long>(f["blocks_cached"].get<uint64_t>()),
+              static_cast<unsigned long long>(f["blocks_total"].get<uint64_t>()));
+}
+
+int Stat(Client& cl, const std::string& path, bool as_json) {
+  if (!path.empty()) {
+    json j = cl.CallJson("GET", "/v1/stat" + Q(path, false));
+    if (as_json) return std::cout << j.dump(2) << "\n", 0;
+    if (j["type"] == "file") return PrintFileRow(j), 0;
+    std::printf("%s (directory: %zu file(s), %llu subdirectory(ies))\n  size     %s\n  cached   %s (%s)\n",
+                j["path"].get<std::string>().c_str(), j["files"].size(),
+                static_cast<unsigned long long>(j["directories"].get<uint64_t>()),
+                FormatSize(j["size"].get<uint64_t>()).c_str(), FormatSize(j["cached_bytes"].get<uint64_t>()).c_str(),
+                Pct(j["cached_percent"].get<double>()).c_str());
+    for (const json& f : j["files"])
+      std::printf("  %7s  %10s  %s\n", Pct(f["cached_percent"].get<double>()).c_str(),
+                  FormatSize(f["size"].get<uint64_t>()).c_str(), f["path"].get<std::string>().c_str());
+    return 0;
+  }
+  json j = cl.CallJson("GET", "/v1/stat");
+  if (as_json) return std::cout << j.dump(2) << "\n", 0;
+  uint64_t cap = j["capacity_bytes"], used = j["used_bytes"], read = j["bytes_read"], hit = j["bytes_from_cache"];
+  std::printf("Cache (mount %s)\n", j["mount_point"].get<std::string>().c_str());
+  std::printf("  capacity     %s\n", FormatSize(cap).c_str());
+  std::printf("  used         %s (%s) in %llu blocks of %s\n", FormatSize(used).c_str(),
+              Pct(cap ? 100.0 * used / cap : 0).c_str(), static_cast<unsigned long long>(j["blocks"].get<uint64_t>()),
+              FormatSize(j["block_size"].get<uint64_t>()).c_str());
+  std::printf("  hit ratio    %s (%s of %s read came from the cache)\n", Pct(100.0 * j["hit_ratio"].get<double>()).c_str(),
+              FormatSize(hit).c_str(), FormatSize(read).c_str());
+  std::printf("  in flight    %llu fetch(es)\n", static_cast<unsigned long long>(j["inflight_fetches"].get<uint64_t>()));
+  std::printf("  evicted      %llu blocks (%s)   checksum failures %llu   fetch errors %llu\n",
+              static_cast<unsigned long long>(j["evicted_blocks"].get<uint64_t>()),
+              FormatSize(j["evicted_bytes"].get<uint64_t>()).c_str(),
+              static_cast<unsigned long long>(j["checksum_failures"].get<uint64_t>()),
+              static_cast<unsigned long long>(j["fetch_errors"].get<uint64_t>()));
+  std::printf("Mounts\n  %-12s %-36s %10s %10s %8s %7s  %s\n", "PATH", "STORE", "CACHED", "FETCHED", "GETS", "ERRORS", "STATE");
+  for (const json& m : j["mounts"])
+    std::printf("  %-12s %-36s %10s %10s %8llu %7llu  %s\n", m["path"].get<std::string>().c_str(),
+                m["uri"].get<std::string>().c_str(), FormatSize(m["used_bytes"].get<uint64_t>()).c_str(),
+                FormatSize(m["bytes_fetched"].get<uint64_t>()).c_str(),
+                static_cast<unsigned long long>(m["get_requests"].get<uint64_t>()),
+                static_cast<unsigned long long>(m["errors"].get<uint64_t>()), m["online"].get<bool>() ? "online" : "OFFLINE");
+  for (const json& job : j["jobs"])
+    std::printf("Job %llu: %s %s, %s of %s\n", static_cast<unsigned long long>(job["id"].get<uint64_t>()),
+                job["state"].get<std::string>().c_str(), job["path"].get<std::string>().c_str(),
+                FormatSize(job["bytes_done"].get<uint64_t>()).c_str(), FormatSize(job["bytes_total"].get<uint64_t>()).c_str());
+  return 0;
+}
+
+void DrawBar(const json& j) {
+  uint64_t done = j["bytes_done"], total = j["bytes_total"];
+  double frac = total ? static_cast<double>(done) / total : (j["state"] == "listing" ? 0 : 1);
+  int width = 30, fill = static_cast<int>(frac * width);
+  std::string bar(fill, '#');
+  bar.resize(width, '.');
+  std::fprintf(stderr, "\r[%s] %5.1f%%  %llu/%llu files  %s/%s  %s/s   ", bar.c_str(), frac * 100,
+               static_cast<unsigned long long>(j["files_done"].get<uint64_t>()),
+               static_cast<unsigned long long>(j["files_total"].get<uint64_t>()), FormatSize(done).c_str(),
+               FormatSize(total).c_str(), FormatSize(static_cast<uint64_t>(j["bytes_per_second"].get<double>())).c_str());
+}
+
+int Load(Client& cl, const std::string& path, bool recursive, bool as_json) {
+  json started = cl.CallJson("POST", "/v1/load" + Q(path, recursive));
+  std::string job = "/v1/jobs/" + std::to_string(started["job"].get<uint64_t>());
+  bool tty = ::isatty(STDERR_FILENO) && !as_json;
+  json j;
+  for (;;) {
+    j = cl.CallJson("GET", job);
+    std::string state = j["state"];
+    if (tty) DrawBar(j);
+    if (state == "done" || state == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (tty) std::fprintf(stderr, "\n");
+  if (as_json) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::printf("loaded %llu file(s), %s in %.1f s (%s/s)%s\n",
+                static_cast<unsigned long long>(j["files_done"].get<uint64_t>()),
+                FormatSize(j["bytes_done"].get<uint64_t>()).c_str(), j["elapsed_seconds"].get<double>(),
+                FormatSize(static_cast<uint64_t>(j["bytes_per_second"].get<double>())).c_str(),
+                j["files_failed"].get<uint64_t>() ? (", " + std::to_string(j["files_failed"].get<uint64_t>()) + " failed").c_str() : "");
+    for (const json& e : j["errors"]) std::fprintf(stderr, "agentctl: %s\n", e.get<std::string>().c_str());
+  }
+  return j["state"] == "done" ? 0 : 1;
+}
+
+int Evict(Client& cl, const std::string& path, bool recursive, bool as_json) {
+  json j = cl.CallJson("POST", "/v1/evict" + Q(path, recursive), 600);
+  if (as_json) std::cout << j.dump(2) << "\n";
+  else
+    std::printf("evicted %s in %llu block(s) of %llu file(s) under %s\n", FormatSize(j["bytes"].get<uint64_t>()).c_str(),
+                static_cast<unsigned long long>(j["blocks"].get<uint64_t>()),
+                static_cast<unsigned long long>(j["files"].get<uint64_t>()), j["path"].get<std::string>().c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) {
+  CLI::App app{"agentctl: drive a running strata-agent (load, evict, stat)"};
+  std::string socket = strata::DefaultSocket();
+  app.add_option("--socket", socket, "the agent's control socket")->capture_default_str();
+  app.require_subcommand(1);
+  std::string path;
+  bool recursive = false, as_json = false;
+  auto* load = app.add_subcommand("load", "fetch a file (or a tree with -r) into the cache");
+  auto* evict = app.add_subcommand("evict", "drop a file (or a tree with -r) from the cache");
+  auto* stat = app.add_subcommand("stat", "cache statistics, or what is cached of PATH");
+  for (auto* sc : {load, evict}) {
+    sc->add_option("PATH", path, "path under the mount point, or relative to the mount root")->required();
+    sc->add_flag("-r,--recursive", recursive, "include everything below a directory");
+  }
+  stat->add_option("PATH", path, "path under the mount point, or relative to the mount root");
+  for (auto* sc : {load, evict, stat}) sc->add_flag("--json", as_json, "machine-readable output");
+  CLI11_PARSE(app, argc, argv);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (!path.empty() && path[0] == '/') {
+    // Resolve symlinks and "..", so /mnt/../mnt/x still lands under the mount.
+    char real[PATH_MAX];
+    if (::realpath(path.c_str(), real) != nullptr) path = real;
+  }
+  strata::Client cl(socket);
+  if (*load) return strata::Load(cl, path, recursive, as_json);
+  if (*evict) return strata::Evict(cl, path, recursive, as_json);
+  return strata::Stat(cl, path, as_json);
+}

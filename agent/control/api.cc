@@ -1,0 +1,384 @@
+#include "agent/control/api.h"
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+
+#include "agent/base/clock.h"
+#include "agent/base/log.h"
+
+namespace strata::control {
+
+using nlohmann::json;
+
+struct Api::Job {
+  uint64_t id = 0;
+  std::string path;
+  bool recursive = false;
+  std::atomic<bool> walking{true};
+  std::atomic<bool> finished{false};
+  std::atomic<uint64_t> files_total{0}, files_done{0}, bytes_total{0}, bytes_done{0};
+  std::atomic<uint64_t> files_failed{0};
+  int64_t started_ms = NowUnixMs();
+  std::atomic<int64_t> finished_ms{0};
+  std::mutex mu;
+  std::vector<std::string> errors;  // guarded by mu (first few only)
+
+  void AddError(const std::string& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (errors.size() < 20) errors.push_back(e);
+  }
+  json ToJson() {
+    json j;
+    j["id"] = id;
+    j["path"] = "/" + path;
+    j["recursive"] = recursive;
+    j["state"] = !finished ? (walking ? "listing" : "loading") : (files_failed ? "failed" : "done");
+    j["files_total"] = files_total.load();
+    j["files_done"] = files_done.load();
+    j["files_failed"] = files_failed.load();
+    j["bytes_total"] = bytes_total.load();
+    j["bytes_done"] = bytes_done.load();
+    int64_t end = finished ? finished_ms.load() : NowUnixMs();
+    double secs = std::max<int64_t>(1, end - started_ms) / 1000.0;
+    j["elapsed_seconds"] = secs;
+    j["bytes_per_second"] = bytes_done.load() / secs;
+    std::lock_guard<std::mutex> lock(mu);
+    j["errors"] = errors;
+    return j;
+  }
+};
+
+namespace {
+
+constexpr int kJobFileWorkers = 4;
+constexpr int kBlocksPerFile = 4;
+
+void ReplyJson(const Server::Reply& reply, int code, const json& j) {
+  reply(code, "application/json", j.dump() + "\n");
+}
+void ReplyError(const Server::Reply& reply, int code, const std::string& msg) {
+  ReplyJson(reply, code, json{{"error", msg}});
+}
+int HttpCodeOf(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kNotFound: return 404;
+    case Status::Code::kInvalidArgument:
+    case Status::Code::kIsADirectory:
+    case Status::Code::kNotADirectory: return 400;
+    case Status::Code::kNoSpace: return 507;
+    case Status::Code::kUnavailable:
+    case Status::Code::kTimeout: return 503;
+    default: return 500;
+  }
+}
+
+std::string Join(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
+
+// Calls fn for every file at or below `path` (directories only with
+// recursive). Stops at the first error it cannot skip.
+Status Walk(cache::Metadata* meta, const std::string& path, bool recursive, const std::atomic<bool>& cancel,
+            const std::function<void(const index::FileMeta&)>& fn) {
+  Result<index::FileMeta> m = meta->Stat(path);
+  if (!m.ok()) return m.status();
+  if (!m->is_dir) {
+    fn(*m);
+    return Status::OK();
+  }
+  if (!recursive) return Status::IsADirectory("/" + path + " is a directory (use -r)");
+  std::vector<std::string> stack = {path};
+  while (!stack.empty() && !cancel) {
+    std::string dir = stack.back();
+    stack.pop_back();
+    Result<std::vector<index::DirEntry>> entries = meta->List(dir);
+    if (!entries.ok()) return entries.status();
+    for (const index::DirEntry& e : *entries) {
+      std::string child = Join(dir, e.name);
+      if (e.is_dir) {
+        stack.push_back(child);
+        continue;
+      }
+      Result<index::FileMeta> fm = meta->Stat(child);
+      if (fm.ok() && !fm->is_dir) fn(*fm);
+    }
+  }
+  return Status::OK();
+}
+
+std::string EscapeLabel(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+Api::Api(ApiContext ctx)
+    : ctx_(std::move(ctx)), workers_(std::make_unique<ThreadPool>(4, "strata-ctl")) {}
+
+Api::~Api() { Shutdown(); }
+
+void Api::Shutdown() {
+  cancel_ = true;
+  workers_.reset();
+}
+
+Result<std::string> Api::ResolveUserPath(const std::string& mount_point, const std::string& raw) {
+  std::string rel = raw;
+  if (!raw.empty() && raw[0] == '/') {
+    if (raw == mount_point) rel = "";
+    else if (raw.size() > mount_point.size() && raw.compare(0, mount_point.size(), mount_point) == 0 &&
+             raw[mount_point.size()] == '/')
+      rel = raw.substr(mount_point.size() + 1);
+    else
+      return Status::InvalidArgument(raw + " is outside the mount (mount point " + mount_point +
+                                     "; give a path under it or relative to the mount root)");
+  }
+  return cache::NormalizePath(rel);
+}
+
+void Api::Handle(const HttpRequest& req, Server::Reply reply) {
+  const std::string& p = req.path;
+  auto path_param = [&](std::string* out) -> bool {
+    auto it = req.query.find("path");
+    Result<std::string> r = ResolveUserPath(ctx_.mount_point, it == req.query.end() ? "" : it->second);
+    if (!r.ok()) {
+      ReplyError(reply, 400, r.status().message());
+      return false;
+    }
+    *out = *r;
+    return true;
+  };
+  bool recursive = req.query.count("recursive") && req.query.at("recursive") != "0";
+
+  if (p == "/metrics" && req.method == "GET") {
+    reply(200, "text/plain; version=0.0.4", MetricsText());
+  } else if (p == "/v1/info" && req.method == "GET") {
+    json mounts = json::array();
+    for (size_t i = 0; i < ctx_.mounts->size(); i++)
+      mounts.push_back({{"path", "/" + ctx_.mounts->at(i).path}, {"uri", ctx_.mounts->at(i).ufs->uri()}});
+    ReplyJson(reply, 200, {{"mount_point", ctx_.mount_point}, {"block_size", ctx_.block_size}, {"mounts", mounts}});
+  } else if (p == "/v1/stat" && req.method == "GET") {
+    if (!req.query.count("path")) {
+      reply(200, "application/json", StatJson());
+      return;
+    }
+    std::string path;
+    if (!path_param(&path)) return;
+    workers_->Submit([this, path, reply] {
+      Result<index::FileMeta> m = ctx_.meta->Stat(path);
+      if (!m.ok()) return ReplyError(reply, HttpCodeOf(m.status()), m.status().message());
+      auto file_row = [this](const index::FileMeta& f) {
+        cache::Engine::FileCache fc = ctx_.engine->CachedOf(f.file_id);
+        uint64_t nblocks = (f.size + ctx_.block_size - 1) / ctx_.block_size;
+        return json{{"path", "/" + f.path}, {"type", "file"}, {"size", f.size}, {"etag", f.etag},
+                    {"mtime_ms", f.mtime_ms}, {"cached_bytes", fc.bytes},
+                    {"cached_percent", f.size ? 100.0 * fc.bytes / f.size : 100.0},
+                    {"blocks_cached", fc.blocks}, {"blocks_total", nblocks}};
+      };
+      if (!m->is_dir) return ReplyJson(reply, 200, file_row(*m));
+      Result<std::vector<index::DirEntry>> entries = ctx_.meta->List(path);
+      if (!entries.ok()) return ReplyError(reply, HttpCodeOf(entries.status()), entries.status().message());
+      json files = json::array();
+      uint64_t size = 0, cached = 0, dirs = 0;
+      for (const index::DirEntry& e : *entries) {
+        if (e.is_dir) {
+          dirs++;
+          continue;
+        }
+        Result<index::FileMeta> fm = ctx_.meta->Stat(Join(path, e.name));
+        if (!fm.ok() || fm->is_dir) continue;
+        json row = file_row(*fm);
+        size += fm->size;
+        cached += row["cached_bytes"].get<uint64_t>();
+        files.push_back(std::move(row));
+      }
+      ReplyJson(reply, 200, {{"path", "/" + path}, {"type", "directory"}, {"directories", dirs},
+                             {"size", size}, {"cached_bytes", cached},
+                             {"cached_percent", size ? 100.0 * cached / size : 100.0}, {"files", files}});
+    });
+  } else if (p == "/v1/load" && req.method == "POST") {
+    std::string path;
+    if (!path_param(&path)) return;
+    auto job = std::make_shared<Job>();
+    job->path = path;
+    job->recursive = recursive;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job->id = next_job_++;
+      jobs_[job->id] = job;
+      // Keep the last 100 jobs.
+      while (jobs_.size() > 100 && jobs_.begin()->second->finished) jobs_.erase(jobs_.begin());
+    }
+    workers_->Submit([this, job] { RunLoad(job); });
+    ReplyJson(reply, 202, {{"job", job->id}});
+  } else if (p.rfind("/v1/jobs/", 0) == 0 && req.method == "GET") {
+    uint64_t id = std::strtoull(p.c_str() + 9, nullptr, 10);
+    std::shared_ptr<Job> job;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = jobs_.find(id);
+      if (it != jobs_.end()) job = it->second;
+    }
+    if (!job) return ReplyError(reply, 404, "no job " + p.substr(9));
+    ReplyJson(reply, 200, job->ToJson());
+  } else if (p == "/v1/evict" && req.method == "POST") {
+    std::string path;
+    if (!path_param(&path)) return;
+    workers_->Submit([this, path, recursive, reply] {
+      uint64_t files = 0, blocks = 0, bytes = 0;
+      Status s = Walk(ctx_.meta, path, recursive, cancel_, [&](const index::FileMeta& f) {
+        uint64_t b = 0;
+        bytes += ctx_.engine->EvictFile(f.file_id, &b);
+        blocks += b;
+        files++;
+      });
+      if (!s.ok()) return ReplyError(reply, HttpCodeOf(s), s.message());
+      ReplyJson(reply, 200, {{"path", "/" + path}, {"files", files}, {"blocks", blocks}, {"bytes", bytes}});
+    });
+  } else if (p == "/metrics" || p == "/v1/info" || p == "/v1/stat" || p == "/v1/load" || p == "/v1/evict") {
+    ReplyError(reply, 405, "method " + req.method + " not allowed on " + p);
+  } else {
+    ReplyError(reply, 404, "no such endpoint: " + p);
+  }
+}
+
+void Api::RunLoad(std::shared_ptr<Job> job) {
+  std::vector<index::FileMeta> files;
+  Status s = Walk(ctx_.meta, job->path, job->recursive, cancel_, [&](const index::FileMeta& f) {
+    files.push_back(f);
+    job->files_total++;
+    job->bytes_total += f.size;
+  });
+  job->walking = false;
+  if (!s.ok()) {
+    job->AddError(s.message());
+    job->files_failed++;
+  } else {
+    // A few files at a time, a few blocks of each: small files load in
+    // parallel, large ones still use several connections.
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+      for (size_t i = next++; i < files.size() && !cancel_; i = next++) {
+        Status ls = ctx_.engine->Load(ctx_.meta->RefOf(files[i]), kBlocksPerFile,
+                                      [&](uint64_t n) { job->bytes_done += n; }, &cancel_);
+        if (!ls.ok()) {
+          job->files_failed++;
+          job->AddError("/" + files[i].path + ": " + ls.message());
+        } else {
+          job->files_done++;
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 1; t < kJobFileWorkers; t++) threads.emplace_back(worker);
+    worker();
+    for (auto& t : threads) t.join();
+  }
+  job->finished_ms = NowUnixMs();
+  job->finished = true;
+  LOG_INFO("load /%s: %llu file(s), %llu byte(s), %llu failed", job->path.c_str(),
+           static_cast<unsigned long long>(job->files_done.load()),
+           static_cast<unsigned long long>(job->bytes_done.load()),
+           static_cast<unsigned long long>(job->files_failed.load()));
+}
+
+std::string Api::StatJson() {
+  cache::EngineStats st = ctx_.engine->Stats();
+  index::Index::Stats is = ctx_.index->GetStats();
+  json mounts = json::array();
+  for (size_t i = 0; i < ctx_.mounts->size(); i++) {
+    cache::Mount& m = ctx_.mounts->at(i);
+    ufs::Counters& c = m.ufs->counters();
+    mounts.push_back({{"path", "/" + m.path}, {"uri", m.ufs->uri()},
+                      {"used_bytes", i < st.mount_used_bytes.size() ? st.mount_used_bytes[i] : 0},
+                      {"bytes_fetched", c.bytes_read.load()}, {"get_requests", c.get_requests.load()},
+                      {"head_requests", c.head_requests.load()}, {"list_requests", c.list_requests.load()},
+                      {"retries", c.retries.load()}, {"errors", c.errors.load()},
+                      {"online", m.offline_until_ms.load() <= NowUnixMs()}});
+  }
+  json jobs = json::array();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, job] : jobs_)
+      if (!job->finished) jobs.push_back(job->ToJson());
+  }
+  json j = {
+      {"mount_point", ctx_.mount_point},
+      {"capacity_bytes", st.capacity},
+      {"used_bytes", st.used_bytes},
+      {"reserved_bytes", st.reserved_bytes},
+      {"blocks", st.blocks},
+      {"block_size", ctx_.block_size},
+      {"bytes_read", st.bytes_read},
+      {"bytes_from_cache", st.bytes_from_cache},
+      {"hit_ratio", st.bytes_read ? static_cast<double>(st.bytes_from_cache) / st.bytes_read : 0.0},
+      {"inflight_fetches", st.inflight_fetches},
+      {"fetched_blocks", st.fetched_blocks},
+      {"fetch_errors", st.fetch_errors},
+      {"uncached_fetches", st.uncached_fetches},
+      {"evicted_blocks", st.evicted_blocks},
+      {"evicted_bytes", st.evicted_bytes},
+      {"checksum_failures", st.checksum_failures},
+      {"index", {{"map_bytes", is.map_size}, {"used_bytes", is.used_bytes}, {"meta_rows", is.meta_rows}}},
+      {"mounts", mounts},
+      {"jobs", jobs},
+  };
+  return j.dump() + "\n";
+}
+
+std::string Api::MetricsText() {
+  cache::EngineStats st = ctx_.engine->Stats();
+  std::string out;
+  auto metric = [&out](const char* name, const char* type, const char* help, uint64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name +
+           " " + std::to_string(v) + "\n";
+  };
+  metric("strata_cache_capacity_bytes", "gauge", "Configured cache size.", st.capacity);
+  metric("strata_cache_used_bytes", "gauge", "Bytes of cached blocks on the SSD tier.", st.used_bytes);
+  metric("strata_cache_reserved_bytes", "gauge", "Bytes reserved by fetches in flight.", st.reserved_bytes);
+  metric("strata_cache_blocks", "gauge", "Cached blocks.", st.blocks);
+  metric("strata_inflight_fetches", "gauge", "Block fetches in flight.", st.inflight_fetches);
+  metric("strata_read_bytes_total", "counter", "Bytes returned to readers.", st.bytes_read);
+  metric("strata_read_cache_bytes_total", "counter", "Bytes returned from the cache.", st.bytes_from_cache);
+  metric("strata_fetched_blocks_total", "counter", "Blocks fetched from stores.", st.fetched_blocks);
+  metric("strata_fetch_errors_total", "counter", "Block fetches that failed.", st.fetch_errors);
+  metric("strata_uncached_fetches_total", "counter", "Blocks served but not kept.", st.uncached_fetches);
+  metric("strata_evicted_blocks_total", "counter", "Blocks evicted.", st.evicted_blocks);
+  metric("strata_evicted_bytes_total", "counter", "Bytes evicted.", st.evicted_bytes);
+  metric("strata_checksum_failures_total", "counter", "Cached blocks that failed verification.",
+         st.checksum_failures);
+  struct Per {
+    const char* name;
+    const char* help;
+    std::function<uint64_t(ufs::Counters&)> get;
+  };
+  const Per per[] = {
+      {"strata_ufs_fetched_bytes_total", "Bytes read from each store.", [](ufs::Counters& c) { return c.bytes_read.load(); }},
+      {"strata_ufs_get_requests_total", "Data reads sent to each store.", [](ufs::Counters& c) { return c.get_requests.load(); }},
+      {"strata_ufs_head_requests_total", "Attribute requests sent to each store.", [](ufs::Counters& c) { return c.head_requests.load(); }},
+      {"strata_ufs_list_requests_total", "Listing requests sent to each store.", [](ufs::Counters& c) { return c.list_requests.load(); }},
+      {"strata_ufs_retries_total", "Requests retried.", [](ufs::Counters& c) { return c.retries.load(); }},
+      {"strata_ufs_errors_total", "Requests that failed.", [](ufs::Counters& c) { return c.errors.load(); }},
+  };
+  for (const Per& p : per) {
+    out += std::string("# HELP ") + p.name + " " + p.help + "\n# TYPE " + p.name + " counter\n";
+    for (size_t i = 0; i < ctx_.mounts->size(); i++) {
+      cache::Mount& m = ctx_.mounts->at(i);
+      out += std::string(p.name) + "{mount=\"/" + EscapeLabel(m.path) + "\",uri=\"" +
+             EscapeLabel(m.ufs->uri()) + "\"} " + std::to_string(p.get(m.ufs->counters())) + "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace strata::control

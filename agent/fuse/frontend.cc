@@ -1,0 +1,496 @@
+#define FUSE_USE_VERSION 312
+#include "agent/fuse/frontend.h"
+
+#include <dirent.h>
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <unordered_map>
+
+#include "agent/base/log.h"
+
+namespace strata::fuse {
+
+int ErrnoOf(const Status& s) {
+  using C = Status::Code;
+  switch (s.code()) {
+    case C::kOk: return 0;
+    case C::kNotFound: return ENOENT;
+    case C::kPermissionDenied: return EACCES;
+    case C::kNoSpace: return ENOSPC;
+    case C::kNotADirectory: return ENOTDIR;
+    case C::kIsADirectory: return EISDIR;
+    case C::kAlreadyExists: return EEXIST;
+    case C::kReadOnly: return EROFS;
+    case C::kInvalidArgument: return EINVAL;
+    default: return EIO;  // unreachable store, timeout, changed object, corrupt data
+  }
+}
+
+namespace {
+
+// One kernel-visible inode. `nlookup` counts the kernel's references.
+struct Inode {
+  fuse_ino_t ino = 0;
+  std::string path;
+  uint64_t nlookup = 0;
+  uint64_t kernel_file_id = 0;  // the version whose pages the kernel may hold
+};
+
+struct FileHandle {
+  cache::FileRef ref;
+  std::mutex mu;               // guards the readahead state
+  uint64_t next_off = 0;
+  uint64_t window = 0;         // readahead blocks
+  uint64_t prefetched_to = 0;  // first block not yet asked for
+};
+
+struct DirHandle {
+  std::vector<index::DirEntry> entries;
+};
+
+}  // namespace
+
+struct Frontend::Impl {
+  Options opts;
+  cache::Metadata* meta;
+  cache::Engine* engine;
+  fuse_session* se = nullptr;
+  bool mounted = false;
+  bool handlers = false;
+
+  std::mutex mu;
+  std::unordered_map<fuse_ino_t, Inode> inodes;        // guarded by mu
+  std::unordered_map<std::string, fuse_ino_t> by_path;  // guarded by mu
+  fuse_ino_t next_ino = 2;                              // guarded by mu
+
+  Impl(Options o, cache::Metadata* m, cache::Engine* e) : opts(std::move(o)), meta(m), engine(e) {
+    Inode root;
+    root.ino = FUSE_ROOT_ID;
+    root.nlookup = 1;
+    inodes[FUSE_ROOT_ID] = root;
+    by_path[""] = FUSE_ROOT_ID;
+  }
+
+  // Path of an inode; false if the kernel sent one we do not know.
+  bool PathOf(fuse_ino_t ino, std::string* path) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = inodes.find(ino);
+    if (it == inodes.end()) return false;
+    *path = it->second.path;
+    return true;
+  }
+  static std::string Join(const std::string& dir, const char* name) {
+    return dir.empty() ? std::string(name) : dir + "/" + name;
+  }
+  // Finds or makes the inode of `path` and adds one kernel reference.
+  fuse_ino_t Ref(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = by_path.find(path);
+    if (it != by_path.end()) {
+      inodes[it->second].nlookup++;
+      return it->second;
+    }
+    Inode n;
+    n.ino = next_ino++;
+    n.path = path;
+    n.nlookup = 1;
+    inodes[n.ino] = n;
+    by_path[path] = n.ino;
+    return n.ino;
+  }
+  void Forget(fuse_ino_t ino, uint64_t n) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = inodes.find(ino);
+    if (it == inodes.end() || ino == FUSE_ROOT_ID) return;
+    it->second.nlookup = it->second.nlookup > n ? it->second.nlookup - n : 0;
+    if (it->second.nlookup == 0) {
+      by_path.erase(it->second.path);
+      inodes.erase(it);
+    }
+  }
+
+  struct stat Attr(fuse_ino_t ino, bool is_dir, uint64_t size, int64_t mtime_ms) const {
+    struct stat st = {};
+    st.st_ino = ino;
+    st.st_mode = is_dir ? (S_IFDIR | 0755) : (S_IFREG | 0644);
+    st.st_nlink = is_dir ? 2 : 1;
+    st.st_uid = ::getuid();
+    st.st_gid = ::getgid();
+    st.st_size = static_cast<off_t>(size);
+    st.st_blocks = static_cast<blkcnt_t>((size + 511) / 512);
+    st.st_blksize = static_cast<blksize_t>(std::min<uint64_t>(engine->block_size(), 1u << 20));
+    st.st_mtim.tv_sec = mtime_ms / 1000;
+    st.st_mtim.tv_nsec = (mtime_ms % 1000) * 1000000;
+    st.st_ctim = st.st_mtim;
+    st.st_atim = st.st_mtim;
+    return st;
+  }
+  struct stat Attr(fuse_ino_t ino, const index::FileMeta& m) const {
+    return Attr(ino, m.is_dir, m.size, m.mtime_ms);
+  }
+};
+
+namespace {
+
+Frontend::Impl* Self(fuse_req_t req) { return static_cast<Frontend::Impl*>(fuse_req_userdata(req)); }
+
+void OpInit(void* userdata, fuse_conn_info* conn) noexcept {
+  auto* self = static_cast<Frontend::Impl*>(userdata);
+  conn->max_read = self->opts.max_read;
+  conn->max_readahead = self->opts.max_read;
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO) conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+}
+
+void ReplyEntry(fuse_req_t req, Frontend::Impl* self, const std::string& path,
+                const index::FileMeta& m) {
+  fuse_entry_param e = {};
+  e.ino = self->Ref(path);
+  e.attr = self->Attr(e.ino, m);
+  e.attr_timeout = self->opts.attr_timeout_s;
+  e.entry_timeout = self->opts.attr_timeout_s;
+  if (fuse_reply_entry(req, &e) != 0) self->Forget(e.ino, 1);  // the kernel did not take it
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  auto* self = Self(req);
+  std::string dir;
+  if (!self->PathOf(parent, &dir)) return (void)fuse_reply_err(req, ESTALE);
+  std::string path = Frontend::Impl::Join(dir, name);
+  Result<index::FileMeta> m = self->meta->Stat(path);
+  if (!m.ok()) {
+    if (m.status().IsNotFound()) {
+      // A negative entry: the kernel remembers "no such file" for the TTL.
+      fuse_entry_param e = {};
+      e.entry_timeout = self->opts.attr_timeout_s;
+      return (void)fuse_reply_entry(req, &e);
+    }
+    LOG_WARN("lookup /%s: %s", path.c_str(), m.status().message().c_str());
+    return (void)fuse_reply_err(req, ErrnoOf(m.status()));
+  }
+  ReplyEntry(req, self, path, *m);
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {
+  Self(req)->Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) noexcept {
+  auto* self = Self(req);
+  for (size_t i = 0; i < count; i++) self->Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
+  auto* self = Self(req);
+  std::string path;
+  if (!self->PathOf(ino, &path)) return (void)fuse_reply_err(req, ESTALE);
+  Result<index::FileMeta> m = self->meta->Stat(path);
+  if (!m.ok()) return (void)fuse_reply_err(req, ErrnoOf(m.status()));
+  struct stat st = self->Attr(ino, *m);
+  fuse_reply_attr(req, &st, self->opts.attr_timeout_s);
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  auto* self = Self(req);
+  if ((fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EROFS);
+  std::string path;
+  if (!self->PathOf(ino, &path)) return (void)fuse_reply_err(req, ESTALE);
+  Result<index::FileMeta> m = self->meta->Stat(path);
+  if (!m.ok()) return (void)fuse_reply_err(req, ErrnoOf(m.status()));
+  if (m->is_dir) return (void)fuse_reply_err(req, EISDIR);
+  auto* fh = new FileHandle();
+  fh->ref = self->meta->RefOf(*m);
+  {
+    // Keep the kernel's pages only while they belong to this same version.
+    std::lock_guard<std::mutex> lock(self->mu);
+    Inode& node = self->inodes[ino];
+    fi->keep_cache = node.kernel_file_id == m->file_id;
+    node.kernel_file_id = m->file_id;
+  }
+  fi->fh = reinterpret_cast<uint64_t>(fh);
+  if (fuse_reply_open(req, fi) != 0) delete fh;
+}
+
+void ReplySlices(fuse_req_t req, const Status& s, const std::vector<cache::Slice>& parts) {
+  if (!s.ok()) {
+    LOG_WARN("read: %s", s.message().c_str());
+    fuse_reply_err(req, ErrnoOf(s));
+    return;
+  }
+  if (parts.empty()) {
+    fuse_reply_buf(req, nullptr, 0);
+  } else if (parts.size() == 1) {
+    fuse_reply_buf(req, parts[0].data->data() + parts[0].offset, parts[0].length);
+  } else {
+    std::vector<iovec> iov(parts.size());
+    for (size_t i = 0; i < parts.size(); i++)
+      iov[i] = {const_cast<char*>(parts[i].data->data() + parts[i].offset), parts[i].length};
+    fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+  }
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
+  auto* self = Self(req);
+  auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
+  const uint64_t bs = self->engine->block_size();
+  uint64_t uoff = static_cast<uint64_t>(off);
+  // Sequential detection tolerates the kernel's slightly reordered readahead.
+  uint64_t prefetch_from = 0, prefetch_count = 0;
+  {
+    std::lock_guard<std::mutex> lock(fh->mu);
+    bool sequential = uoff + (2u << 20) >= fh->next_off && uoff <= fh->next_off + (2u << 20) &&
+                      (uoff > 0 || fh->next_off == 0);
+    if (sequential && uoff + size > 0) {
+      fh->window = std::clamp<uint64_t>(fh->window * 2, 1, self->opts.max_readahead_blocks);
+      uint64_t want_to = (uoff + size - 1) / bs + 1 + fh->window;
+      uint64_t from = std::max(fh->prefetched_to, (uoff + size - 1) / bs + 1);
+      if (want_to > from) {
+        prefetch_from = from;
+        prefetch_count = want_to - from;
+        fh->prefetched_to = want_to;
+      }
+    } else {
+      fh->window = 0;
+      fh->prefetched_to = 0;
+    }
+    fh->next_off = uoff + size;
+  }
+  // Readahead is queued first (in the background queue); the demand read's
+  // own fetch goes ahead of it. After Read() the handle may already be gone.
+  if (prefetch_count > 0 && self->opts.max_readahead_blocks > 0)
+    self->engine->Prefetch(fh->ref, prefetch_from, prefetch_count);
+  self->engine->Read(fh->ref, uoff, size,
+                     [req](Status s, std::vector<cache::Slice> parts) { ReplySlices(req, s, parts); });
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
+  delete reinterpret_cast<FileHandle*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  auto* self = Self(req);
+  std::string path;
+  if (!self->PathOf(ino, &path)) return (void)fuse_reply_err(req, ESTALE);
+  Result<std::vector<index::DirEntry>> entries = self->meta->List(path);
+  if (!entries.ok()) {
+    LOG_WARN("opendir /%s: %s", path.c_str(), entries.status().message().c_str());
+    return (void)fuse_reply_err(req, ErrnoOf(entries.status()));
+  }
+  auto* dh = new DirHandle();
+  dh->entries = std::move(entries).value();
+  fi->fh = reinterpret_cast<uint64_t>(dh);
+  if (fuse_reply_open(req, fi) != 0) delete dh;
+}
+
+// Offsets: 1 is ".", 2 is "..", 3 + i is entries[i].
+void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+  auto* self = Self(req);
+  auto* dh = reinterpret_cast<DirHandle*>(fi->fh);
+  std::string dir;
+  if (!self->PathOf(ino, &dir)) return (void)fuse_reply_err(req, ESTALE);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (off_t i = off; i < static_cast<off_t>(dh->entries.size()) + 2; i++) {
+    size_t room = size - used;
+    size_t need;
+    if (i < 2) {
+      struct stat st = {};
+      st.st_ino = ino;
+      st.st_mode = S_IFDIR;
+      const char* name = i == 0 ? "." : "..";
+      if (plus) {
+        fuse_entry_param e = {};
+        e.attr = st;  // ino 0 in the entry: the kernel takes no reference
+        need = fuse_add_direntry_plus(req, buf.data() + used, room, name, &e, i + 1);
+      } else {
+        need = fuse_add_direntry(req, buf.data() + used, room, name, &st, i + 1);
+      }
+    } else {
+      const index::DirEntry& d = dh->entries[i - 2];
+      std::string path = Frontend::Impl::Join(dir, d.name.c_str());
+      if (plus) {
+        fuse_entry_param e = {};
+        e.ino = self->Ref(path);
+        e.attr = self->Attr(e.ino, d.is_dir, d.size, d.mtime_ms);
+        e.attr_timeout = self->opts.attr_timeout_s;
+        e.entry_timeout = self->opts.attr_timeout_s;
+        need = fuse_add_direntry_plus(req, buf.data() + used, room, d.name.c_str(), &e, i + 1);
+        if (need > room) self->Forget(e.ino, 1);  // not sent: no reference taken
+      } else {
+        struct stat st = {};
+        st.st_ino = 0xFFFFFFFF;  // unknown here; the kernel looks the name up
+        st.st_mode = d.is_dir ? S_IFDIR : S_IFREG;
+        need = fuse_add_direntry(req, buf.data() + used, room, d.name.c_str(), &st, i + 1);
+      }
+    }
+    if (need > room) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) noexcept {
+  ReadDir(req, ino, size, off, fi, false);
+}
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) noexcept {
+  ReadDir(req, ino, size, off, fi, true);
+}
+
+void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
+  delete reinterpret_cast<DirHandle*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t) noexcept {
+  auto* self = Self(req);
+  cache::EngineStats st = self->engine->Stats();
+  struct statvfs sv = {};
+  sv.f_bsize = 4096;
+  sv.f_frsize = 4096;
+  sv.f_blocks = st.capacity / 4096;
+  uint64_t used = std::min(st.capacity, st.used_bytes) / 4096;
+  sv.f_bfree = sv.f_blocks - used;
+  sv.f_bavail = sv.f_bfree;
+  sv.f_files = 1u << 30;
+  sv.f_ffree = 1u << 30;
+  sv.f_namemax = 255;
+  fuse_reply_statfs(req, &sv);
+}
+
+const fuse_lowlevel_ops kOps = [] {
+  fuse_lowlevel_ops ops = {};
+  ops.init = OpInit;
+  ops.lookup = OpLookup;
+  ops.forget = OpForget;
+  ops.forget_multi = OpForgetMulti;
+  ops.getattr = OpGetattr;
+  ops.open = OpOpen;
+  ops.read = OpRead;
+  ops.release = OpRelease;
+  ops.opendir = OpOpendir;
+  ops.readdir = OpReaddir;
+  ops.readdirplus = OpReaddirplus;
+  ops.releasedir = OpReleasedir;
+  ops.statfs = OpStatfs;
+  return ops;
+}();
+
+// Raises the kernel's readahead for this mount (default 128 KiB) so
+// sequential reads arrive in max_read-sized requests. The device number comes
+// from mountinfo: a stat() of the mount would wait for our own loop.
+void TuneReadahead(const std::string& mount_point, unsigned kb) {
+  std::ifstream mounts("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    std::istringstream in(line);
+    std::string id, parent, dev, root, point;
+    in >> id >> parent >> dev >> root >> point;
+    if (point != mount_point) continue;
+    std::ofstream f("/sys/class/bdi/" + dev + "/read_ahead_kb");
+    if (f) f << kb;
+  }
+}
+
+}  // namespace
+
+Status CheckMountPoint(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOTCONN)
+      return Status::Unavailable("mount point " + path +
+                                 " is a stale FUSE mount left by a crashed agent: run "
+                                 "'fusermount3 -u " + path + "' (or 'umount -l " + path + "')");
+    return Status::FromErrno(errno, "mount point " + path);
+  }
+  if (!S_ISDIR(st.st_mode)) return Status::NotADirectory("mount point " + path + " is not a directory");
+  std::ifstream mounts("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    std::istringstream in(line);
+    std::string f[5];
+    for (auto& x : f) in >> x;
+    if (f[4] == path)
+      return Status::AlreadyExists("mount point " + path + " is already mounted (see 'findmnt " + path + "')");
+  }
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) return Status::FromErrno(errno, "mount point " + path);
+  bool empty = true;
+  while (struct dirent* de = ::readdir(d)) {
+    if (std::strcmp(de->d_name, ".") && std::strcmp(de->d_name, "..")) {
+      empty = false;
+      break;
+    }
+  }
+  ::closedir(d);
+  if (!empty) return Status::InvalidArgument("mount point " + path + " is not empty");
+  return Status::OK();
+}
+
+Frontend::Frontend(Options opts, cache::Metadata* meta, cache::Engine* engine)
+    : impl_(std::make_unique<Impl>(std::move(opts), meta, engine)) {}
+
+Frontend::~Frontend() { Unmount(); }
+
+Status Frontend::Mount() {
+  std::string mo = "-ofsname=" + impl_->opts.fsname + ",subtype=strata,ro,default_permissions,max_read=" +
+                   std::to_string(impl_->opts.max_read);
+  if (impl_->opts.allow_other) mo += ",allow_other";
+  std::vector<std::string> args = {"strata-agent", mo};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  impl_->se = fuse_session_new(&fargs, &kOps, sizeof(kOps), impl_.get());
+  if (impl_->se == nullptr) return Status::InvalidArgument("fuse: cannot create a session (bad mount options?)");
+  if (fuse_set_signal_handlers(impl_->se) != 0) return Status::IOError("fuse: cannot install signal handlers");
+  impl_->handlers = true;
+  if (fuse_session_mount(impl_->se, impl_->opts.mount_point.c_str()) != 0)
+    return Status::IOError("fuse: cannot mount at " + impl_->opts.mount_point +
+                           " (is /dev/fuse there and fuse3 installed?)");
+  impl_->mounted = true;
+  TuneReadahead(impl_->opts.mount_point, impl_->opts.max_read / 1024);
+  return Status::OK();
+}
+
+int Frontend::Loop() {
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, impl_->opts.max_threads);
+  fuse_loop_cfg_set_clone_fd(cfg, 0);
+  int rc = fuse_session_loop_mt(impl_->se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  return rc;
+}
+
+void Frontend::Exit() {
+  if (impl_->se == nullptr) return;
+  fuse_session_exit(impl_->se);
+  // Wake a worker blocked reading /dev/fuse.
+  struct stat st;
+  ::stat(impl_->opts.mount_point.c_str(), &st);
+}
+
+void Frontend::Unmount() {
+  if (impl_->se == nullptr) return;
+  if (impl_->mounted) fuse_session_unmount(impl_->se);
+  impl_->mounted = false;
+  if (impl_->handlers) fuse_remove_signal_handlers(impl_->se);
+  impl_->handlers = false;
+  fuse_session_destroy(impl_->se);
+  impl_->se = nullptr;
+}
+
+}  // namespace strata::fuse
