@@ -14,6 +14,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "agent/base/clock.h"
 #include "agent/base/log.h"
 
 namespace strata::fuse {
@@ -70,6 +71,7 @@ struct Frontend::Impl {
   std::unordered_map<fuse_ino_t, Inode> inodes;        // guarded by mu
   std::unordered_map<std::string, fuse_ino_t> by_path;  // guarded by mu
   fuse_ino_t next_ino = 2;                              // guarded by mu
+  const int64_t started_ms = NowUnixMs();
 
   Impl(Options o, cache::Metadata* m, cache::Engine* e) : opts(std::move(o)), meta(m), engine(e) {
     Inode root;
@@ -127,6 +129,7 @@ struct Frontend::Impl {
     st.st_size = static_cast<off_t>(size);
     st.st_blocks = static_cast<blkcnt_t>((size + 511) / 512);
     st.st_blksize = static_cast<blksize_t>(std::min<uint64_t>(engine->block_size(), 1u << 20));
+    if (mtime_ms <= 0) mtime_ms = started_ms;  // implied S3 directories have no time
     st.st_mtim.tv_sec = mtime_ms / 1000;
     st.st_mtim.tv_nsec = (mtime_ms % 1000) * 1000000;
     st.st_ctim = st.st_mtim;

@@ -128,7 +128,10 @@ Status Client::Execute(const Request& req, Response* resp) {
     *resp = Response();
     last = Once(req, resp, left);
     bool retry = !last.ok() ? last.code() != Status::Code::kInvalidArgument : Retryable(*resp);
-    if (!retry) return last;
+    if (!retry) {
+      if (last.ok() || last.code() == Status::Code::kInvalidArgument) return last;
+      return last.With("s3: " + req.method + " " + Url(req));
+    }
     if (last.ok()) {
       last = Status::Unavailable(std::to_string(resp->http_status) + " " + resp->error_code);
     }
@@ -202,10 +205,10 @@ Status Client::Once(const Request& req, Response* resp, long timeout_ms) {
   if (rc != CURLE_OK) {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->http_status);
     std::string what = curl_easy_strerror(rc);
-    if (rc == CURLE_OPERATION_TIMEDOUT) return Status::Timeout("s3: " + req.method + " " + url + ": " + what);
+    if (rc == CURLE_OPERATION_TIMEDOUT) return Status::Timeout(what);
     if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL)
       return Status::InvalidArgument("s3: bad endpoint URL " + url + ": " + what);
-    return Status::Unavailable("s3: " + req.method + " " + url + ": " + what);
+    return Status::Unavailable(what);
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->http_status);
   if (resp->http_status >= 300 && !resp->body.empty()) {

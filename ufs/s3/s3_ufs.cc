@@ -35,7 +35,7 @@ class S3Ufs final : public Ufs {
     req.max_attempts = 2;
     Response resp;
     Status s = client_.Execute(req, &resp);
-    if (!s.ok()) return Status::Unavailable("cannot reach S3 endpoint " + Endpoint() + " for " + uri_ + ": " + s.message());
+    if (!s.ok()) return Status::Unavailable("cannot reach S3 endpoint " + Endpoint() + ": " + s.message());
     if (resp.http_status == 200) return Status::OK();
     return HttpError("check " + uri_, req, resp);
   }
