@@ -487,9 +487,13 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
   w->cv.wait(wl, [&] { return w->outstanding == 0; });
   if (!w->error.ok()) return w->error;
   if (stopped_ || (cancel && *cancel)) return Status::Unavailable("agent is stopping");
-  if (w->not_kept > 0)
-    return Status::NoSpace(std::to_string(w->not_kept) + " block(s) of " + f.ufs_path +
-                           " could not be kept: the cache is full (raise --cache-size)");
+  // Blocks not kept, or evicted again to make room for later ones: the file
+  // does not fit next to what the cache holds.
+  uint64_t cached = CachedOf(f.file_id).blocks;
+  if (w->not_kept > 0 || cached < nblocks)
+    return Status::NoSpace("only " + std::to_string(cached) + " of " + std::to_string(nblocks) +
+                           " blocks of " + f.ufs_path +
+                           " stayed in the cache: it is too small (raise --cache-size)");
   return Status::OK();
 }
 

@@ -14,7 +14,6 @@ namespace strata::index {
 namespace {
 
 constexpr uint32_t kSchemaVersion = 1;
-constexpr size_t kInitialMapSize = size_t{1} << 30;  // sparse; grown on MDB_MAP_FULL
 
 // The one translation of MDB_* codes.
 Status FromMdb(int rc, const std::string& what) {
@@ -175,14 +174,15 @@ class Index::Txn {
   bool write_;
 };
 
-Result<std::unique_ptr<Index>> Index::Open(const std::string& dir, uint64_t block_size) {
+Result<std::unique_ptr<Index>> Index::Open(const std::string& dir, uint64_t block_size,
+                                           size_t map_size) {
   std::unique_ptr<Index> idx(new Index());
   idx->dir_ = dir;
   int rc = mdb_env_create(&idx->env_);
   if (rc != 0) return FromMdb(rc, "create environment");
   mdb_env_set_maxdbs(idx->env_, 8);
   mdb_env_set_maxreaders(idx->env_, 254);
-  mdb_env_set_mapsize(idx->env_, kInitialMapSize);
+  mdb_env_set_mapsize(idx->env_, map_size);
   rc = mdb_env_open(idx->env_, dir.c_str(), MDB_NOTLS | MDB_NOMETASYNC, 0644);
   if (rc != 0) return FromMdb(rc, "open " + dir);
   // Slots left by a process killed mid-read would pin old pages forever.

@@ -74,7 +74,9 @@ class Index {
   // Opens (creating) the environment in `dir`. If the stored block size
   // differs from `block_size`, every block row is dropped (the files are
   // removed by reconciliation).
-  static Result<std::unique_ptr<Index>> Open(const std::string& dir, uint64_t block_size);
+  // `map_size` is the initial LMDB map (sparse; doubled whenever it fills).
+  static Result<std::unique_ptr<Index>> Open(const std::string& dir, uint64_t block_size,
+                                             size_t map_size = size_t{1} << 30);
   ~Index();
 
   Result<std::optional<FileMeta>> GetMeta(const std::string& path);

@@ -1,0 +1,332 @@
+// The cache engine over a real LMDB index and real block files, with an
+// in-memory store: block arithmetic, single-flight, eviction, capacity under
+// concurrency, checksums, restart.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "agent/cache/engine.h"
+#include "agent/cache/eviction.h"
+#include "agent/cache/metadata.h"
+#include "tests/unit/fake_ufs.h"
+
+using namespace strata;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/strata-test-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+// An engine with its index, tier and metadata, over one FakeUfs.
+struct Rig {
+  TempDir dir;
+  testing::FakeUfs* store;
+  cache::MountTable mounts;
+  std::unique_ptr<index::Index> idx;
+  std::unique_ptr<tier::SsdTier> ssd;
+  std::unique_ptr<cache::Engine> engine;
+  std::unique_ptr<cache::Metadata> meta;
+  cache::EngineOptions opts;
+
+  explicit Rig(uint64_t capacity, uint64_t block = 64 * 1024) {
+    auto s = std::make_unique<testing::FakeUfs>();
+    store = s.get();
+    REQUIRE(mounts.Add("", std::move(s)).ok());
+    opts.capacity = capacity;
+    opts.block_size = block;
+    opts.fetch_threads = 8;
+    Open();
+  }
+  void Open() {
+    fs::create_directories(dir.path + "/index");
+    auto i = index::Index::Open(dir.path + "/index", opts.block_size);
+    REQUIRE(i.ok());
+    idx = std::move(i).value();
+    auto t = tier::SsdTier::Open(dir.path + "/blocks");
+    REQUIRE(t.ok());
+    ssd = std::move(t).value();
+    engine = std::make_unique<cache::Engine>(opts, &mounts, idx.get(), ssd.get());
+    REQUIRE(engine->Start().ok());
+    meta = std::make_unique<cache::Metadata>(&mounts, idx.get(), engine.get(), 60000);
+  }
+  void Restart() {
+    meta.reset();
+    engine.reset();
+    ssd.reset();
+    idx.reset();
+    Open();
+  }
+  cache::FileRef Ref(const std::string& path) {
+    auto m = meta->Stat(path);
+    REQUIRE(m.ok());
+    return meta->RefOf(*m);
+  }
+  // Synchronous read through the engine.
+  std::string Read(const cache::FileRef& f, uint64_t off, size_t len, Status* st = nullptr) {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::string out;
+    Status status;
+    engine->Read(f, off, len, [&](Status s, std::vector<cache::Slice> parts) {
+      std::lock_guard<std::mutex> lock(mu);
+      status = s;
+      for (auto& p : parts) out.append(p.data->data() + p.offset, p.length);
+      done = true;
+      cv.notify_all();
+    });
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done; });
+    if (st) *st = status;
+    else REQUIRE(status.ok());
+    return out;
+  }
+  uint64_t DiskBytes() {
+    // Files come and go while this runs: errors mean "gone", not failure.
+    uint64_t n = 0;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(dir.path + "/blocks", ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      uint64_t sz = it->file_size(ec);
+      if (!ec && it->is_regular_file(ec)) n += sz;
+    }
+    return n;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("reads at every block boundary return the store's bytes", "[unit]") {
+  const uint64_t bs = 64 * 1024;
+  Rig rig(64 << 20, bs);
+  for (uint64_t size : {uint64_t{0}, uint64_t{1}, bs - 1, bs, bs + 1, 5 * bs + 17}) {
+    std::string name = "f" + std::to_string(size);
+    std::string data = RandomBytes(size, static_cast<uint32_t>(size));
+    rig.store->Put(name, data);
+    auto f = rig.Ref(name);
+    CHECK(rig.Read(f, 0, size + 100) == data);  // past the end is clamped
+    // Ranges that start and end on, just before and just after block edges.
+    for (uint64_t off : {uint64_t{0}, bs - 1, bs, bs + 1}) {
+      for (uint64_t len : {uint64_t{1}, bs - 1, bs, bs + 2, 3 * bs}) {
+        std::string want = off >= size ? "" : data.substr(off, len);
+        INFO("size " << size << " off " << off << " len " << len);
+        CHECK(rig.Read(f, off, len) == want);
+      }
+    }
+  }
+}
+
+TEST_CASE("random ranges match, cold and warm", "[unit]") {
+  Rig rig(64 << 20, 64 * 1024);
+  std::string data = RandomBytes(3 << 20, 7);
+  rig.store->Put("big", data);
+  auto f = rig.Ref("big");
+  std::mt19937 rng(1);
+  for (int i = 0; i < 300; i++) {
+    uint64_t off = rng() % data.size();
+    size_t len = 1 + rng() % (300 * 1024);
+    REQUIRE(rig.Read(f, off, len) == data.substr(off, len));
+  }
+  auto st = rig.engine->Stats();
+  CHECK(st.bytes_from_cache > 0);
+  CHECK(st.blocks == 48);
+}
+
+TEST_CASE("concurrent readers of one block cause one fetch", "[unit]") {
+  Rig rig(64 << 20, 1 << 20);
+  std::string data = RandomBytes(1 << 20, 3);
+  rig.store->Put("one", data);
+  auto f = rig.Ref("one");
+  rig.store->SetDelayMs(200);
+  std::vector<std::thread> readers;
+  std::atomic<int> good{0};
+  for (int i = 0; i < 16; i++)
+    readers.emplace_back([&, i] {
+      if (rig.Read(f, i * 1000, 5000) == data.substr(i * 1000, 5000)) good++;
+    });
+  for (auto& t : readers) t.join();
+  CHECK(good == 16);
+  CHECK(rig.store->counters().get_requests == 1);
+}
+
+TEST_CASE("the cache never exceeds its capacity, even under concurrency", "[unit]") {
+  const uint64_t bs = 64 * 1024, cap = 16 * bs;
+  Rig rig(cap, bs);
+  rig.store->SetDelayMs(2);
+  std::vector<std::string> files;
+  for (int i = 0; i < 6; i++) {
+    std::string d = RandomBytes(8 * bs, 100 + i);
+    rig.store->Put("w" + std::to_string(i), d);
+    files.push_back(d);
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> max_disk{0}, max_accounted{0};
+  std::thread sampler([&] {
+    while (!stop) {
+      max_disk = std::max<uint64_t>(max_disk, rig.DiskBytes());
+      auto st = rig.engine->Stats();
+      max_accounted = std::max<uint64_t>(max_accounted, st.used_bytes + st.reserved_bytes);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  std::vector<std::thread> readers;
+  std::atomic<int> bad{0};
+  for (int r = 0; r < 4; r++)
+    readers.emplace_back([&, r] {
+      for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 6; i++) {
+          auto f = rig.Ref("w" + std::to_string((i + r) % 6));
+          if (rig.Read(f, 0, 8 * bs) != files[(i + r) % 6]) bad++;
+        }
+    });
+  for (auto& t : readers) t.join();
+  stop = true;
+  sampler.join();
+  CHECK(bad == 0);
+  CHECK(max_accounted <= cap);
+  CHECK(max_disk <= cap);
+  CHECK(rig.engine->Stats().evicted_blocks > 0);
+}
+
+TEST_CASE("least recently used blocks are evicted first", "[unit]") {
+  cache::LruPolicy lru;
+  for (uint64_t i = 0; i < 5; i++) lru.OnInsert({1, i}, 10, 100 + i);
+  lru.OnAccess({1, 0}, 200);  // block 0 becomes the most recent
+  std::vector<BlockKey> v;
+  lru.Select(25, &v);
+  REQUIRE(v.size() == 3);
+  CHECK(v[0] == BlockKey{1, 1});
+  CHECK(v[1] == BlockKey{1, 2});
+  CHECK(v[2] == BlockKey{1, 3});
+  // Inserted with an older time (as at a restart): placed by that time.
+  lru.OnInsert({2, 0}, 10, 50);
+  v.clear();
+  lru.Select(1, &v);
+  CHECK(v[0] == BlockKey{2, 0});
+  lru.OnRemove({2, 0});
+  v.clear();
+  lru.Select(1000, &v);
+  CHECK(v.size() == 5);
+  CHECK(v.back() == BlockKey{1, 0});
+}
+
+TEST_CASE("a corrupted block file is dropped and fetched again", "[unit]") {
+  const uint64_t bs = 1 << 20;
+  Rig rig(64 << 20, bs);
+  std::string data = RandomBytes(2 * bs, 9);
+  rig.store->Put("c", data);
+  auto f = rig.Ref("c");
+  REQUIRE(rig.Read(f, 0, 2 * bs) == data);
+  REQUIRE(rig.store->counters().get_requests == 2);
+  {
+    std::fstream blk(rig.ssd->PathOf({f.file_id, 1}), std::ios::in | std::ios::out | std::ios::binary);
+    blk.seekp(300000);
+    blk.put(static_cast<char>(data[bs + 300000] ^ 0x5a));
+  }
+  CHECK(rig.Read(f, bs + 299990, 100) == data.substr(bs + 299990, 100));
+  CHECK(rig.engine->Stats().checksum_failures == 1);
+  CHECK(rig.store->counters().get_requests == 3);
+  // The refetched block is good again and served from the cache.
+  CHECK(rig.Read(f, bs, bs) == data.substr(bs));
+  CHECK(rig.store->counters().get_requests == 3);
+}
+
+TEST_CASE("a restart keeps the cache warm and reconciles files with the index", "[unit]") {
+  const uint64_t bs = 64 * 1024;
+  Rig rig(64 << 20, bs);
+  std::string data = RandomBytes(10 * bs, 11);
+  rig.store->Put("r", data);
+  auto f = rig.Ref("r");
+  REQUIRE(rig.Read(f, 0, data.size()) == data);
+  // An orphan file, a stray temp file and a block whose file vanished.
+  std::ofstream(rig.ssd->PathOf({999, 0})) << "orphan";
+  std::ofstream(rig.ssd->PathOf({f.file_id, 0}) + ".tmp") << "half";
+  rig.Restart();
+  ::unlink(rig.ssd->PathOf({f.file_id, 3}).c_str());
+  rig.Restart();
+  CHECK_FALSE(fs::exists(rig.ssd->PathOf({999, 0})));
+  CHECK_FALSE(fs::exists(rig.ssd->PathOf({f.file_id, 0}) + ".tmp"));
+  CHECK(rig.engine->Stats().blocks == 9);
+  uint64_t gets = rig.store->counters().get_requests;
+  auto f2 = rig.Ref("r");
+  CHECK(f2.file_id == f.file_id);
+  CHECK(rig.Read(f2, 0, data.size()) == data);
+  CHECK(rig.store->counters().get_requests == gets + 1);  // only the block that vanished
+}
+
+TEST_CASE("a changed object gets a new version and its old blocks go", "[unit]") {
+  const uint64_t bs = 64 * 1024;
+  Rig rig(64 << 20, bs);
+  std::string v1 = RandomBytes(4 * bs, 1), v2 = RandomBytes(4 * bs, 2);
+  rig.store->Put("x", v1);
+  auto f1 = rig.Ref("x");
+  REQUIRE(rig.Read(f1, 0, v1.size()) == v1);
+  rig.store->Put("x", v2);
+  // Past the TTL the metadata is revalidated: a new version, nothing mixed.
+  rig.meta = std::make_unique<cache::Metadata>(&rig.mounts, rig.idx.get(), rig.engine.get(), 0);
+  auto f2 = rig.Ref("x");
+  CHECK(f2.file_id != f1.file_id);
+  CHECK(rig.engine->CachedOf(f1.file_id).blocks == 0);
+  CHECK(rig.Read(f2, 0, v2.size()) == v2);
+  // A read still pinned to the old version fails instead of mixing.
+  Status st;
+  rig.engine->EvictFile(f2.file_id, nullptr);
+  rig.Read(f1, 0, 10, &st);
+  CHECK(st.code() == Status::Code::kStale);
+}
+
+TEST_CASE("store failures reach the reader and are not cached", "[unit]") {
+  Rig rig(64 << 20, 64 * 1024);
+  std::string data = RandomBytes(100000, 5);
+  rig.store->Put("e", data);
+  auto f = rig.Ref("e");
+  rig.store->FailNextReads(1);
+  Status st;
+  rig.Read(f, 0, 10, &st);
+  CHECK(st.code() == Status::Code::kUnavailable);
+  CHECK(rig.engine->Stats().fetch_errors == 1);
+  CHECK(rig.Read(f, 0, 100000) == data);
+}
+
+TEST_CASE("load fetches every block; evict frees them", "[unit]") {
+  const uint64_t bs = 64 * 1024;
+  Rig rig(64 << 20, bs);
+  std::string data = RandomBytes(20 * bs + 5, 12);
+  rig.store->Put("l", data);
+  auto f = rig.Ref("l");
+  std::atomic<uint64_t> progressed{0};
+  REQUIRE(rig.engine->Load(f, 4, [&](uint64_t n) { progressed += n; }).ok());
+  CHECK(progressed == data.size());
+  CHECK(rig.engine->CachedOf(f.file_id).blocks == 21);
+  uint64_t gets = rig.store->counters().get_requests;
+  CHECK(rig.Read(f, 0, data.size()) == data);
+  CHECK(rig.store->counters().get_requests == gets);
+  uint64_t blocks = 0;
+  CHECK(rig.engine->EvictFile(f.file_id, &blocks) == data.size());
+  CHECK(blocks == 21);
+  CHECK(rig.DiskBytes() == 0);
+  // A load larger than the cache says so.
+  Rig small(4 * bs, bs);
+  small.store->Put("huge", RandomBytes(10 * bs, 1));
+  Status s = small.engine->Load(small.Ref("huge"), 2, [](uint64_t) {});
+  CHECK(s.code() == Status::Code::kNoSpace);
+}
