@@ -106,11 +106,14 @@ int Run(int argc, char** argv) {
   CLI::App app{"strata-agent: a caching FUSE mount over S3 and local/NFS directories"};
   app.set_config("--config", "", "read options from this file (CLI11 config format: key = value)");
   app.get_formatter()->column_width(38);
+  // A flag given twice (config file, then command line) takes the last value.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--mount-point", c.mount_point, "directory to mount on (must exist, be empty)")->required();
   app.add_option("--ufs", c.ufs,
                  "store to serve: file:///abs/dir or s3://bucket[/prefix]; the first is the root, "
                  "PATH=URI mounts more stores at sub-paths")
-      ->required();
+      ->required()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--cache-dir", c.cache_dir, "cache directory (block files and the LMDB index)")->required();
   app.add_option("--cache-size", c.cache_size, "cache capacity, e.g. 512MiB, 10GiB")->required();
   app.add_option("--block-size", c.block_size, "cache block size")->capture_default_str();

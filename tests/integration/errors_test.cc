@@ -1,0 +1,127 @@
+// Bad input gets a clear error, a non-zero exit and never a hang.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "tests/integration/harness.h"
+
+using namespace strata::it;
+namespace fs = std::filesystem;
+
+namespace {
+void ExpectFailure(const CmdResult& r, const std::string& needle) {
+  INFO(r.out);
+  CHECK(r.code == 1);
+  CHECK(r.out.find(needle) != std::string::npos);
+}
+}  // namespace
+
+TEST_CASE("start-up errors name the problem", "[fuse][s3][errors]") {
+  auto store = MakeStore("file");
+  TempDir t;
+  Agent agent;
+  std::string ep = SharedS3().endpoint();
+  SharedS3().CreateBucket("exists");
+  ExpectFailure(agent.StartExpectFailure("s3://no-such-bucket", {"--s3-endpoint", ep}),
+                "bucket 'no-such-bucket' does not exist");
+  ExpectFailure(Run("AWS_ACCESS_KEY_ID=nobody AWS_SECRET_ACCESS_KEY=x build/strata-agent -f --mount-point " +
+                    agent.mnt() + " --ufs s3://exists --cache-dir " + t.path + "/c --cache-size 1GiB --socket " +
+                    t.path + "/s --s3-endpoint " + ep),
+                "access denied");
+  auto t0 = std::chrono::steady_clock::now();
+  ExpectFailure(agent.StartExpectFailure("s3://exists", {"--s3-endpoint", "http://127.0.0.1:1"}),
+                "cannot reach S3 endpoint http://127.0.0.1:1");
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
+  ExpectFailure(agent.StartExpectFailure(store->uri(), {"--cache-size", "12XB"}), "bad size unit");
+  ExpectFailure(agent.StartExpectFailure("gs://bucket"), "bad --ufs");
+  ExpectFailure(agent.StartExpectFailure("file://relative/dir"), "bad store URI");
+  ExpectFailure(agent.StartExpectFailure("file:///no/such/dir"), "No such file or directory");
+  ExpectFailure(agent.StartExpectFailure(store->uri(), {"--cache-dir", "/proc/strata-cache"}), "--cache-dir");
+  ExpectFailure(agent.StartExpectFailure(store->uri(), {"--mount-point", t.path + "/missing"}),
+                "mount point " + t.path + "/missing");
+  std::ofstream(agent.mnt() + "/x") << "x";
+  ExpectFailure(agent.StartExpectFailure(store->uri()), "is not empty");
+  fs::remove(agent.mnt() + "/x");
+  agent.Start(store->uri());
+  Agent second;
+  ExpectFailure(second.StartExpectFailure(store->uri(), {"--mount-point", agent.mnt()}), "already mounted");
+  ExpectFailure(second.StartExpectFailure(store->uri(), {"--cache-dir", agent.cache_dir()}),
+                "in use by another strata-agent");
+  ExpectFailure(second.StartExpectFailure(store->uri(), {"--socket", agent.socket()}),
+                "another agent already serves the control socket");
+}
+
+TEST_CASE("agentctl without an agent names the socket", "[errors]") {
+  CmdResult r = Run("build/agentctl --socket /tmp/strata-nobody.sock stat");
+  CHECK(r.code == 1);
+  CHECK(r.out.find("no agent is listening on /tmp/strata-nobody.sock") != std::string::npos);
+}
+
+TEST_CASE("writes are refused with EROFS and the agent keeps serving", "[fuse][errors]") {
+  auto store = MakeStore("file");
+  TempDir src;
+  WriteRandomFile(src.path + "/f", 100, 1);
+  store->Put("f", src.path + "/f");
+  Agent agent;
+  agent.Start(store->uri());
+  int fd = ::open(agent.mnt("f").c_str(), O_WRONLY);
+  CHECK(fd < 0);
+  CHECK(errno == EROFS);
+  CHECK(::mkdir(agent.mnt("d").c_str(), 0755) != 0);
+  CHECK(errno == EROFS);
+  CHECK(::open(agent.mnt("new").c_str(), O_CREAT | O_WRONLY, 0644) < 0);
+  CHECK(Sha256File(agent.mnt("f")) == Sha256File(src.path + "/f"));
+}
+
+TEST_CASE("malformed requests on the control socket get 400, the agent keeps serving", "[fuse][errors]") {
+  auto store = MakeStore("file");
+  Agent agent;
+  agent.Start(store->uri());
+  std::string curl = "curl -sS --max-time 15 --unix-socket " + agent.socket() + " ";
+  CmdResult r = Run("printf 'GARBAGE\\r\\n\\r\\n' | timeout 15 socat - UNIX-CONNECT:" + agent.socket() +
+                    " 2>/dev/null || printf 'GARBAGE\\r\\n\\r\\n' | timeout 15 nc -U " + agent.socket());
+  if (r.code == 0) CHECK(r.out.find("400 Bad Request") != std::string::npos);
+  r = Run(curl + "-o /dev/null -w '%{http_code}' http://x/v1/nope");
+  CHECK(r.out == "404");
+  r = Run(curl + "-o /dev/null -w '%{http_code}' -X DELETE http://x/v1/stat");
+  CHECK(r.out == "405");
+  r = Run(curl + "-o /dev/null -w '%{http_code}' -H 'Content-Length: x' http://x/v1/stat");
+  CHECK(r.out == "400");
+  r = Run(curl + "http://x/metrics");
+  CHECK(r.out.find("strata_cache_capacity_bytes 268435456") != std::string::npos);
+  CHECK(r.out.find("strata_ufs_get_requests_total{mount=\"/\"") != std::string::npos);
+  CHECK(agent.Stat()["capacity_bytes"] == 256u << 20);
+}
+
+TEST_CASE("SIGINT unmounts cleanly; a kill -9 leaves a stale mount that is named", "[fuse][errors]") {
+  auto store = MakeStore("file");
+  TempDir src;
+  WriteRandomFile(src.path + "/f", 5u << 20, 3);
+  store->Put("f", src.path + "/f");
+  Agent agent;
+  agent.Start(store->uri());
+  CHECK(Sha256File(agent.mnt("f")) == Sha256File(src.path + "/f"));
+  ::kill(agent.pid(), SIGINT);
+  for (int i = 0; i < 200 && IsMounted(agent.mnt()); i++) usleep(50000);
+  CHECK_FALSE(IsMounted(agent.mnt()));
+  agent.Stop();  // reaps the process, checks exit 0
+  agent.Start(store->uri());
+  agent.Kill();
+  REQUIRE(IsMounted(agent.mnt()));
+  Agent other;
+  ExpectFailure(other.StartExpectFailure(store->uri(), {"--mount-point", agent.mnt()}), "stale FUSE mount");
+  // The harness clears it the way the systemd unit does, then starts warm.
+  CmdResult r = Run("systemd/strata-clear-stale-mount " + agent.mnt());
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK_FALSE(IsMounted(agent.mnt()));
+  agent.Start(store->uri());
+  CHECK(Sha256File(agent.mnt("f")) == Sha256File(src.path + "/f"));
+  CHECK(agent.Gets() == 0);
+}

@@ -1,0 +1,348 @@
+#include "tests/integration/harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "agent/base/hash.h"
+
+namespace strata::it {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+const char* kAgent = "build/strata-agent";
+const char* kCtl = "build/agentctl";
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+bool PortOpen(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// Waits for a child; SIGKILLs it after `timeout`. Returns the exit status.
+int WaitFor(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    std::this_thread::sleep_for(20ms);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return -1;
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log,
+            const std::map<std::string, std::string>& env) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::setpgid(0, 0);
+    for (auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+}  // namespace
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/strata-it-XXXXXX";
+  path = ::mkdtemp(tmpl);
+}
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+}
+
+CmdResult Run(const std::string& cmd) {
+  CmdResult r;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[8192];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) r.out.append(buf, n);
+  int st = ::pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out.push_back(c);
+  }
+  return out + "'";
+}
+
+void WriteRandomFile(const std::string& path, uint64_t size, uint32_t seed) {
+  std::mt19937_64 rng(seed);
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  std::vector<uint64_t> buf(1 << 16);
+  while (size > 0) {
+    for (auto& x : buf) x = rng();
+    size_t n = std::min<uint64_t>(size, buf.size() * 8);
+    f.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(n));
+    size -= n;
+  }
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string Sha256File(const std::string& path) {
+  CmdResult r = Run("sha256sum " + ShellQuote(path));
+  return r.code == 0 ? r.out.substr(0, 64) : "error: " + r.out;
+}
+
+uint64_t DirBytes(const std::string& path) {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(path, ec); it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    uint64_t sz = it->file_size(ec);
+    if (!ec && it->is_regular_file(ec)) n += sz;
+  }
+  return n;
+}
+
+bool IsMounted(const std::string& path) {
+  std::ifstream m("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(m, line)) {
+    std::istringstream in(line);
+    std::string f[5];
+    for (auto& x : f) in >> x;
+    if (f[4] == path) return true;
+  }
+  return false;
+}
+
+void DropPageCache() {
+  ::sync();
+  std::ofstream("/proc/sys/vm/drop_caches") << "3";
+}
+
+// --- s3rver
+
+S3Server::S3Server() = default;
+S3Server::~S3Server() { Kill(); }
+
+void S3Server::Start() {
+  port_ = FreePort();
+  std::string bin = "tests/s3/node_modules/.bin/s3rver";
+  REQUIRE(fs::exists(bin));
+  pid_ = Spawn({bin, "-d", dir_.path + "/data", "-a", "127.0.0.1", "-p", std::to_string(port_), "-s"},
+               dir_.path + "/s3rver.log", {{"NODE_OPTIONS", "--openssl-legacy-provider"}});
+  for (int i = 0; i < 300 && !PortOpen(port_); i++) std::this_thread::sleep_for(50ms);
+  INFO(ReadFile(dir_.path + "/s3rver.log"));
+  REQUIRE(PortOpen(port_));
+}
+
+void S3Server::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+std::string S3Server::UrlKey(const std::string& key) { return UriEncode(key, true); }
+
+void S3Server::CreateBucket(const std::string& bucket) {
+  CmdResult r = Run("curl -sS -f -X PUT " + endpoint() + "/" + bucket);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+}
+
+void S3Server::Put(const std::string& bucket, const std::string& key, const std::string& file) {
+  CmdResult r = Run("curl -sS -f -X PUT -T " + ShellQuote(file) + " " +
+                    ShellQuote(endpoint() + "/" + bucket + "/" + UrlKey(key)));
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+}
+
+void S3Server::PutMany(const std::string& bucket,
+                       const std::vector<std::pair<std::string, std::string>>& key_file) {
+  TempDir d;
+  std::ofstream cfg(d.path + "/curl.cfg");
+  for (auto& [key, file] : key_file)
+    cfg << "upload-file = \"" << file << "\"\nurl = \"" << endpoint() << "/" << bucket << "/" << UrlKey(key)
+        << "\"\noutput = \"/dev/null\"\n";
+  cfg.close();
+  CmdResult r = Run("curl -sS -f --parallel --parallel-max 32 -K " + d.path + "/curl.cfg");
+  INFO(r.out.substr(0, 2000));
+  REQUIRE(r.code == 0);
+}
+
+S3Server& SharedS3() {
+  static S3Server* server = [] {
+    auto* s = new S3Server();
+    s->Start();
+    return s;
+  }();
+  return *server;
+}
+
+// --- stores
+
+namespace {
+class FileStore final : public Store {
+ public:
+  std::string uri() const override { return "file://" + dir_.path; }
+  void Put(const std::string& key, const std::string& local) override {
+    fs::path dst = fs::path(dir_.path) / key;
+    fs::create_directories(dst.parent_path());
+    // Replace, not rewrite in place: like an upload, the old version's
+    // inode stays intact for readers still holding it.
+    fs::copy_file(local, dst.string() + ".new", fs::copy_options::overwrite_existing);
+    fs::rename(dst.string() + ".new", dst);
+  }
+  void Remove(const std::string& key) override { fs::remove(fs::path(dir_.path) / key); }
+
+ private:
+  TempDir dir_;
+};
+
+class S3Store final : public Store {
+ public:
+  S3Store() : bucket_("b" + std::to_string(counter_++) + "-" + std::to_string(::getpid())) {
+    SharedS3().CreateBucket(bucket_);
+  }
+  std::string uri() const override { return "s3://" + bucket_; }
+  void Put(const std::string& key, const std::string& local) override { SharedS3().Put(bucket_, key, local); }
+  void Remove(const std::string& key) override {
+    Run("curl -sS -X DELETE " + ShellQuote(SharedS3().endpoint() + "/" + bucket_ + "/" + S3Server::UrlKey(key)));
+  }
+  std::vector<std::string> agent_args() const override { return {"--s3-endpoint", SharedS3().endpoint()}; }
+  bool is_s3() const override { return true; }
+
+ private:
+  static inline int counter_ = 0;
+  std::string bucket_;
+};
+}  // namespace
+
+std::unique_ptr<Store> MakeStore(const std::string& kind) {
+  if (kind == "s3") return std::make_unique<S3Store>();
+  return std::make_unique<FileStore>();
+}
+
+// --- agent
+
+Agent::Agent() {
+  mnt_ = dir_.path + "/mnt";
+  cache_ = dir_.path + "/cache";
+  sock_ = dir_.path + "/agent.sock";
+  log_ = dir_.path + "/agent.log";
+  fs::create_directories(mnt_);
+}
+
+Agent::~Agent() {
+  if (pid_ > 0) Stop();
+  if (IsMounted(mnt_)) Run("fusermount3 -u -z " + mnt_);
+}
+
+std::vector<std::string> Agent::Args(const std::string& ufs, const std::vector<std::string>& extra) const {
+  std::vector<std::string> a = {kAgent,        "-f",          "--mount-point", mnt_,       "--ufs", ufs,
+                                "--cache-dir", cache_,        "--cache-size",  "256MiB",   "--socket",
+                                sock_,         "--s3-timeout", "10"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+void Agent::Start(const std::string& ufs, std::vector<std::string> extra) {
+  if (IsMounted(mnt_)) Run("fusermount3 -u -z " + mnt_);
+  pid_ = Spawn(Args(ufs, extra), log_, {{"AWS_ACCESS_KEY_ID", "S3RVER"}, {"AWS_SECRET_ACCESS_KEY", "S3RVER"}});
+  for (int i = 0; i < 400; i++) {
+    if (IsMounted(mnt_) && fs::exists(sock_)) return;
+    int st;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      FAIL("strata-agent exited at start:\n" << log());
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  FAIL("strata-agent did not mount within 20 s:\n" << log());
+}
+
+CmdResult Agent::StartExpectFailure(const std::string& ufs, std::vector<std::string> extra) {
+  std::string cmd = "AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-S3RVER} AWS_SECRET_ACCESS_KEY=S3RVER timeout 60";
+  for (const std::string& a : Args(ufs, extra)) cmd += " " + ShellQuote(a);
+  return Run(cmd);
+}
+
+void Agent::Stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  int st = WaitFor(pid_, 15000ms);
+  pid_ = -1;
+  INFO(log());
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+  CHECK_FALSE(IsMounted(mnt_));
+}
+
+void Agent::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+CmdResult Agent::Ctl(const std::string& args) const {
+  return Run(std::string(kCtl) + " --socket " + sock_ + " " + args);
+}
+
+nlohmann::json Agent::CtlJson(const std::string& args) const {
+  CmdResult r = Ctl(args);
+  INFO("agentctl " << args << ": " << r.out);
+  REQUIRE(r.code == 0);
+  return nlohmann::json::parse(r.out);
+}
+
+uint64_t Agent::Gets() const { return Stat()["mounts"][0]["get_requests"].get<uint64_t>(); }
+
+std::string Agent::log() const { return ReadFile(log_); }
+
+}  // namespace strata::it

@@ -1,0 +1,102 @@
+// Real processes for integration tests: the s3rver S3 server (npm), the
+// strata-agent binary on a real FUSE mount, agentctl, and file helpers.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace strata::it {
+
+struct TempDir {
+  std::string path;
+  TempDir();
+  ~TempDir();
+};
+
+struct CmdResult {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+// Runs a shell command; output captured.
+CmdResult Run(const std::string& cmd);
+std::string ShellQuote(const std::string& s);
+
+// Writes `size` pseudo-random bytes (seeded) to path.
+void WriteRandomFile(const std::string& path, uint64_t size, uint32_t seed);
+std::string ReadFile(const std::string& path);
+std::string Sha256File(const std::string& path);
+uint64_t DirBytes(const std::string& path);  // apparent size of regular files below
+bool IsMounted(const std::string& path);
+void DropPageCache();
+
+// An s3rver on 127.0.0.1 with its own data directory.
+class S3Server {
+ public:
+  S3Server();
+  ~S3Server();
+  void Start();
+  void Kill();  // SIGKILL: the store disappears mid-run
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void CreateBucket(const std::string& bucket);
+  // PUT with curl (a client that is not Strata).
+  void Put(const std::string& bucket, const std::string& key, const std::string& file);
+  // Many small objects at once (curl --parallel).
+  void PutMany(const std::string& bucket, const std::vector<std::pair<std::string, std::string>>& key_file);
+  static std::string UrlKey(const std::string& key);
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// The shared server most tests use (started on first use).
+S3Server& SharedS3();
+
+// A store the tests put files into: a local directory or an s3rver bucket.
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual std::string uri() const = 0;
+  virtual void Put(const std::string& key, const std::string& local_file) = 0;
+  virtual void Remove(const std::string& key) = 0;
+  virtual std::vector<std::string> agent_args() const { return {}; }
+  virtual bool is_s3() const { return false; }
+};
+std::unique_ptr<Store> MakeStore(const std::string& kind);  // "file" or "s3"
+
+class Agent {
+ public:
+  Agent();
+  ~Agent();
+  // Starts strata-agent in the foreground and waits until it is mounted and
+  // its socket answers. Extra args are appended (they win over defaults).
+  void Start(const std::string& ufs, std::vector<std::string> extra = {});
+  // Starts and expects a failure; returns exit code and output.
+  CmdResult StartExpectFailure(const std::string& ufs, std::vector<std::string> extra = {});
+  void Stop();  // SIGTERM, wait, check unmounted
+  void Kill();  // SIGKILL, leaves a stale mount (cleared by the next Start)
+  CmdResult Ctl(const std::string& args) const;
+  nlohmann::json CtlJson(const std::string& args) const;
+  nlohmann::json Stat() const { return CtlJson("stat --json"); }
+  uint64_t Gets() const;  // GETs sent to the root store by this agent process
+  std::string mnt(const std::string& rel = "") const { return rel.empty() ? mnt_ : mnt_ + "/" + rel; }
+  const std::string& cache_dir() const { return cache_; }
+  const std::string& socket() const { return sock_; }
+  pid_t pid() const { return pid_; }
+  std::string log() const;
+
+ private:
+  std::vector<std::string> Args(const std::string& ufs, const std::vector<std::string>& extra) const;
+  TempDir dir_;
+  std::string mnt_, cache_, sock_, log_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace strata::it
