@@ -107,6 +107,7 @@ uint32_t Engine::BlockLength(const FileRef& f, uint64_t idx) const {
 void Engine::InsertLocked(const BlockKey& key, Block block, size_t mount) {
   if (blocks_.count(key)) return;
   uint32_t len = block.length;
+  block.gen = next_gen_++;
   policy_->OnInsert(key, len, block.atime_ms);
   blocks_.emplace(key, std::move(block));
   by_file_[key.file_id].insert(key.index);
@@ -182,18 +183,21 @@ bool Engine::Reserve(uint64_t len) {
   return false;
 }
 
-std::shared_ptr<Fd> Engine::OpenFd(const BlockKey& key) {
+std::shared_ptr<Fd> Engine::OpenFd(const BlockKey& key, uint64_t gen) {
   {
     std::lock_guard<std::mutex> lock(fd_mu_);
     auto it = fds_.find(key);
-    if (it != fds_.end()) return it->second;
+    if (it != fds_.end() && it->second.gen == gen) return it->second.fd;
   }
   Result<Fd> fd = ssd_->OpenBlock(key);
   if (!fd.ok()) return nullptr;
   auto shared = std::make_shared<Fd>(std::move(fd).value());
   std::lock_guard<std::mutex> lock(fd_mu_);
-  if (fds_.size() >= kMaxOpenFds) fds_.erase(fds_.begin());
-  fds_.emplace(key, shared);
+  auto it = fds_.find(key);
+  // Never let a descriptor of an older copy replace a newer one.
+  if (it != fds_.end() && it->second.gen > gen) return shared;
+  if (it == fds_.end() && fds_.size() >= kMaxOpenFds) fds_.erase(fds_.begin());
+  fds_[key] = OpenBlock{gen, shared};
   return shared;
 }
 
@@ -205,6 +209,7 @@ void Engine::DropFd(const BlockKey& key) {
 Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len) {
   uint64_t c0 = off / chunk_, c1 = (off + len - 1) / chunk_;
   uint32_t blen;
+  uint64_t gen;
   std::vector<uint64_t> sums;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -214,6 +219,7 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     if (off + len > b.length || c1 >= b.checksums.size())
       return Status::InvalidArgument("read past the end of a cached block");
     blen = b.length;
+    gen = b.gen;
     sums.assign(b.checksums.begin() + c0, b.checksums.begin() + c1 + 1);
     int64_t now = NowUnixMs();
     b.atime_ms = now;
@@ -223,7 +229,7 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
   uint64_t start = c0 * chunk_, end = std::min<uint64_t>((c1 + 1) * chunk_, blen);
   auto buf = std::make_shared<std::string>(end - start, '\0');
   std::string problem;
-  std::shared_ptr<Fd> fd = OpenFd(key);
+  std::shared_ptr<Fd> fd = OpenFd(key, gen);
   size_t got = 0;
   if (!fd) {
     problem = "block file missing";
@@ -238,14 +244,19 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     if (Xxh64(buf->data() + cs, clen) != sums[c - c0]) problem = "checksum mismatch in chunk " + std::to_string(c);
   }
   if (!problem.empty()) {
-    checksum_failures_ += problem.rfind("checksum", 0) == 0;
-    LOG_WARN("cache: dropping block %s: %s; fetching it again", ssd_->PathOf(key).c_str(),
-             problem.c_str());
     uint64_t bytes = 0;
     std::vector<BlockKey> detached;
     {
+      // Only the copy this read looked at: a refetched one is good.
       std::lock_guard<std::mutex> lock(mu_);
-      detached = DetachLocked({key}, &bytes);
+      auto it = blocks_.find(key);
+      if (it != blocks_.end() && it->second.gen == gen) detached = DetachLocked({key}, &bytes);
+    }
+    // Concurrent readers of a bad block all see it; the one that drops it reports.
+    if (!detached.empty()) {
+      checksum_failures_ += problem.rfind("checksum", 0) == 0;
+      LOG_WARN("cache: dropping block %s (copy %llu): %s; fetching it again", ssd_->PathOf(key).c_str(),
+               static_cast<unsigned long long>(gen), problem.c_str());
     }
     Release(detached, bytes);
     return Status::Corrupt(problem);
@@ -253,13 +264,14 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
   return Slice{std::move(buf), off - start, len};
 }
 
-void Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
+bool Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
                         std::function<void(Status, std::shared_ptr<const std::string>)> waiter) {
   BlockKey key{f.file_id, idx};
   std::shared_ptr<Fetch> fetch;
   bool submit = false;
   {
     std::unique_lock<std::mutex> lock(mu_);
+    if (blocks_.count(key)) return false;
     auto it = inflight_.find(key);
     if (it != inflight_.end()) {
       fetch = it->second;
@@ -267,7 +279,7 @@ void Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
         auto data = fetch->data;
         lock.unlock();
         if (waiter) waiter(Status::OK(), std::move(data));
-        return;
+        return true;
       }
       if (waiter) fetch->waiters.push_back(std::move(waiter));
       // A reader now waits for a fetch queued in the background: queue it
@@ -281,6 +293,7 @@ void Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
     }
   }
   if (submit && !stopped_) fetchers_->Submit([this, f, idx, fetch] { RunFetch(f, idx, fetch); }, urgent);
+  return true;
 }
 
 void Engine::RunFetch(FileRef f, uint64_t idx, std::shared_ptr<Fetch> fetch) {
@@ -368,15 +381,12 @@ void Engine::GetBlock(const FileRef& f, uint64_t idx, uint32_t off, uint32_t len
       done(Status::IOError("cache: " + r.status().message()), {});
       return;
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (blocks_.count(key)) continue;  // stored between the two looks: read it
-    }
-    StartFetch(f, idx, urgent, [off, len, done](Status s, std::shared_ptr<const std::string> data) {
+    bool fetching = StartFetch(f, idx, urgent, [off, len, done](Status s, std::shared_ptr<const std::string> data) {
       if (!s.ok()) done(std::move(s), {});
       else done(Status::OK(), Slice{std::move(data), off, len});
     });
-    return;
+    if (fetching) return;
+    // Stored between the two looks: read it from the cache.
   }
   done(Status::IOError("cache: block keeps vanishing"), {});
 }
@@ -426,8 +436,7 @@ void Engine::Prefetch(const FileRef& f, uint64_t first, uint64_t count) {
   for (uint64_t idx = first; idx < std::min(first + count, nblocks); idx++) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      BlockKey key{f.file_id, idx};
-      if (blocks_.count(key) || inflight_.count(key)) continue;
+      if (inflight_.count(BlockKey{f.file_id, idx})) continue;
     }
     StartFetch(f, idx, false, nullptr);
   }

@@ -135,6 +135,7 @@ class Engine {
     uint32_t length = 0;
     int64_t atime_ms = 0;
     std::vector<uint64_t> checksums;
+    uint64_t gen = 0;  // which insertion of this key (a refetch gets a new one)
   };
   struct Fetch;
   using BlockDone = std::function<void(Status, Slice)>;
@@ -144,8 +145,9 @@ class Engine {
   // Reads a cached block's range from the SSD and verifies it. NotFound when
   // the block is not (or no longer) cached; Corrupt after dropping a bad one.
   Result<Slice> ReadCached(const BlockKey& key, uint32_t off, uint32_t len);
-  // Starts (or joins) the fetch of one block; `waiter` may be empty.
-  void StartFetch(const FileRef& f, uint64_t idx, bool urgent,
+  // Starts (or joins) the fetch of one block; `waiter` may be empty. Returns
+  // false, without calling the waiter, when the block is cached by now.
+  bool StartFetch(const FileRef& f, uint64_t idx, bool urgent,
                   std::function<void(Status, std::shared_ptr<const std::string>)> waiter);
   void RunFetch(FileRef f, uint64_t idx, std::shared_ptr<Fetch> fetch);
   // Reserves room for `len` bytes, evicting if needed. False: no room.
@@ -157,7 +159,8 @@ class Engine {
   void Release(const std::vector<BlockKey>& keys, uint64_t bytes);
   void InsertLocked(const BlockKey& key, Block block, size_t mount);
   uint32_t BlockLength(const FileRef& f, uint64_t idx) const;
-  std::shared_ptr<Fd> OpenFd(const BlockKey& key);
+  // An open descriptor of the block file of insertion `gen` of `key`.
+  std::shared_ptr<Fd> OpenFd(const BlockKey& key, uint64_t gen);
   void DropFd(const BlockKey& key);
   void QueueIndexOp(index::Index::BlockOp op);
   void IndexWriterLoop();
@@ -177,10 +180,15 @@ class Engine {
   std::unordered_set<BlockKey, BlockKeyHash> dirty_atime_;                 // guarded by mu_
   std::unique_ptr<EvictionPolicy> policy_;                                 // guarded by mu_
   uint64_t used_ = 0, releasing_ = 0, reserved_ = 0;                       // guarded by mu_
+  uint64_t next_gen_ = 1;                                                  // guarded by mu_
   std::vector<uint64_t> mount_used_;                                       // guarded by mu_
 
   std::mutex fd_mu_;
-  std::unordered_map<BlockKey, std::shared_ptr<Fd>, BlockKeyHash> fds_;  // guarded by fd_mu_
+  struct OpenBlock {
+    uint64_t gen;
+    std::shared_ptr<Fd> fd;
+  };
+  std::unordered_map<BlockKey, OpenBlock, BlockKeyHash> fds_;  // guarded by fd_mu_
 
   std::mutex index_mu_;
   std::condition_variable index_cv_;
