@@ -139,6 +139,7 @@ std::vector<BlockKey> Engine::DetachLocked(const std::vector<BlockKey>& keys, ui
     policy_->OnRemove(k);
     dirty_atime_.erase(k);
     blocks_.erase(it);
+    unlinking_.insert(k);
     out.push_back(k);
   }
   return out;
@@ -153,6 +154,7 @@ void Engine::Release(const std::vector<BlockKey>& keys, uint64_t bytes) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   releasing_ -= bytes;
+  for (const BlockKey& k : keys) unlinking_.erase(unlinking_.find(k));
 }
 
 bool Engine::Reserve(uint64_t len) {
@@ -331,6 +333,11 @@ void Engine::RunFetch(FileRef f, uint64_t idx, std::shared_ptr<Fetch> fetch) {
   if (st.ok()) {
     fetched_blocks_++;
     bool stored = false;
+    if (keep) {
+      std::lock_guard<std::mutex> lock(mu_);
+      keep = !unlinking_.count(key);  // rare: serve it, keep it next time
+      if (!keep) reserved_ -= len;
+    }
     if (keep) {
       Status ws = ssd_->Put(key, buf->data(), len);
       stored = ws.ok();

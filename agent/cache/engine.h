@@ -178,6 +178,9 @@ class Engine {
   std::unordered_map<uint64_t, size_t> file_mount_;                        // guarded by mu_
   std::unordered_set<uint64_t> retired_;                                   // guarded by mu_
   std::unordered_set<BlockKey, BlockKeyHash> dirty_atime_;                 // guarded by mu_
+  // Detached blocks whose files are still being unlinked: a new copy of the
+  // same key must not be written until then (the unlink is by path).
+  std::unordered_multiset<BlockKey, BlockKeyHash> unlinking_;               // guarded by mu_
   std::unique_ptr<EvictionPolicy> policy_;                                 // guarded by mu_
   uint64_t used_ = 0, releasing_ = 0, reserved_ = 0;                       // guarded by mu_
   uint64_t next_gen_ = 1;                                                  // guarded by mu_
