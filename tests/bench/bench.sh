@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# make bench: Strata against baselines measured in the same run, on the same
+# data. Prints a table and keeps it in bench-results/bench-<time>.txt.
+#
+#   cold sequential read of a 1 GiB object: Strata vs one plain curl GET (s3rver)
+#   warm read (blocks on the SSD tier, page cache dropped): Strata vs libfuse's
+#     passthrough_ll example over the same bytes, vs a direct read
+#   the same cold and warm reads through s3fs-fuse (use_cache) and rclone mount
+#     (--vfs-cache-mode full)
+#   listing 10,000 entries cold and warm; time to first byte
+#
+# Needs root (mounts, drop_caches). SIZE_MIB=1024 by default.
+set -euo pipefail
+build=${1:-build}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top"
+size_mib=${SIZE_MIB:-1024}
+work=$(mktemp -d /tmp/strata-bench-XXXXXX)
+port=$((20000 + RANDOM % 20000))
+ep=http://127.0.0.1:$port
+bucket=bench
+pids=()
+mounts=()
+
+cleanup() {
+  for m in "${mounts[@]}"; do fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# Reads a file sequentially; prints MB/s (MiB/s, 1 MiB requests).
+read_rate() {
+  local f=$1 t0 t1 bytes
+  t0=$(now)
+  bytes=$(dd if="$f" of=/dev/null bs=1M 2>&1 | awk '/bytes/ {print $1}')
+  t1=$(now)
+  awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.1f", b / 1048576 / (z - a) }'
+}
+seconds() { awk -v a="$1" -v z="$2" 'BEGIN { printf "%.3f", z - a }'; }
+wait_mount() {
+  for _ in $(seq 1 200); do grep -q " $1 " /proc/self/mounts && return 0; sleep 0.1; done
+  echo "bench: $1 did not mount" >&2; return 1
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
+
+echo "bench: preparing ${size_mib} MiB object and 10,000 small objects in s3rver ($ep)"
+mkdir -p "$work/s3" "$work/local" "$work/cache" "$work/mnt" "$work/pt" "$work/s3fs" "$work/rclone"
+NODE_OPTIONS=--openssl-legacy-provider taskset -c 1 tests/s3/node_modules/.bin/s3rver \
+  -d "$work/s3" -a 127.0.0.1 -p "$port" -s >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -s -o /dev/null "$ep" && break; sleep 0.1; done
+curl -sf -X PUT "$ep/$bucket" >/dev/null
+head -c $((size_mib << 20)) /dev/urandom > "$work/local/big.bin"
+head -c $((100 << 20)) /dev/urandom > "$work/local/ttfb.bin"
+curl -sf -X PUT -T "$work/local/big.bin" "$ep/$bucket/big.bin" >/dev/null
+for i in 1 2 3 4; do curl -sf -X PUT -T "$work/local/ttfb.bin" "$ep/$bucket/ttfb$i.bin" >/dev/null; done
+echo x > "$work/one"
+for i in $(seq 1 10000); do
+  printf 'upload-file = "%s"\nurl = "%s/%s/many/e%05d"\noutput = "/dev/null"\n' "$work/one" "$ep" "$bucket" "$i"
+done > "$work/many.cfg"
+curl -sf --parallel --parallel-max 32 -K "$work/many.cfg"
+
+# --- baselines
+drop
+t0=$(now); curl -sf -o /dev/null "$ep/$bucket/big.bin"; t1=$(now)
+curl_rate=$(awk -v a="$t0" -v z="$t1" -v s="$size_mib" 'BEGIN { printf "%.1f", s / (z - a) }')
+curl_ttfb=$(curl -sf -o /dev/null -r 0-0 -w '%{time_starttransfer}' "$ep/$bucket/ttfb1.bin")
+drop
+direct_rate=$(read_rate "$work/local/big.bin")
+
+cc -O2 -o "$work/passthrough_ll" /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c \
+  $(pkg-config --cflags --libs fuse3)
+"$work/passthrough_ll" -o source="$work/local" "$work/pt" &
+pids+=($!); mounts+=("$work/pt"); wait_mount "$work/pt"
+drop
+pt_rate=$(read_rate "$work/pt/big.bin")
+
+# --- Strata
+ctl() { "$build/agentctl" --socket "$work/agent.sock" "$@"; }
+start_strata() {
+  AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER "$build/strata-agent" -f \
+    --mount-point "$work/mnt" --ufs "s3://$bucket" --s3-endpoint "$ep" \
+    --cache-dir "$work/cache" --cache-size $((size_mib * 2 + 512))MiB --socket "$work/agent.sock" \
+    >>"$work/agent.log" 2>&1 &
+  pids+=($!); mounts+=("$work/mnt"); wait_mount "$work/mnt"
+}
+start_strata
+drop
+t0=$(now); head -c 1 "$work/mnt/ttfb2.bin" >/dev/null; t1=$(now)
+strata_ttfb=$(seconds "$t0" "$t1")
+drop
+strata_cold=$(read_rate "$work/mnt/big.bin")
+drop
+strata_warm=$(read_rate "$work/mnt/big.bin")
+t0=$(now); n=$(ls -f "$work/mnt/many" | wc -l); t1=$(now)
+strata_ls_cold=$(seconds "$t0" "$t1")
+t0=$(now); ls -f "$work/mnt/many" >/dev/null; t1=$(now)
+strata_ls_warm=$(seconds "$t0" "$t1")
+[ "$n" -ge 10000 ] || echo "bench: strata listed only $n entries" >&2
+ctl stat > "$work/strata-stat.txt"
+
+# --- s3fs (use_cache) and rclone (--vfs-cache-mode full)
+echo "S3RVER:S3RVER" > "$work/s3fs.passwd"; chmod 600 "$work/s3fs.passwd"
+s3fs "$bucket" "$work/s3fs" -o url="$ep",use_path_request_style,passwd_file="$work/s3fs.passwd" \
+  -o use_cache="$work/s3fs-cache",parallel_count=8,multipart_size=8,stat_cache_expire=3600
+mounts+=("$work/s3fs"); wait_mount "$work/s3fs"
+drop
+t0=$(now); head -c 1 "$work/s3fs/ttfb3.bin" >/dev/null; t1=$(now)
+s3fs_ttfb=$(seconds "$t0" "$t1")
+drop
+s3fs_cold=$(read_rate "$work/s3fs/big.bin")
+drop
+s3fs_warm=$(read_rate "$work/s3fs/big.bin")
+t0=$(now); ls -f "$work/s3fs/many" >/dev/null; t1=$(now); s3fs_ls_cold=$(seconds "$t0" "$t1")
+t0=$(now); ls -f "$work/s3fs/many" >/dev/null; t1=$(now); s3fs_ls_warm=$(seconds "$t0" "$t1")
+
+(
+  unset AWS_CA_BUNDLE  # rclone 1.60 refuses to start with it set
+  export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other \
+    RCLONE_CONFIG_BENCH_ENDPOINT="$ep" RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=S3RVER \
+    RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=S3RVER RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
+  rclone mount "bench:$bucket" "$work/rclone" --vfs-cache-mode full --cache-dir "$work/rclone-cache" \
+    --vfs-read-chunk-size 8M --buffer-size 16M --dir-cache-time 1h --attr-timeout 1h --daemon
+)
+mounts+=("$work/rclone"); wait_mount "$work/rclone"
+drop
+t0=$(now); head -c 1 "$work/rclone/ttfb4.bin" >/dev/null; t1=$(now)
+rclone_ttfb=$(seconds "$t0" "$t1")
+drop
+rclone_cold=$(read_rate "$work/rclone/big.bin")
+drop
+rclone_warm=$(read_rate "$work/rclone/big.bin")
+t0=$(now); ls -f "$work/rclone/many" >/dev/null; t1=$(now); rclone_ls_cold=$(seconds "$t0" "$t1")
+t0=$(now); ls -f "$work/rclone/many" >/dev/null; t1=$(now); rclone_ls_warm=$(seconds "$t0" "$t1")
+
+mkdir -p bench-results
+out=bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt
+{
+  echo "Strata bench, $(date -u), $(nproc) cores, ${size_mib} MiB object, s3rver on 127.0.0.1 (pinned to CPU 1)"
+  echo "read_ahead_kb of the Strata mount: $(cat /sys/class/bdi/$(awk -v m="$work/mnt" '$5 == m {print $3}' /proc/self/mountinfo)/read_ahead_kb 2>/dev/null || echo ?)"
+  echo
+  printf '%-44s %12s %12s %12s %12s %12s\n' "case" "Strata" "baseline" "ratio" "s3fs" "rclone"
+  printf '%-44s %12s %12s %12s %12s %12s\n' "cold sequential read, MiB/s (vs curl GET)" \
+    "$strata_cold" "$curl_rate" "$(ratio "$strata_cold" "$curl_rate")" "$s3fs_cold" "$rclone_cold"
+  printf '%-44s %12s %12s %12s %12s %12s\n' "warm read, MiB/s (vs passthrough_ll)" \
+    "$strata_warm" "$pt_rate" "$(ratio "$strata_warm" "$pt_rate")" "$s3fs_warm" "$rclone_warm"
+  printf '%-44s %12s %12s %12s %12s %12s\n' "warm read, MiB/s (vs direct read)" \
+    "$strata_warm" "$direct_rate" "$(ratio "$strata_warm" "$direct_rate")" "$s3fs_warm" "$rclone_warm"
+  printf '%-44s %12s %12s %12s %12s %12s\n' "time to first byte, s (vs curl)" \
+    "$strata_ttfb" "$curl_ttfb" "$(ratio "$curl_ttfb" "$strata_ttfb")" "$s3fs_ttfb" "$rclone_ttfb"
+  printf '%-44s %12s %12s %12s %12s %12s\n' "list 10,000 entries cold, s" "$strata_ls_cold" "-" "-" "$s3fs_ls_cold" "$rclone_ls_cold"
+  printf '%-44s %12s %12s %12s %12s %12s\n' "list 10,000 entries warm, s" "$strata_ls_warm" "-" "-" "$s3fs_ls_warm" "$rclone_ls_warm"
+  echo
+  echo "ratio: Strata / baseline for rates; baseline / Strata for times (higher is better for Strata)"
+  echo "agentctl stat after the Strata runs:"
+  sed 's/^/  /' "$work/strata-stat.txt"
+} | tee "$out"
+echo "bench: results kept in $out"
