@@ -22,6 +22,7 @@ struct Engine::Fetch {
 namespace {
 constexpr uint64_t kMaxChunk = 256 * 1024;
 constexpr size_t kMaxOpenFds = 1024;
+constexpr uint64_t kMaxGetBytes = 16u << 20;
 }  // namespace
 
 Engine::Engine(EngineOptions opts, MountTable* mounts, index::Index* index, tier::SsdTier* ssd)
@@ -294,26 +295,61 @@ bool Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
       submit = true;
     }
   }
-  if (submit && !stopped_) fetchers_->Submit([this, f, idx, fetch] { RunFetch(f, idx, fetch); }, urgent);
+  if (submit && !stopped_) fetchers_->Submit([this, f, idx, fetch] { RunFetches(f, idx, {fetch}); }, urgent);
   return true;
 }
 
-void Engine::RunFetch(FileRef f, uint64_t idx, std::shared_ptr<Fetch> fetch) {
-  if (fetch->started.exchange(true)) return;
-  BlockKey key{f.file_id, idx};
-  uint32_t len = BlockLength(f, idx);
-  bool keep = len > 0 && Reserve(len);
-  auto buf = std::make_shared<std::string>(len, '\0');
+void Engine::RunFetches(FileRef f, uint64_t first, std::vector<std::shared_ptr<Fetch>> fetches) {
+  // Claim the blocks; one another worker already took (an urgent duplicate)
+  // splits the range.
+  std::vector<bool> mine(fetches.size());
+  for (size_t i = 0; i < fetches.size(); i++) mine[i] = !fetches[i]->started.exchange(true);
+  for (size_t i = 0; i < fetches.size();) {
+    if (!mine[i]) {
+      i++;
+      continue;
+    }
+    size_t j = i;
+    while (j < fetches.size() && mine[j]) j++;
+    FetchRun(f, first + i, std::vector<std::shared_ptr<Fetch>>(fetches.begin() + i, fetches.begin() + j));
+    i = j;
+  }
+}
+
+void Engine::FetchRun(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run) {
+  std::vector<uint32_t> lens(run.size());
+  std::vector<bool> keep(run.size());
+  uint64_t total = 0;
+  for (size_t i = 0; i < run.size(); i++) {
+    lens[i] = BlockLength(f, first + i);
+    keep[i] = lens[i] > 0 && Reserve(lens[i]);
+    total += lens[i];
+  }
+  std::string all(total, '\0');
   Status st;
-  if (len > 0) {
-    Result<size_t> r = mounts_->at(f.mount).ufs->Read(f.ufs_path, f.etag, idx * opts_.block_size,
-                                                     len, buf->data());
+  if (total > 0) {
+    Result<size_t> r = mounts_->at(f.mount).ufs->Read(f.ufs_path, f.etag, first * opts_.block_size,
+                                                     total, all.data());
     if (!r.ok()) st = r.status();
-    else if (*r != len)
-      st = Status::Stale("store returned " + std::to_string(*r) + " of " + std::to_string(len) +
-                         " bytes of block " + std::to_string(idx) + " of " + f.ufs_path +
+    else if (*r != total)
+      st = Status::Stale("store returned " + std::to_string(*r) + " of " + std::to_string(total) +
+                         " bytes at block " + std::to_string(first) + " of " + f.ufs_path +
                          " (the object changed?)");
   }
+  uint64_t off = 0;
+  for (size_t i = 0; i < run.size(); i++) {
+    std::shared_ptr<std::string> buf =
+        run.size() == 1 ? std::make_shared<std::string>(std::move(all))
+                        : std::make_shared<std::string>(all.data() + off, lens[i]);
+    off += lens[i];
+    CompleteFetch(f, first + i, run[i], keep[i], st, std::move(buf));
+  }
+}
+
+void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr<Fetch>& fetch,
+                           bool keep, const Status& st, std::shared_ptr<std::string> buf) {
+  BlockKey key{f.file_id, idx};
+  uint32_t len = static_cast<uint32_t>(buf->size());
   std::vector<uint64_t> sums;
   if (st.ok()) {
     for (uint64_t c = 0; c * chunk_ < len; c++)
@@ -439,14 +475,31 @@ void Engine::Read(const FileRef& f, uint64_t off, size_t len, ReadDone done) {
 }
 
 void Engine::Prefetch(const FileRef& f, uint64_t first, uint64_t count) {
+  // Consecutive missing blocks go out as one ranged GET of up to
+  // kMaxGetBytes: per-request costs (on the store too) dominate small GETs.
+  const uint64_t per_get = std::max<uint64_t>(1, kMaxGetBytes / opts_.block_size);
   uint64_t nblocks = (f.size + opts_.block_size - 1) / opts_.block_size;
-  for (uint64_t idx = first; idx < std::min(first + count, nblocks); idx++) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (inflight_.count(BlockKey{f.file_id, idx})) continue;
+  std::vector<std::pair<uint64_t, std::vector<std::shared_ptr<Fetch>>>> groups;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bool open = false;
+    for (uint64_t idx = first; idx < std::min(first + count, nblocks); idx++) {
+      BlockKey key{f.file_id, idx};
+      if (blocks_.count(key) || inflight_.count(key)) {
+        open = false;
+        continue;
+      }
+      auto fetch = std::make_shared<Fetch>();
+      inflight_.emplace(key, fetch);
+      if (!open || groups.back().second.size() >= per_get) groups.push_back({idx, {}});
+      groups.back().second.push_back(std::move(fetch));
+      open = true;
     }
-    StartFetch(f, idx, false, nullptr);
   }
+  if (stopped_) return;
+  for (auto& [start, fetches] : groups)
+    fetchers_->Submit([this, f, start = start, fetches = std::move(fetches)] { RunFetches(f, start, fetches); },
+                      false);
 }
 
 Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uint64_t)>& progress,
@@ -497,7 +550,7 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
         w->cv.notify_all();
       });
     }
-    if (submit) fetchers_->Submit([this, f, idx, fetch] { RunFetch(f, idx, fetch); }, false);
+    if (submit) fetchers_->Submit([this, f, idx, fetch] { RunFetches(f, idx, {fetch}); }, false);
   }
   std::unique_lock<std::mutex> wl(w->mu);
   w->cv.wait(wl, [&] { return w->outstanding == 0; });

@@ -149,7 +149,13 @@ class Engine {
   // false, without calling the waiter, when the block is cached by now.
   bool StartFetch(const FileRef& f, uint64_t idx, bool urgent,
                   std::function<void(Status, std::shared_ptr<const std::string>)> waiter);
-  void RunFetch(FileRef f, uint64_t idx, std::shared_ptr<Fetch> fetch);
+  // Fetches blocks [first, first + fetches.size()) with one ranged read per
+  // run of blocks this worker could claim.
+  void RunFetches(FileRef f, uint64_t first, std::vector<std::shared_ptr<Fetch>> fetches);
+  void FetchRun(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run);
+  // Answers a block's waiters, stores it (when `keep`), indexes it.
+  void CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr<Fetch>& fetch, bool keep,
+                     const Status& st, std::shared_ptr<std::string> buf);
   // Reserves room for `len` bytes, evicting if needed. False: no room.
   bool Reserve(uint64_t len);
   // Removes blocks from the maps (caller holds mu_), moving their bytes from

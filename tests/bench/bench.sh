@@ -62,40 +62,46 @@ echo x > "$work/one"
 for i in $(seq 1 10000); do
   printf 'upload-file = "%s"\nurl = "%s/%s/many/e%05d"\noutput = "/dev/null"\n' "$work/one" "$ep" "$bucket" "$i"
 done > "$work/many.cfg"
-curl -sf --parallel --parallel-max 32 -K "$work/many.cfg"
+curl -sf --no-progress-meter --parallel --parallel-max 32 -K "$work/many.cfg"
 
-# --- baselines
-drop
-t0=$(now); curl -sf -o /dev/null "$ep/$bucket/big.bin"; t1=$(now)
-curl_rate=$(awk -v a="$t0" -v z="$t1" -v s="$size_mib" 'BEGIN { printf "%.1f", s / (z - a) }')
-curl_ttfb=$(curl -sf -o /dev/null -r 0-0 -w '%{time_starttransfer}' "$ep/$bucket/ttfb1.bin")
-drop
-direct_rate=$(read_rate "$work/local/big.bin")
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+curl_rate_once() {
+  local t0 t1
+  drop
+  t0=$(now); curl -sf -o /dev/null "$ep/$bucket/big.bin"; t1=$(now)
+  awk -v a="$t0" -v z="$t1" -v s="$size_mib" 'BEGIN { printf "%.1f", s / (z - a) }'
+}
 
+# --- Strata and the baselines, interleaved (baseline, candidate, ...) three
+# times; medians are reported.
 cc -O2 -o "$work/passthrough_ll" /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c \
   $(pkg-config --cflags --libs fuse3)
 "$work/passthrough_ll" -o source="$work/local" "$work/pt" &
 pids+=($!); mounts+=("$work/pt"); wait_mount "$work/pt"
-drop
-pt_rate=$(read_rate "$work/pt/big.bin")
-
-# --- Strata
 ctl() { "$build/agentctl" --socket "$work/agent.sock" "$@"; }
-start_strata() {
-  AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER "$build/strata-agent" -f \
-    --mount-point "$work/mnt" --ufs "s3://$bucket" --s3-endpoint "$ep" \
-    --cache-dir "$work/cache" --cache-size $((size_mib * 2 + 512))MiB --socket "$work/agent.sock" \
-    >>"$work/agent.log" 2>&1 &
-  pids+=($!); mounts+=("$work/mnt"); wait_mount "$work/mnt"
-}
-start_strata
+AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER "$build/strata-agent" -f \
+  --mount-point "$work/mnt" --ufs "s3://$bucket" --s3-endpoint "$ep" \
+  --cache-dir "$work/cache" --cache-size $((size_mib * 2 + 512))MiB --socket "$work/agent.sock" \
+  >>"$work/agent.log" 2>&1 &
+pids+=($!); mounts+=("$work/mnt"); wait_mount "$work/mnt"
+
+curl_ttfb=$(curl -sf -o /dev/null -r 0-0 -w '%{time_starttransfer}' "$ep/$bucket/ttfb1.bin")
 drop
 t0=$(now); head -c 1 "$work/mnt/ttfb2.bin" >/dev/null; t1=$(now)
 strata_ttfb=$(seconds "$t0" "$t1")
-drop
-strata_cold=$(read_rate "$work/mnt/big.bin")
-drop
-strata_warm=$(read_rate "$work/mnt/big.bin")
+
+cold_c=() cold_s=() warm_s=() warm_p=() warm_d=()
+for rep in 1 2 3; do
+  cold_c+=("$(curl_rate_once)")
+  ctl evict big.bin >/dev/null
+  drop; cold_s+=("$(read_rate "$work/mnt/big.bin")")
+  drop; warm_p+=("$(read_rate "$work/pt/big.bin")")
+  drop; warm_s+=("$(read_rate "$work/mnt/big.bin")")
+  drop; warm_d+=("$(read_rate "$work/local/big.bin")")
+done
+curl_rate=$(median "${cold_c[@]}") strata_cold=$(median "${cold_s[@]}")
+pt_rate=$(median "${warm_p[@]}") strata_warm=$(median "${warm_s[@]}") direct_rate=$(median "${warm_d[@]}")
+
 t0=$(now); n=$(ls -f "$work/mnt/many" | wc -l); t1=$(now)
 strata_ls_cold=$(seconds "$t0" "$t1")
 t0=$(now); ls -f "$work/mnt/many" >/dev/null; t1=$(now)
@@ -141,6 +147,7 @@ mkdir -p bench-results
 out=bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt
 {
   echo "Strata bench, $(date -u), $(nproc) cores, ${size_mib} MiB object, s3rver on 127.0.0.1 (pinned to CPU 1)"
+  echo "runs (MiB/s): curl ${cold_c[*]} | strata cold ${cold_s[*]} | strata warm ${warm_s[*]} | passthrough_ll ${warm_p[*]} | direct ${warm_d[*]}"
   echo "read_ahead_kb of the Strata mount: $(cat /sys/class/bdi/$(awk -v m="$work/mnt" '$5 == m {print $3}' /proc/self/mountinfo)/read_ahead_kb 2>/dev/null || echo ?)"
   echo
   printf '%-44s %12s %12s %12s %12s %12s\n' "case" "Strata" "baseline" "ratio" "s3fs" "rclone"

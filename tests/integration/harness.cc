@@ -210,14 +210,15 @@ void S3Server::PutMany(const std::string& bucket,
     cfg << "upload-file = \"" << file << "\"\nurl = \"" << endpoint() << "/" << bucket << "/" << UrlKey(key)
         << "\"\noutput = \"/dev/null\"\n";
   cfg.close();
-  CmdResult r = Run("curl -sS -f --parallel --parallel-max 32 -K " + d.path + "/curl.cfg");
+  CmdResult r = Run("curl -sS -f --no-progress-meter --parallel --parallel-max 32 -K " + d.path + "/curl.cfg");
   INFO(r.out.substr(0, 2000));
   REQUIRE(r.code == 0);
 }
 
 S3Server& SharedS3() {
-  static S3Server* server = [] {
-    auto* s = new S3Server();
+  // Destroyed (killed) at exit like any static.
+  static std::unique_ptr<S3Server> server = [] {
+    auto s = std::make_unique<S3Server>();
     s->Start();
     return s;
   }();
