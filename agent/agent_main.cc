@@ -18,6 +18,7 @@
 
 #include "agent/base/fd.h"
 #include "agent/base/log.h"
+#include "agent/base/paths.h"
 #include "agent/base/units.h"
 #include "agent/cache/engine.h"
 #include "agent/cache/metadata.h"
@@ -54,13 +55,6 @@ struct Config {
   int fuse_threads = 16;
   std::string log_level = "info";
 };
-
-std::string DefaultSocket() {
-  if (::geteuid() == 0) return "/run/strata/agent.sock";
-  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
-  if (xdg && *xdg) return std::string(xdg) + "/strata/agent.sock";
-  return "/tmp/strata-" + std::to_string(::getuid()) + "/agent.sock";
-}
 
 // Tells systemd (Type=notify) about our state; a no-op outside systemd.
 void SdNotify(const char* state) {
@@ -240,7 +234,7 @@ int Run(int argc, char** argv) {
   control::Server server(&loop, [&api](const control::HttpRequest& r, control::Server::Reply reply) {
     api.Handle(r, std::move(reply));
   });
-  std::string socket = c.socket.empty() ? DefaultSocket() : c.socket;
+  std::string socket = c.socket.empty() ? DefaultSocketPath() : c.socket;
   s = server.ListenUnix(socket);
   if (s.ok() && !c.metrics_addr.empty()) s = server.ListenTcp(c.metrics_addr);
   if (!s.ok()) return Fail(s.message());

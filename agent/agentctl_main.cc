@@ -12,19 +12,13 @@
 #include <thread>
 
 #include "agent/base/hash.h"
+#include "agent/base/paths.h"
 #include "agent/base/units.h"
 
 namespace strata {
 namespace {
 
 using nlohmann::json;
-
-std::string DefaultSocket() {
-  if (::geteuid() == 0) return "/run/strata/agent.sock";
-  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
-  if (xdg && *xdg) return std::string(xdg) + "/strata/agent.sock";
-  return "/tmp/strata-" + std::to_string(::getuid()) + "/agent.sock";
-}
 
 struct Http {
   long status = 0;
@@ -205,7 +199,7 @@ int Evict(Client& cl, const std::string& path, bool recursive, bool as_json) {
 
 int main(int argc, char** argv) {
   CLI::App app{"agentctl: drive a running strata-agent (load, evict, stat)"};
-  std::string socket = strata::DefaultSocket();
+  std::string socket = strata::DefaultSocketPath();
   app.add_option("--socket", socket, "the agent's control socket")->capture_default_str();
   app.require_subcommand(1);
   std::string path;

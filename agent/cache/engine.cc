@@ -14,8 +14,8 @@ namespace strata::cache {
 struct Engine::Fetch {
   std::atomic<bool> started{false};
   bool done = false;                          // guarded by Engine::mu_
-  std::shared_ptr<const std::string> data;    // guarded by Engine::mu_, set when done and OK
-  std::vector<std::function<void(Status, std::shared_ptr<const std::string>)>> waiters;
+  std::shared_ptr<const Buffer> data;    // guarded by Engine::mu_, set when done and OK
+  std::vector<std::function<void(Status, std::shared_ptr<const Buffer>)>> waiters;
   std::vector<std::function<void(Status, bool kept)>> late_waiters;
 };
 
@@ -230,7 +230,7 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     dirty_atime_.insert(key);
   }
   uint64_t start = c0 * chunk_, end = std::min<uint64_t>((c1 + 1) * chunk_, blen);
-  auto buf = std::make_shared<std::string>(end - start, '\0');
+  auto buf = Buffer::Make(end - start);
   std::string problem;
   std::shared_ptr<Fd> fd = OpenFd(key, gen);
   size_t got = 0;
@@ -268,7 +268,7 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
 }
 
 bool Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
-                        std::function<void(Status, std::shared_ptr<const std::string>)> waiter) {
+                        std::function<void(Status, std::shared_ptr<const Buffer>)> waiter) {
   BlockKey key{f.file_id, idx};
   std::shared_ptr<Fetch> fetch;
   bool submit = false;
@@ -325,11 +325,11 @@ void Engine::FetchRun(const FileRef& f, uint64_t first, const std::vector<std::s
     keep[i] = lens[i] > 0 && Reserve(lens[i]);
     total += lens[i];
   }
-  std::string all(total, '\0');
+  std::shared_ptr<Buffer> all = Buffer::Make(total);
   Status st;
   if (total > 0) {
     Result<size_t> r = mounts_->at(f.mount).ufs->Read(f.ufs_path, f.etag, first * opts_.block_size,
-                                                     total, all.data());
+                                                     total, all->data());
     if (!r.ok()) st = r.status();
     else if (*r != total)
       st = Status::Stale("store returned " + std::to_string(*r) + " of " + std::to_string(total) +
@@ -338,16 +338,14 @@ void Engine::FetchRun(const FileRef& f, uint64_t first, const std::vector<std::s
   }
   uint64_t off = 0;
   for (size_t i = 0; i < run.size(); i++) {
-    std::shared_ptr<std::string> buf =
-        run.size() == 1 ? std::make_shared<std::string>(std::move(all))
-                        : std::make_shared<std::string>(all.data() + off, lens[i]);
+    std::shared_ptr<Buffer> buf = run.size() == 1 ? all : all->View(off, lens[i]);
     off += lens[i];
     CompleteFetch(f, first + i, run[i], keep[i], st, std::move(buf));
   }
 }
 
 void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr<Fetch>& fetch,
-                           bool keep, const Status& st, std::shared_ptr<std::string> buf) {
+                           bool keep, const Status& st, std::shared_ptr<Buffer> buf) {
   BlockKey key{f.file_id, idx};
   uint32_t len = static_cast<uint32_t>(buf->size());
   std::vector<uint64_t> sums;
@@ -424,7 +422,7 @@ void Engine::GetBlock(const FileRef& f, uint64_t idx, uint32_t off, uint32_t len
       done(Status::IOError("cache: " + r.status().message()), {});
       return;
     }
-    bool fetching = StartFetch(f, idx, urgent, [off, len, done](Status s, std::shared_ptr<const std::string> data) {
+    bool fetching = StartFetch(f, idx, urgent, [off, len, done](Status s, std::shared_ptr<const Buffer> data) {
       if (!s.ok()) done(std::move(s), {});
       else done(Status::OK(), Slice{std::move(data), off, len});
     });

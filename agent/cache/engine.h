@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "agent/base/block_key.h"
+#include "agent/base/buffer.h"
 #include "agent/base/fd.h"
 #include "agent/base/status.h"
 #include "agent/base/thread_pool.h"
@@ -67,7 +68,7 @@ struct FileRef {
 
 // A piece of a read's reply: `length` bytes at `offset` of `data`.
 struct Slice {
-  std::shared_ptr<const std::string> data;
+  std::shared_ptr<const Buffer> data;
   size_t offset = 0;
   size_t length = 0;
 };
@@ -148,14 +149,14 @@ class Engine {
   // Starts (or joins) the fetch of one block; `waiter` may be empty. Returns
   // false, without calling the waiter, when the block is cached by now.
   bool StartFetch(const FileRef& f, uint64_t idx, bool urgent,
-                  std::function<void(Status, std::shared_ptr<const std::string>)> waiter);
+                  std::function<void(Status, std::shared_ptr<const Buffer>)> waiter);
   // Fetches blocks [first, first + fetches.size()) with one ranged read per
   // run of blocks this worker could claim.
   void RunFetches(FileRef f, uint64_t first, std::vector<std::shared_ptr<Fetch>> fetches);
   void FetchRun(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run);
   // Answers a block's waiters, stores it (when `keep`), indexes it.
   void CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr<Fetch>& fetch, bool keep,
-                     const Status& st, std::shared_ptr<std::string> buf);
+                     const Status& st, std::shared_ptr<Buffer> buf);
   // Reserves room for `len` bytes, evicting if needed. False: no room.
   bool Reserve(uint64_t len);
   // Removes blocks from the maps (caller holds mu_), moving their bytes from

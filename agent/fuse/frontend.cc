@@ -447,7 +447,10 @@ Status CheckMountPoint(const std::string& path) {
 Frontend::Frontend(Options opts, cache::Metadata* meta, cache::Engine* engine)
     : impl_(std::make_unique<Impl>(std::move(opts), meta, engine)) {}
 
-Frontend::~Frontend() { Unmount(); }
+Frontend::~Frontend() {
+  Unmount();
+  if (impl_->se != nullptr) fuse_session_destroy(impl_->se);
+}
 
 Status Frontend::Mount() {
   std::string mo = "-ofsname=" + impl_->opts.fsname + ",subtype=strata,ro,default_permissions,max_read=" +
@@ -492,8 +495,8 @@ void Frontend::Unmount() {
   impl_->mounted = false;
   if (impl_->handlers) fuse_remove_signal_handlers(impl_->se);
   impl_->handlers = false;
-  fuse_session_destroy(impl_->se);
-  impl_->se = nullptr;
+  // The session itself lives on until the destructor: fetches still in
+  // flight may answer their (now unmounted) requests without crashing.
 }
 
 }  // namespace strata::fuse

@@ -39,7 +39,8 @@ class Frontend {
   int Loop();
   // Ends the loop from any thread (a wake-up via a stat of the mount).
   void Exit();
-  // Unmounts and destroys the session. Idempotent.
+  // Unmounts. Idempotent. The session is destroyed with the Frontend, which
+  // must outlive the engine's fetch workers (they may still reply).
   void Unmount();
 
   struct Impl;

@@ -8,6 +8,7 @@
 // Thread safety: all methods may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -34,8 +35,10 @@ class SsdTier {
   const std::string& dir() const { return dir_; }
 
  private:
+  static constexpr size_t kDirectAlign = 4096;
   explicit SsdTier(std::string dir) : dir_(std::move(dir)) {}
   const std::string dir_;
+  std::atomic<bool> direct_ok_{true};  // false once the file system refused O_DIRECT
 };
 
 }  // namespace strata::tier

@@ -114,15 +114,20 @@ echo "S3RVER:S3RVER" > "$work/s3fs.passwd"; chmod 600 "$work/s3fs.passwd"
 s3fs "$bucket" "$work/s3fs" -o url="$ep",use_path_request_style,passwd_file="$work/s3fs.passwd" \
   -o use_cache="$work/s3fs-cache",parallel_count=8,multipart_size=8,stat_cache_expire=3600
 mounts+=("$work/s3fs"); wait_mount "$work/s3fs"
-drop
-t0=$(now); head -c 1 "$work/s3fs/ttfb3.bin" >/dev/null; t1=$(now)
-s3fs_ttfb=$(seconds "$t0" "$t1")
-drop
-s3fs_cold=$(read_rate "$work/s3fs/big.bin")
-drop
-s3fs_warm=$(read_rate "$work/s3fs/big.bin")
-t0=$(now); ls -f "$work/s3fs/many" >/dev/null; t1=$(now); s3fs_ls_cold=$(seconds "$t0" "$t1")
-t0=$(now); ls -f "$work/s3fs/many" >/dev/null; t1=$(now); s3fs_ls_warm=$(seconds "$t0" "$t1")
+# A peer mount measured like Strata: time to first byte, cold and warm
+# sequential read, listing cold and warm. Sets <name>_ttfb, _cold, _warm,
+# _ls_cold, _ls_warm.
+measure_peer() {
+  local name=$1 dir=$2 ttfb_obj=$3 t0 t1
+  drop
+  t0=$(now); head -c 1 "$dir/$ttfb_obj" >/dev/null; t1=$(now)
+  printf -v "${name}_ttfb" '%s' "$(seconds "$t0" "$t1")"
+  drop; printf -v "${name}_cold" '%s' "$(read_rate "$dir/big.bin")"
+  drop; printf -v "${name}_warm" '%s' "$(read_rate "$dir/big.bin")"
+  t0=$(now); ls -f "$dir/many" >/dev/null; t1=$(now); printf -v "${name}_ls_cold" '%s' "$(seconds "$t0" "$t1")"
+  t0=$(now); ls -f "$dir/many" >/dev/null; t1=$(now); printf -v "${name}_ls_warm" '%s' "$(seconds "$t0" "$t1")"
+}
+measure_peer s3fs "$work/s3fs" ttfb3.bin
 
 (
   unset AWS_CA_BUNDLE  # rclone 1.60 refuses to start with it set
@@ -133,15 +138,7 @@ t0=$(now); ls -f "$work/s3fs/many" >/dev/null; t1=$(now); s3fs_ls_warm=$(seconds
     --vfs-read-chunk-size 8M --buffer-size 16M --dir-cache-time 1h --attr-timeout 1h --daemon
 )
 mounts+=("$work/rclone"); wait_mount "$work/rclone"
-drop
-t0=$(now); head -c 1 "$work/rclone/ttfb4.bin" >/dev/null; t1=$(now)
-rclone_ttfb=$(seconds "$t0" "$t1")
-drop
-rclone_cold=$(read_rate "$work/rclone/big.bin")
-drop
-rclone_warm=$(read_rate "$work/rclone/big.bin")
-t0=$(now); ls -f "$work/rclone/many" >/dev/null; t1=$(now); rclone_ls_cold=$(seconds "$t0" "$t1")
-t0=$(now); ls -f "$work/rclone/many" >/dev/null; t1=$(now); rclone_ls_warm=$(seconds "$t0" "$t1")
+measure_peer rclone "$work/rclone" ttfb4.bin
 
 mkdir -p bench-results
 out=bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt
