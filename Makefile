@@ -4,7 +4,7 @@
 #   make test       installs test dependencies, builds, runs unit + integration tests
 #   make bench      benchmarks against curl, passthrough_ll, s3fs and rclone (table + file)
 #   make install    binaries, systemd unit, policies, man pages under $(DESTDIR)$(PREFIX)
-#   make asan       the unit tests under AddressSanitizer + UBSan
+#   make asan       the unit tests under AddressSanitizer + UBSan (and an ASan agent)
 SHELL := /bin/bash
 CXX ?= g++
 BUILD ?= build
@@ -86,9 +86,11 @@ install: all
 	install -D -m 0644 man/strata-agent.8 $(DESTDIR)$(PREFIX)/share/man/man8/strata-agent.8
 	install -D -m 0644 man/agentctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/agentctl.1
 
+# Unit tests under ASan/UBSan, and the same agent for the integration tests:
+#   STRATA_AGENT=build-asan/strata-agent build/integration_tests
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	  LDLIBS="$(PKG_LIBS) -pthread -fsanitize=address,undefined" build-asan/unit_tests
+	  LDLIBS="$(PKG_LIBS) -pthread -fsanitize=address,undefined" build-asan/unit_tests build-asan/strata-agent
 	build-asan/unit_tests
 
 clean:

@@ -48,6 +48,7 @@ struct Server::Conn {
   } h;
   uv_timer_t timer;
   HttpParser parser;
+  bool metrics_only = false;  // accepted on the TCP listener
   int open_handles = 2;
   // Shared with pending Reply callbacks: false once the connection closed.
   std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
@@ -159,6 +160,7 @@ void Server::OnConnection(uv_stream_t* listener, int status) {
   auto* c = new Conn();
   c->server = l->server;
   c->loop = l->server->loop_;
+  c->metrics_only = !l->is_pipe;
   if (l->is_pipe) uv_pipe_init(c->loop->uv(), &c->h.pipe, 0);
   else uv_tcp_init(c->loop->uv(), &c->h.tcp);
   c->h.pipe.data = c;  // data is the first field of every handle
@@ -191,6 +193,12 @@ void Server::OnConnection(uv_stream_t* listener, int status) {
         } else if (st == HttpParser::State::kDone) {
           uv_read_stop(s);
           uv_timer_stop(&c->timer);
+          // The TCP listener is for scrapers: the control API stays on the
+          // Unix socket, whose file permissions say who may use it.
+          if (c->metrics_only && c->parser.request().path != "/metrics") {
+            c->Send(HttpResponse(404, "text/plain", "only /metrics is served here\n"));
+            return;
+          }
           std::shared_ptr<std::atomic<bool>> alive = c->alive;
           loop::Loop* loop = c->loop;
           Reply reply = [c, alive, loop](int code, const std::string& type, const std::string& body) {

@@ -28,7 +28,7 @@ class Server {
   // Listens on a Unix socket. A stale socket file is replaced; one another
   // live agent answers on is an error.
   Status ListenUnix(const std::string& path);
-  // "127.0.0.1:9464"
+  // "127.0.0.1:9464": serves /metrics only.
   Status ListenTcp(const std::string& addr);
   // Closes the listeners (loop thread).
   void Close();

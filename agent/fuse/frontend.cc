@@ -461,6 +461,7 @@ Status Frontend::Mount() {
   for (auto& a : args) argv.push_back(a.data());
   fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   impl_->se = fuse_session_new(&fargs, &kOps, sizeof(kOps), impl_.get());
+  fuse_opt_free_args(&fargs);
   if (impl_->se == nullptr) return Status::InvalidArgument("fuse: cannot create a session (bad mount options?)");
   if (fuse_set_signal_handlers(impl_->se) != 0) return Status::IOError("fuse: cannot install signal handlers");
   impl_->handlers = true;

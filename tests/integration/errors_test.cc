@@ -82,8 +82,13 @@ TEST_CASE("writes are refused with EROFS and the agent keeps serving", "[fuse][e
 TEST_CASE("malformed requests on the control socket get 400, the agent keeps serving", "[fuse][errors]") {
   auto store = MakeStore("file");
   Agent agent;
-  agent.Start(store->uri());
+  agent.Start(store->uri(), {"--metrics-addr", "127.0.0.1:19464"});
   std::string curl = "curl -sS --max-time 15 --unix-socket " + agent.socket() + " ";
+  // The TCP listener serves scrapers, not the control API.
+  CmdResult tcp = Run("curl -sS --max-time 15 http://127.0.0.1:19464/metrics");
+  CHECK(tcp.out.find("strata_cache_blocks") != std::string::npos);
+  tcp = Run("curl -sS --max-time 15 -o /dev/null -w '%{http_code}' -X POST 'http://127.0.0.1:19464/v1/evict?path=x'");
+  CHECK(tcp.out == "404");
   CmdResult r = Run("printf 'GARBAGE\\r\\n\\r\\n' | timeout 15 socat - UNIX-CONNECT:" + agent.socket() +
                     " 2>/dev/null || printf 'GARBAGE\\r\\n\\r\\n' | timeout 15 nc -U " + agent.socket());
   if (r.code == 0) CHECK(r.out.find("400 Bad Request") != std::string::npos);

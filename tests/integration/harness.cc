@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -24,8 +25,13 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
-const char* kAgent = "build/strata-agent";
-const char* kCtl = "build/agentctl";
+// STRATA_AGENT / STRATA_AGENTCTL pick other builds (e.g. build-asan/).
+const char* Bin(const char* env, const char* fallback) {
+  const char* v = std::getenv(env);
+  return v && *v ? v : fallback;
+}
+const char* const kAgent = Bin("STRATA_AGENT", "build/strata-agent");
+const char* const kCtl = Bin("STRATA_AGENTCTL", "build/agentctl");
 
 int FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
