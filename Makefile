@@ -6,6 +6,7 @@
 #   make install    binaries, systemd unit, policies, man pages under $(DESTDIR)$(PREFIX)
 #   make asan       the unit tests under AddressSanitizer + UBSan (and an ASan agent)
 SHELL := /bin/bash
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 CXX ?= g++
 BUILD ?= build
 PREFIX ?= /usr/local
