@@ -129,6 +129,12 @@ Api::~Api() { Shutdown(); }
 
 void Api::Shutdown() {
   cancel_ = true;
+  std::vector<std::pair<std::shared_ptr<Job>, std::thread>> threads;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    threads.swap(job_threads_);
+  }
+  for (auto& [job, t] : threads) t.join();
   workers_.reset();
 }
 
@@ -219,7 +225,20 @@ void Api::Handle(const HttpRequest& req, Server::Reply reply) {
       // Keep the last 100 jobs.
       while (jobs_.size() > 100 && jobs_.begin()->second->finished) jobs_.erase(jobs_.begin());
     }
-    workers_->Submit([this, job] { RunLoad(job); });
+    {
+      // A job has its own thread: a long load must not hold up stat or evict.
+      // Threads of finished jobs are reaped here.
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = job_threads_.begin(); it != job_threads_.end();) {
+        if (it->first->finished) {
+          it->second.join();
+          it = job_threads_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      job_threads_.emplace_back(job, std::thread([this, job] { RunLoad(job); }));
+    }
     ReplyJson(reply, 202, {{"job", job->id}});
   } else if (p.rfind("/v1/jobs/", 0) == 0 && req.method == "GET") {
     uint64_t id = std::strtoull(p.c_str() + 9, nullptr, 10);

@@ -19,6 +19,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "agent/base/thread_pool.h"
 #include "agent/cache/engine.h"
@@ -60,6 +62,7 @@ class Api {
   std::mutex mu_;
   std::map<uint64_t, std::shared_ptr<Job>> jobs_;  // guarded by mu_
   uint64_t next_job_ = 1;                          // guarded by mu_
+  std::vector<std::pair<std::shared_ptr<Job>, std::thread>> job_threads_;  // guarded by mu_
   std::atomic<bool> cancel_{false};
   std::unique_ptr<ThreadPool> workers_;
 };
