@@ -109,35 +109,48 @@ strata_ls_warm=$(seconds "$t0" "$t1")
 [ "$n" -ge 10000 ] || echo "bench: strata listed only $n entries" >&2
 ctl stat > "$work/strata-stat.txt"
 
-# --- s3fs (use_cache) and rclone (--vfs-cache-mode full)
+# --- s3fs (use_cache) and rclone (--vfs-cache-mode full), each measured like
+# Strata: three cold/warm rounds, each on a fresh mount with an empty cache.
 echo "S3RVER:S3RVER" > "$work/s3fs.passwd"; chmod 600 "$work/s3fs.passwd"
-s3fs "$bucket" "$work/s3fs" -o url="$ep",use_path_request_style,passwd_file="$work/s3fs.passwd" \
-  -o use_cache="$work/s3fs-cache",parallel_count=8,multipart_size=8,stat_cache_expire=3600
-mounts+=("$work/s3fs"); wait_mount "$work/s3fs"
-# A peer mount measured like Strata: time to first byte, cold and warm
-# sequential read, listing cold and warm. Sets <name>_ttfb, _cold, _warm,
-# _ls_cold, _ls_warm.
+mount_s3fs() {
+  rm -rf "$work/s3fs-cache"
+  s3fs "$bucket" "$work/s3fs" -o url="$ep",use_path_request_style,passwd_file="$work/s3fs.passwd" \
+    -o use_cache="$work/s3fs-cache",parallel_count=8,multipart_size=8,stat_cache_expire=3600
+}
+mount_rclone() {
+  rm -rf "$work/rclone-cache"
+  (
+    unset AWS_CA_BUNDLE  # rclone 1.60 refuses to start with it set
+    export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other \
+      RCLONE_CONFIG_BENCH_ENDPOINT="$ep" RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=S3RVER \
+      RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=S3RVER RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
+    rclone mount "bench:$bucket" "$work/rclone" --vfs-cache-mode full --cache-dir "$work/rclone-cache" \
+      --vfs-read-chunk-size 8M --buffer-size 16M --dir-cache-time 1h --attr-timeout 1h --daemon
+  )
+}
+# Sets <name>_ttfb, _cold, _warm (medians), _ls_cold, _ls_warm, _runs.
 measure_peer() {
-  local name=$1 dir=$2 ttfb_obj=$3 t0 t1
-  drop
-  t0=$(now); head -c 1 "$dir/$ttfb_obj" >/dev/null; t1=$(now)
-  printf -v "${name}_ttfb" '%s' "$(seconds "$t0" "$t1")"
-  drop; printf -v "${name}_cold" '%s' "$(read_rate "$dir/big.bin")"
-  drop; printf -v "${name}_warm" '%s' "$(read_rate "$dir/big.bin")"
-  t0=$(now); ls -f "$dir/many" >/dev/null; t1=$(now); printf -v "${name}_ls_cold" '%s' "$(seconds "$t0" "$t1")"
-  t0=$(now); ls -f "$dir/many" >/dev/null; t1=$(now); printf -v "${name}_ls_warm" '%s' "$(seconds "$t0" "$t1")"
+  local name=$1 dir=$2 ttfb_obj=$3 t0 t1 cold=() warm=()
+  mounts+=("$dir")
+  for rep in 1 2 3; do
+    "mount_$name"; wait_mount "$dir"
+    if [ "$rep" -eq 1 ]; then
+      drop
+      t0=$(now); head -c 1 "$dir/$ttfb_obj" >/dev/null; t1=$(now)
+      printf -v "${name}_ttfb" '%s' "$(seconds "$t0" "$t1")"
+      t0=$(now); ls -f "$dir/many" >/dev/null; t1=$(now); printf -v "${name}_ls_cold" '%s' "$(seconds "$t0" "$t1")"
+      t0=$(now); ls -f "$dir/many" >/dev/null; t1=$(now); printf -v "${name}_ls_warm" '%s' "$(seconds "$t0" "$t1")"
+    fi
+    drop; cold+=("$(read_rate "$dir/big.bin")")
+    drop; warm+=("$(read_rate "$dir/big.bin")")
+    fusermount3 -u "$dir" 2>/dev/null || umount -l "$dir"
+    for _ in $(seq 1 50); do grep -q " $dir " /proc/self/mounts || break; sleep 0.1; done
+  done
+  printf -v "${name}_cold" '%s' "$(median "${cold[@]}")"
+  printf -v "${name}_warm" '%s' "$(median "${warm[@]}")"
+  printf -v "${name}_runs" '%s' "cold ${cold[*]} | warm ${warm[*]}"
 }
 measure_peer s3fs "$work/s3fs" ttfb3.bin
-
-(
-  unset AWS_CA_BUNDLE  # rclone 1.60 refuses to start with it set
-  export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other \
-    RCLONE_CONFIG_BENCH_ENDPOINT="$ep" RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=S3RVER \
-    RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=S3RVER RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
-  rclone mount "bench:$bucket" "$work/rclone" --vfs-cache-mode full --cache-dir "$work/rclone-cache" \
-    --vfs-read-chunk-size 8M --buffer-size 16M --dir-cache-time 1h --attr-timeout 1h --daemon
-)
-mounts+=("$work/rclone"); wait_mount "$work/rclone"
 measure_peer rclone "$work/rclone" ttfb4.bin
 
 mkdir -p bench-results
@@ -145,6 +158,7 @@ out=bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt
 {
   echo "Strata bench, $(date -u), $(nproc) cores, ${size_mib} MiB object, s3rver on 127.0.0.1 (pinned to CPU 1)"
   echo "runs (MiB/s): curl ${cold_c[*]} | strata cold ${cold_s[*]} | strata warm ${warm_s[*]} | passthrough_ll ${warm_p[*]} | direct ${warm_d[*]}"
+  echo "runs (MiB/s): s3fs $s3fs_runs | rclone $rclone_runs"
   echo "read_ahead_kb of the Strata mount: $(cat /sys/class/bdi/$(awk -v m="$work/mnt" '$5 == m {print $3}' /proc/self/mountinfo)/read_ahead_kb 2>/dev/null || echo ?)"
   echo
   printf '%-44s %12s %12s %12s %12s %12s\n' "case" "Strata" "baseline" "ratio" "s3fs" "rclone"
