@@ -375,7 +375,12 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
     if (keep) {
       Status ws = ssd_->Put(key, buf->data(), len);
       stored = ws.ok();
-      if (!ws.ok()) LOG_WARN("cache: not keeping a block: %s", ws.message().c_str());
+      if (!ws.ok()) {
+        // A full or failing cache disk: keep serving, say so at most every 10 s.
+        int64_t now = NowMonoMs(), last = last_put_warning_ms_.load();
+        if (now - last >= 10000 && last_put_warning_ms_.compare_exchange_strong(last, now))
+          LOG_WARN("cache: not keeping blocks (serving them uncached): %s", ws.message().c_str());
+      }
     }
     index::BlockRecord rec;
     {

@@ -208,6 +208,7 @@ class Engine {
 
   std::unique_ptr<ThreadPool> fetchers_;
   std::atomic<bool> stopped_{false};
+  std::atomic<int64_t> last_put_warning_ms_{-100000};
 
   std::atomic<uint64_t> bytes_read_{0}, bytes_from_cache_{0}, fetched_blocks_{0}, fetch_errors_{0},
       uncached_fetches_{0}, evicted_blocks_{0}, evicted_bytes_{0}, checksum_failures_{0};

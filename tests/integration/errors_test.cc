@@ -130,3 +130,24 @@ TEST_CASE("SIGINT unmounts cleanly; a kill -9 leaves a stale mount that is named
   CHECK(Sha256File(agent.mnt("f")) == Sha256File(src.path + "/f"));
   CHECK(agent.Gets() == 0);
 }
+
+TEST_CASE("a full cache disk: reads keep working, uncached, and the agent says so", "[fuse][errors]") {
+  auto store = MakeStore("file");
+  TempDir src;
+  WriteRandomFile(src.path + "/big", 24u << 20, 11);
+  store->Put("big.bin", src.path + "/big");
+  Agent agent;
+  // The cache directory's disk (a 12 MiB tmpfs) is smaller than --cache-size.
+  fs::create_directories(agent.cache_dir());
+  REQUIRE(Run("mount -t tmpfs -o size=12m strata-test-full " + agent.cache_dir()).code == 0);
+  agent.Start(store->uri(), {"--cache-size", "64MiB", "--block-size", "1MiB"});
+  CHECK(Sha256File(agent.mnt("big.bin")) == Sha256File(src.path + "/big"));
+  DropPageCache();
+  CHECK(Sha256File(agent.mnt("big.bin")) == Sha256File(src.path + "/big"));
+  auto st = agent.Stat();
+  CHECK(st["uncached_fetches"].get<uint64_t>() > 0);
+  CHECK(st["used_bytes"].get<uint64_t>() < (12u << 20));
+  CHECK(agent.log().find("not keeping blocks") != std::string::npos);
+  agent.Stop();
+  Run("umount " + agent.cache_dir());
+}
