@@ -220,9 +220,9 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   {
     // Keep the kernel's pages only while they belong to this same version.
     std::lock_guard<std::mutex> lock(self->mu);
-    Inode& node = self->inodes[ino];
-    fi->keep_cache = node.kernel_file_id == m->file_id;
-    node.kernel_file_id = m->file_id;
+    auto node = self->inodes.find(ino);
+    fi->keep_cache = node != self->inodes.end() && node->second.kernel_file_id == m->file_id;
+    if (node != self->inodes.end()) node->second.kernel_file_id = m->file_id;
   }
   fi->fh = reinterpret_cast<uint64_t>(fh);
   if (fuse_reply_open(req, fi) != 0) delete fh;
