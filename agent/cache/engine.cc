@@ -353,6 +353,9 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
     for (uint64_t c = 0; c * chunk_ < len; c++)
       sums.push_back(Xxh64(buf->data() + c * chunk_, std::min<uint64_t>(chunk_, len - c * chunk_)));
   }
+  // Counted before anyone hears of it, so stats agree with what readers saw.
+  if (st.ok()) fetched_blocks_++;
+  else fetch_errors_++;
   decltype(fetch->waiters) waiters;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -365,7 +368,6 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
 
   bool inserted = false;
   if (st.ok()) {
-    fetched_blocks_++;
     bool stored = false;
     if (keep) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -398,7 +400,6 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
     else if (stored) (void)ssd_->Remove(key);
     if (!inserted) uncached_fetches_++;
   } else {
-    fetch_errors_++;
     LOG_WARN("cache: fetch failed: %s", st.message().c_str());
     if (keep) {
       std::lock_guard<std::mutex> lock(mu_);
