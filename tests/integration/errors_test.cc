@@ -89,10 +89,15 @@ TEST_CASE("malformed requests on the control socket get 400, the agent keeps ser
   CHECK(tcp.out.find("strata_cache_blocks") != std::string::npos);
   tcp = Run("curl -sS --max-time 15 -o /dev/null -w '%{http_code}' -X POST 'http://127.0.0.1:19464/v1/evict?path=x'");
   CHECK(tcp.out == "404");
-  CmdResult r = Run("printf 'GARBAGE\\r\\n\\r\\n' | timeout 15 socat - UNIX-CONNECT:" + agent.socket() +
-                    " 2>/dev/null || printf 'GARBAGE\\r\\n\\r\\n' | timeout 15 nc -U " + agent.socket());
-  if (r.code == 0) CHECK(r.out.find("400 Bad Request") != std::string::npos);
-  r = Run(curl + "-o /dev/null -w '%{http_code}' http://x/v1/nope");
+  CHECK(RawUnixRequest(agent.socket(), "GARBAGE\r\n\r\n").rfind("HTTP/1.1 400 Bad Request", 0) == 0);
+  CHECK(RawUnixRequest(agent.socket(), std::string(20000, 'A')).find(" 400 ") != std::string::npos);
+  CHECK(RawUnixRequest(agent.socket(), "GET /v1/stat HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcdefgh")
+            .find(" 400 ") != std::string::npos);
+  // A client that says nothing is answered and dropped after the request deadline.
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(RawUnixRequest(agent.socket(), "GET /v1/stat HTTP/1.1\r\n").find("timed out") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(15));
+  CmdResult r = Run(curl + "-o /dev/null -w '%{http_code}' http://x/v1/nope");
   CHECK(r.out == "404");
   r = Run(curl + "-o /dev/null -w '%{http_code}' -X DELETE http://x/v1/stat");
   CHECK(r.out == "405");

@@ -33,6 +33,9 @@ std::string ReadFile(const std::string& path);
 std::string Sha256File(const std::string& path);
 uint64_t DirBytes(const std::string& path);  // apparent size of regular files below
 bool IsMounted(const std::string& path);
+// Sends raw bytes on a Unix socket and returns whatever comes back until the
+// server closes (or `timeout_s` passes).
+std::string RawUnixRequest(const std::string& socket, const std::string& bytes, int timeout_s = 20);
 void DropPageCache();
 
 // An s3rver on 127.0.0.1 with its own data directory.
