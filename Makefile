@@ -4,6 +4,7 @@
 #   make test       installs test dependencies, builds, runs unit + integration tests
 #   make bench      benchmarks against curl, passthrough_ll, s3fs and rclone (table + file)
 #   make install    binaries, systemd unit, policies, man pages under $(DESTDIR)$(PREFIX)
+#   make soak       slow soak tests (not part of make test)
 #   make asan       the unit tests under AddressSanitizer + UBSan (and an ASan agent)
 SHELL := /bin/bash
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
@@ -61,7 +62,7 @@ $(BUILD)/unit_tests: $(patsubst %.cc,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(LIBS)
 $(BUILD)/integration_tests: $(patsubst %.cc,$(BUILD)/obj/%.o,$(INTEG_SRCS)) $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 
-.PHONY: all run test unit integration bench install clean deps asan
+.PHONY: all run test unit integration bench install clean deps asan soak
 
 deps:
 	bash packaging/install-deps.sh --test
@@ -72,6 +73,10 @@ run: all
 test: all $(BUILD)/unit_tests $(BUILD)/integration_tests
 	bash packaging/install-deps.sh --test
 	bash tests/run.sh $(BUILD)
+
+# The slow soak: two minutes of the engine stress test.
+soak: $(BUILD)/unit_tests
+	$(BUILD)/unit_tests "[slow]"
 
 bench: all
 	bash packaging/install-deps.sh --bench

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include "agent/cache/engine.h"
@@ -337,3 +338,108 @@ TEST_CASE("load fetches every block; evict frees them", "[unit]") {
   Status s = small.engine->Load(small.Ref("huge"), 2, [](uint64_t) {});
   CHECK(s.code() == Status::Code::kNoSpace);
 }
+
+// Many readers, a cache a third of the working set, evictions, objects that
+// change and a store that fails now and then: every read that succeeds must
+// return exactly the bytes of the version it was pinned to, and the limit
+// must hold. `make soak` runs it longer ([slow]).
+namespace {
+void Stress(int seconds) {
+  const uint64_t bs = 64 * 1024;
+  const int kFiles = 12;
+  Rig rig(30 * bs, bs);
+  std::mutex versions_mu;
+  std::map<uint64_t, std::string> by_version;  // file_id -> content
+  std::vector<std::string> names;
+  for (int i = 0; i < kFiles; i++) {
+    names.push_back("s" + std::to_string(i));
+    rig.store->Put(names.back(), RandomBytes(bs * (1 + i % 5) + i * 777, 1000 + i));
+  }
+  // Metadata is revalidated on every Stat, so changes are seen at once.
+  rig.meta = std::make_unique<cache::Metadata>(&rig.mounts, rig.idx.get(), rig.engine.get(), 0);
+  auto ref_of = [&](const std::string& name, cache::FileRef* out) {
+    auto m = rig.meta->Stat(name);
+    if (!m.ok()) return false;
+    *out = rig.meta->RefOf(*m);
+    return true;
+  };
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> reads{0}, bad{0}, failed{0}, max_accounted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; t++)
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      while (!stop) {
+        std::string name = names[rng() % kFiles];
+        // The content of the version this read is pinned to.
+        std::string want;
+        cache::FileRef f;
+        {
+          std::lock_guard<std::mutex> lock(versions_mu);
+          if (!ref_of(name, &f)) continue;
+          auto it = by_version.find(f.file_id);
+          if (it == by_version.end()) {
+            std::string data(f.size, '\0');
+            auto r = rig.store->Read(name, f.etag, 0, f.size, data.data());
+            if (!r.ok()) continue;  // changed or failing right now
+            it = by_version.emplace(f.file_id, std::move(data)).first;
+          }
+          want = it->second;
+        }
+        uint64_t off = want.empty() ? 0 : rng() % want.size();
+        size_t len = 1 + rng() % (3 * bs);
+        Status st;
+        std::string got = rig.Read(f, off, len, &st);
+        reads++;
+        if (!st.ok()) {
+          failed++;
+          continue;
+        }
+        if (got != want.substr(off, len)) bad++;
+        auto s = rig.engine->Stats();
+        max_accounted = std::max<uint64_t>(max_accounted, s.used_bytes + s.reserved_bytes);
+      }
+    });
+  std::thread chaos([&] {
+    std::mt19937 rng(99);
+    int round = 0;
+    while (!stop) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      switch (rng() % 4) {
+        case 0: {  // an object changes in the store
+          std::lock_guard<std::mutex> lock(versions_mu);
+          int i = rng() % kFiles;
+          rig.store->Put(names[i], RandomBytes(bs * (1 + rng() % 5) + rng() % 999, rng()));
+          break;
+        }
+        case 1:
+          rig.store->FailNextReads(1);
+          break;
+        case 2: {
+          cache::FileRef f;
+          std::lock_guard<std::mutex> lock(versions_mu);
+          if (ref_of(names[rng() % kFiles], &f)) rig.engine->EvictFile(f.file_id, nullptr);
+          break;
+        }
+        default:
+          break;
+      }
+      round++;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  chaos.join();
+  INFO("reads " << reads << " failed " << failed);
+  WARN("stress: " << reads << " reads, " << failed << " failed by injected store errors");
+  CHECK(bad == 0);
+  CHECK(reads > 100);
+  CHECK(failed < reads / 2);
+  CHECK(max_accounted <= 30 * bs);
+  CHECK(rig.DiskBytes() <= 30 * bs);
+}
+}  // namespace
+
+TEST_CASE("stress: concurrent reads with changes, failures and evictions", "[unit]") { Stress(3); }
+TEST_CASE("soak: the stress test, longer", "[.][slow]") { Stress(120); }
