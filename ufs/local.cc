@@ -1,4 +1,5 @@
 #include "ufs/local.h"
+#include "agent/base/paths.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -54,7 +55,7 @@ class LocalUfs final : public Ufs {
     if (::stat(full.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + full);
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
       return Status::NotFound("not a regular file or directory: " + full);
-    return EntryOf(BaseName(path), st);
+    return EntryOf(SplitPath(path).second, st);
   }
 
   Result<std::vector<Entry>> List(const std::string& dir) override {
@@ -104,10 +105,6 @@ class LocalUfs final : public Ufs {
  private:
   std::string Full(const std::string& path) const {
     return path.empty() ? root_ : root_ + "/" + path;
-  }
-  static std::string BaseName(const std::string& path) {
-    size_t slash = path.rfind('/');
-    return slash == std::string::npos ? path : path.substr(slash + 1);
   }
 
   const std::string uri_;

@@ -1,10 +1,12 @@
-// Default locations shared by strata-agent and agentctl.
+// Default locations shared by strata-agent and agentctl, and the helpers for
+// the relative paths used everywhere inside the agent.
 #pragma once
 
 #include <unistd.h>
 
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 namespace strata {
 
@@ -15,6 +17,18 @@ inline std::string DefaultSocketPath() {
   const char* xdg = std::getenv("XDG_RUNTIME_DIR");
   if (xdg && *xdg) return std::string(xdg) + "/strata/agent.sock";
   return "/tmp/strata-" + std::to_string(::getuid()) + "/agent.sock";
+}
+
+// Paths inside the mount (and inside a store) are relative, "" is the root:
+// JoinPath("", "a") == "a", JoinPath("a", "b") == "a/b".
+inline std::string JoinPath(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
+// "a/b/c" -> {"a/b", "c"}; "c" -> {"", "c"}.
+inline std::pair<std::string, std::string> SplitPath(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return {"", path};
+  return {path.substr(0, slash), path.substr(slash + 1)};
 }
 
 }  // namespace strata

@@ -89,8 +89,27 @@ Status Engine::Start() {
 }
 
 void Engine::Stop() {
-  if (stopped_.exchange(true)) return;
-  fetchers_.reset();  // joins the workers; queued fetches are dropped
+  {
+    // Set under mu_: nothing is submitted to the pool after this.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_.exchange(true)) return;
+  }
+  fetchers_.reset();  // joins the workers; fetches still queued are dropped...
+  // ...and their readers and loads are told, rather than left waiting.
+  std::vector<std::shared_ptr<Fetch>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [key, fetch] : inflight_) {
+      fetch->done = true;
+      dropped.push_back(fetch);
+    }
+    inflight_.clear();
+  }
+  Status gone = Status::Unavailable("agent is stopping");
+  for (auto& fetch : dropped) {
+    for (auto& w : fetch->waiters) w(gone, nullptr);
+    for (auto& w : fetch->late_waiters) w(gone, false);
+  }
   {
     std::lock_guard<std::mutex> lock(index_mu_);
     index_stop_ = true;
@@ -232,6 +251,7 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
   uint64_t start = c0 * chunk_, end = std::min<uint64_t>((c1 + 1) * chunk_, blen);
   auto buf = Buffer::Make(end - start);
   std::string problem;
+  bool bad_checksum = false;
   std::shared_ptr<Fd> fd = OpenFd(key, gen);
   size_t got = 0;
   if (!fd) {
@@ -244,7 +264,10 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
   for (uint64_t c = c0; problem.empty() && c <= c1; c++) {
     uint64_t cs = (c - c0) * chunk_;
     uint64_t clen = std::min<uint64_t>(chunk_, end - start - cs);
-    if (Xxh64(buf->data() + cs, clen) != sums[c - c0]) problem = "checksum mismatch in chunk " + std::to_string(c);
+    if (Xxh64(buf->data() + cs, clen) != sums[c - c0]) {
+      bad_checksum = true;
+      problem = "checksum mismatch in chunk " + std::to_string(c);
+    }
   }
   if (!problem.empty()) {
     uint64_t bytes = 0;
@@ -257,7 +280,7 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     }
     // Concurrent readers of a bad block all see it; the one that drops it reports.
     if (!detached.empty()) {
-      checksum_failures_ += problem.rfind("checksum", 0) == 0;
+      checksum_failures_ += bad_checksum;
       LOG_WARN("cache: dropping block %s (copy %llu): %s; fetching it again", ssd_->PathOf(key).c_str(),
                static_cast<unsigned long long>(gen), problem.c_str());
     }
@@ -275,6 +298,11 @@ bool Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
   {
     std::unique_lock<std::mutex> lock(mu_);
     if (blocks_.count(key)) return false;
+    if (stopped_) {
+      lock.unlock();
+      if (waiter) waiter(Status::Unavailable("agent is stopping"), nullptr);
+      return true;
+    }
     auto it = inflight_.find(key);
     if (it != inflight_.end()) {
       fetch = it->second;
@@ -294,8 +322,9 @@ bool Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
       inflight_.emplace(key, fetch);
       submit = true;
     }
+    // Under mu_: Stop() cannot drop the pool between the check and here.
+    if (submit) fetchers_->Submit([this, f, idx, fetch] { RunFetches(f, idx, {fetch}); }, urgent);
   }
-  if (submit && !stopped_) fetchers_->Submit([this, f, idx, fetch] { RunFetches(f, idx, {fetch}); }, urgent);
   return true;
 }
 
@@ -486,6 +515,7 @@ void Engine::Prefetch(const FileRef& f, uint64_t first, uint64_t count) {
   std::vector<std::pair<uint64_t, std::vector<std::shared_ptr<Fetch>>>> groups;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
     bool open = false;
     for (uint64_t idx = first; idx < std::min(first + count, nblocks); idx++) {
       BlockKey key{f.file_id, idx};
@@ -499,11 +529,10 @@ void Engine::Prefetch(const FileRef& f, uint64_t first, uint64_t count) {
       groups.back().second.push_back(std::move(fetch));
       open = true;
     }
+    for (auto& [start, fetches] : groups)
+      fetchers_->Submit([this, f, start = start, fetches = std::move(fetches)] { RunFetches(f, start, fetches); },
+                        false);
   }
-  if (stopped_) return;
-  for (auto& [start, fetches] : groups)
-    fetchers_->Submit([this, f, start = start, fetches = std::move(fetches)] { RunFetches(f, start, fetches); },
-                      false);
 }
 
 Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uint64_t)>& progress,
@@ -529,6 +558,7 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) break;
       if (blocks_.count(key)) {
         progress(len);
         continue;
@@ -553,8 +583,8 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
         w->outstanding--;
         w->cv.notify_all();
       });
+      if (submit) fetchers_->Submit([this, f, idx, fetch] { RunFetches(f, idx, {fetch}); }, false);
     }
-    if (submit) fetchers_->Submit([this, f, idx, fetch] { RunFetches(f, idx, {fetch}); }, false);
   }
   std::unique_lock<std::mutex> wl(w->mu);
   w->cv.wait(wl, [&] { return w->outstanding == 0; });

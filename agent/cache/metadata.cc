@@ -1,4 +1,5 @@
 #include "agent/cache/metadata.h"
+#include "agent/base/paths.h"
 
 #include <algorithm>
 
@@ -10,12 +11,6 @@ namespace {
 
 bool NetworkTrouble(const Status& s) {
   return s.code() == Status::Code::kUnavailable || s.code() == Status::Code::kTimeout;
-}
-
-std::pair<std::string, std::string> SplitParent(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return {"", path};
-  return {path.substr(0, slash), path.substr(slash + 1)};
 }
 
 }  // namespace
@@ -62,7 +57,7 @@ Result<index::FileMeta> Metadata::Stat(const std::string& path) {
   if (cached->has_value() && now - (*cached)->validated_ms < ttl_ms_) return **cached;
   if (!cached->has_value()) {
     // A fresh listing of the parent that lacks the name answers without a request.
-    auto [parent, name] = SplitParent(path);
+    auto [parent, name] = SplitPath(path);
     Result<std::optional<index::DirListing>> dir = index_->GetDir(parent);
     if (dir.ok() && dir->has_value() && now - (*dir)->fetched_ms < ttl_ms_) {
       const auto& entries = (*dir)->entries;
@@ -91,7 +86,7 @@ Result<index::FileMeta> Metadata::Stat(const std::string& path) {
   m.path = path;
   m.is_dir = e->is_dir;
   m.size = e->size;
-  m.mtime_ms = e->mtime_ms;
+  m.mtime_ms = e->mtime_ms > 0 ? e->mtime_ms : started_ms_;  // implied S3 dirs have no time
   m.etag = e->etag;
   m.validated_ms = now;
   uint64_t retired = 0;
@@ -144,7 +139,7 @@ Result<std::vector<index::DirEntry>> Metadata::List(const std::string& dir) {
     d.name = std::move(e.name);
     d.is_dir = e.is_dir;
     d.size = e.size;
-    d.mtime_ms = e.mtime_ms;
+    d.mtime_ms = e.mtime_ms > 0 ? e.mtime_ms : started_ms_;
     d.etag = std::move(e.etag);
     listing.entries.push_back(std::move(d));
   }

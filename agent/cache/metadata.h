@@ -3,7 +3,8 @@
 //
 // Within the TTL, attributes and listings come from the index without asking
 // the store; a fresh listing of the parent also answers "no such file". Past
-// the TTL, the store is asked again; a changed ETag / size / mtime gives the
+// the TTL, the store is asked again (an object time the store lacks, as for
+// implied S3 directories, reads as the agent start); a changed ETag / size / mtime gives the
 // path a new file version (file_id) and the engine drops the old version's
 // blocks. When a store cannot be reached it is marked offline for a short
 // while and the last known metadata is served, so cached files stay readable.

@@ -1,4 +1,5 @@
 #include "agent/control/api.h"
+#include "agent/base/paths.h"
 
 #include <nlohmann/json.hpp>
 
@@ -73,10 +74,6 @@ int HttpCodeOf(const Status& s) {
   }
 }
 
-std::string Join(const std::string& dir, const std::string& name) {
-  return dir.empty() ? name : dir + "/" + name;
-}
-
 // Calls fn for every file at or below `path` (directories only with
 // recursive). Stops at the first error it cannot skip.
 Status Walk(cache::Metadata* meta, const std::string& path, bool recursive, const std::atomic<bool>& cancel,
@@ -95,7 +92,7 @@ Status Walk(cache::Metadata* meta, const std::string& path, bool recursive, cons
     Result<std::vector<index::DirEntry>> entries = meta->List(dir);
     if (!entries.ok()) return entries.status();
     for (const index::DirEntry& e : *entries) {
-      std::string child = Join(dir, e.name);
+      std::string child = JoinPath(dir, e.name);
       if (e.is_dir) {
         stack.push_back(child);
         continue;
@@ -201,7 +198,7 @@ void Api::Handle(const HttpRequest& req, Server::Reply reply) {
           dirs++;
           continue;
         }
-        Result<index::FileMeta> fm = ctx_.meta->Stat(Join(path, e.name));
+        Result<index::FileMeta> fm = ctx_.meta->Stat(JoinPath(path, e.name));
         if (!fm.ok() || fm->is_dir) continue;
         json row = file_row(*fm);
         size += fm->size;

@@ -1,5 +1,6 @@
 #define FUSE_USE_VERSION 312
 #include "agent/fuse/frontend.h"
+#include "agent/base/paths.h"
 
 #include <dirent.h>
 #include <fuse_lowlevel.h>
@@ -14,7 +15,6 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "agent/base/clock.h"
 #include "agent/base/log.h"
 
 namespace strata::fuse {
@@ -71,7 +71,6 @@ struct Frontend::Impl {
   std::unordered_map<fuse_ino_t, Inode> inodes;        // guarded by mu
   std::unordered_map<std::string, fuse_ino_t> by_path;  // guarded by mu
   fuse_ino_t next_ino = 2;                              // guarded by mu
-  const int64_t started_ms = NowUnixMs();
 
   Impl(Options o, cache::Metadata* m, cache::Engine* e) : opts(std::move(o)), meta(m), engine(e) {
     Inode root;
@@ -88,9 +87,6 @@ struct Frontend::Impl {
     if (it == inodes.end()) return false;
     *path = it->second.path;
     return true;
-  }
-  static std::string Join(const std::string& dir, const char* name) {
-    return dir.empty() ? std::string(name) : dir + "/" + name;
   }
   // Finds or makes the inode of `path` and adds one kernel reference.
   fuse_ino_t Ref(const std::string& path) {
@@ -129,7 +125,6 @@ struct Frontend::Impl {
     st.st_size = static_cast<off_t>(size);
     st.st_blocks = static_cast<blkcnt_t>((size + 511) / 512);
     st.st_blksize = static_cast<blksize_t>(std::min<uint64_t>(engine->block_size(), 1u << 20));
-    if (mtime_ms <= 0) mtime_ms = started_ms;  // implied S3 directories have no time
     st.st_mtim.tv_sec = mtime_ms / 1000;
     st.st_mtim.tv_nsec = (mtime_ms % 1000) * 1000000;
     st.st_ctim = st.st_mtim;
@@ -171,7 +166,7 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   auto* self = Self(req);
   std::string dir;
   if (!self->PathOf(parent, &dir)) return (void)fuse_reply_err(req, ESTALE);
-  std::string path = Frontend::Impl::Join(dir, name);
+  std::string path = JoinPath(dir, name);
   Result<index::FileMeta> m = self->meta->Stat(path);
   if (!m.ok()) {
     if (m.status().IsNotFound()) {
@@ -325,7 +320,7 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
       }
     } else {
       const index::DirEntry& d = dh->entries[i - 2];
-      std::string path = Frontend::Impl::Join(dir, d.name.c_str());
+      std::string path = JoinPath(dir, d.name);
       if (plus) {
         fuse_entry_param e = {};
         e.ino = self->Ref(path);
@@ -393,20 +388,28 @@ const fuse_lowlevel_ops kOps = [] {
   return ops;
 }();
 
-// Raises the kernel's readahead for this mount (default 128 KiB) so
-// sequential reads arrive in max_read-sized requests. The device number comes
-// from mountinfo: a stat() of the mount would wait for our own loop.
-void TuneReadahead(const std::string& mount_point, unsigned kb) {
+// The device ("0:52") of whatever is mounted at `path`, from mountinfo
+// (a stat() of a FUSE mount could wait on our own, not yet running, loop).
+// Empty when nothing is mounted there.
+std::string MountedDevice(const std::string& path) {
   std::ifstream mounts("/proc/self/mountinfo");
-  std::string line;
+  std::string line, device;
   while (std::getline(mounts, line)) {
     std::istringstream in(line);
     std::string id, parent, dev, root, point;
     in >> id >> parent >> dev >> root >> point;
-    if (point != mount_point) continue;
-    std::ofstream f("/sys/class/bdi/" + dev + "/read_ahead_kb");
-    if (f) f << kb;
+    if (point == path) device = dev;  // the last mount on a path is the visible one
   }
+  return device;
+}
+
+// Raises the kernel's readahead for this mount (default 128 KiB) so
+// sequential reads arrive in max_read-sized requests.
+void TuneReadahead(const std::string& mount_point, unsigned kb) {
+  std::string dev = MountedDevice(mount_point);
+  if (dev.empty()) return;
+  std::ofstream f("/sys/class/bdi/" + dev + "/read_ahead_kb");
+  if (f) f << kb;
 }
 
 }  // namespace
@@ -421,15 +424,8 @@ Status CheckMountPoint(const std::string& path) {
     return Status::FromErrno(errno, "mount point " + path);
   }
   if (!S_ISDIR(st.st_mode)) return Status::NotADirectory("mount point " + path + " is not a directory");
-  std::ifstream mounts("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mounts, line)) {
-    std::istringstream in(line);
-    std::string f[5];
-    for (auto& x : f) in >> x;
-    if (f[4] == path)
-      return Status::AlreadyExists("mount point " + path + " is already mounted (see 'findmnt " + path + "')");
-  }
+  if (!MountedDevice(path).empty())
+    return Status::AlreadyExists("mount point " + path + " is already mounted (see 'findmnt " + path + "')");
   DIR* d = ::opendir(path.c_str());
   if (d == nullptr) return Status::FromErrno(errno, "mount point " + path);
   bool empty = true;

@@ -1,4 +1,5 @@
 #include "agent/index/index.h"
+#include "agent/base/paths.h"
 
 #include <sys/stat.h>
 
@@ -114,10 +115,6 @@ bool DecodeBlock(std::string_view v, BlockRecord* b) {
 
 MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 std::string_view View(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
-
-std::string JoinPath(const std::string& dir, const std::string& name) {
-  return dir.empty() ? name : dir + "/" + name;
-}
 
 }  // namespace
 

@@ -443,3 +443,30 @@ void Stress(int seconds) {
 
 TEST_CASE("stress: concurrent reads with changes, failures and evictions", "[unit]") { Stress(3); }
 TEST_CASE("soak: the stress test, longer", "[.][slow]") { Stress(120); }
+
+TEST_CASE("stopping the engine answers every waiting reader and load", "[unit]") {
+  const uint64_t bs = 64 * 1024;
+  Rig rig(64 << 20, bs);
+  rig.store->Put("q", RandomBytes(40 * bs, 4));
+  auto f = rig.Ref("q");
+  rig.store->SetDelayMs(100);
+  // 40 block misses on 8 fetch threads: most are still queued at Stop().
+  std::atomic<int> answered{0}, unavailable{0};
+  for (uint64_t i = 0; i < 40; i++)
+    rig.engine->Read(f, i * bs, 10, [&](Status s, std::vector<cache::Slice>) {
+      if (s.code() == Status::Code::kUnavailable) unavailable++;
+      answered++;
+    });
+  Status load_status;
+  std::thread loader([&] { load_status = rig.engine->Load(f, 4, [](uint64_t) {}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  rig.engine->Stop();
+  loader.join();  // would hang if queued fetches were dropped silently
+  CHECK(answered == 40);
+  CHECK(unavailable > 0);
+  CHECK(load_status.code() == Status::Code::kUnavailable);
+  // After a stop, new misses are refused at once.
+  Status late;
+  rig.Read(f, 39 * bs, 10, &late);
+  CHECK(late.code() == Status::Code::kUnavailable);
+}

@@ -1,4 +1,5 @@
 #include "ufs/s3/s3_ufs.h"
+#include "agent/base/paths.h"
 
 #include <unordered_set>
 
@@ -42,7 +43,7 @@ class S3Ufs final : public Ufs {
 
   Result<Entry> Stat(const std::string& path) override {
     Entry e;
-    e.name = BaseName(path);
+    e.name = SplitPath(path).second;
     if (path.empty()) {
       e.is_dir = true;
       return e;
@@ -152,10 +153,6 @@ class S3Ufs final : public Ufs {
   std::string Key(const std::string& path) const {
     if (prefix_.empty()) return path;
     return path.empty() ? prefix_ : prefix_ + "/" + path;
-  }
-  static std::string BaseName(const std::string& path) {
-    size_t slash = path.rfind('/');
-    return slash == std::string::npos ? path : path.substr(slash + 1);
   }
   std::string Endpoint() const {
     const S3Options& o = client_.options();
