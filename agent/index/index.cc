@@ -181,7 +181,13 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& dir, uint64_t bloc
   mdb_env_set_maxreaders(idx->env_, 254);
   mdb_env_set_mapsize(idx->env_, map_size);
   rc = mdb_env_open(idx->env_, dir.c_str(), MDB_NOTLS | MDB_NOMETASYNC, 0644);
-  if (rc != 0) return FromMdb(rc, "open " + dir);
+  if (rc != 0) {
+    Status st = FromMdb(rc, "open " + dir);
+    if (st.code() == Status::Code::kCorrupt)
+      return Status::Corrupt(st.message() + " (the cache index is damaged: remove " + dir +
+                             " to start with an empty cache; nothing in the stores is affected)");
+    return st;
+  }
   // Slots left by a process killed mid-read would pin old pages forever.
   int dead = 0;
   mdb_reader_check(idx->env_, &dead);

@@ -43,6 +43,10 @@ TEST_CASE("start-up errors name the problem", "[fuse][s3][errors]") {
   ExpectFailure(agent.StartExpectFailure("file://relative/dir"), "bad store URI");
   ExpectFailure(agent.StartExpectFailure("file:///no/such/dir"), "No such file or directory");
   ExpectFailure(agent.StartExpectFailure(store->uri(), {"--cache-dir", "/proc/strata-cache"}), "--cache-dir");
+  fs::create_directories(t.path + "/damaged/index");
+  WriteRandomFile(t.path + "/damaged/index/data.mdb", 20000, 5);
+  ExpectFailure(agent.StartExpectFailure(store->uri(), {"--cache-dir", t.path + "/damaged"}),
+                "the cache index is damaged");
   ExpectFailure(agent.StartExpectFailure(store->uri(), {"--mount-point", t.path + "/missing"}),
                 "mount point " + t.path + "/missing");
   std::ofstream(agent.mnt() + "/x") << "x";
