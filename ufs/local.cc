@@ -7,8 +7,11 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <vector>
 
+#include "agent/base/clock.h"
 #include "agent/base/fd.h"
+#include "agent/base/hash.h"
 
 namespace strata::ufs {
 namespace {
@@ -23,14 +26,64 @@ std::string EtagOf(const struct stat& st) {
   return buf;
 }
 
-Entry EntryOf(const std::string& name, const struct stat& st) {
+// Names of files a Put is still writing (renamed over the target when done).
+constexpr char kPutPrefix[] = ".strata-put-";
+
+bool Servable(const struct stat& st) {
+  return S_ISDIR(st.st_mode) || S_ISREG(st.st_mode) || S_ISLNK(st.st_mode);
+}
+
+// `full` is needed for symbolic links (their target).
+Entry EntryOf(const std::string& name, const struct stat& st, const std::string& full) {
   Entry e;
   e.name = name;
   e.is_dir = S_ISDIR(st.st_mode);
   e.size = e.is_dir ? 0 : static_cast<uint64_t>(st.st_size);
   e.mtime_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
   if (!e.is_dir) e.etag = EtagOf(st);
+  e.attrs.mode = st.st_mode;
+  e.attrs.uid = st.st_uid;
+  e.attrs.gid = st.st_gid;
+  e.attrs.mtime_ms = e.mtime_ms;
+  if (S_ISLNK(st.st_mode)) {
+    char buf[4096];
+    ssize_t n = ::readlink(full.c_str(), buf, sizeof(buf));
+    if (n > 0) e.link_target.assign(buf, static_cast<size_t>(n));
+  }
   return e;
+}
+
+timespec ToTimespec(int64_t ms) {
+  timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (ms % 1000) * 1000000;
+  if (ts.tv_nsec < 0) {
+    ts.tv_sec -= 1;
+    ts.tv_nsec += 1000000000;
+  }
+  return ts;
+}
+
+// Applies owner, then permissions, then mtime (a chown clears set-id bits).
+Status ApplyAttrs(const std::string& full, const Attrs& a, bool is_link) {
+  if (a.uid != kNoId || a.gid != kNoId) {
+    if (::lchown(full.c_str(), a.uid, a.gid) != 0) return Status::FromErrno(errno, "chown " + full);
+  }
+  if (a.mode != 0 && !is_link) {
+    if (::chmod(full.c_str(), a.mode & 07777) != 0) return Status::FromErrno(errno, "chmod " + full);
+  }
+  if (a.mtime_ms != 0) {
+    timespec ts[2] = {{0, UTIME_OMIT}, ToTimespec(a.mtime_ms)};
+    if (::utimensat(AT_FDCWD, full.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0)
+      return Status::FromErrno(errno, "set times of " + full);
+  }
+  return Status::OK();
+}
+
+Status SyncDir(const std::string& dir) {
+  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!d.valid() || ::fsync(d.get()) != 0) return Status::FromErrno(errno, "fsync " + dir);
+  return Status::OK();
 }
 
 class LocalUfs final : public Ufs {
@@ -52,10 +105,9 @@ class LocalUfs final : public Ufs {
     counters().head_requests++;
     struct stat st;
     std::string full = Full(path);
-    if (::stat(full.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + full);
-    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
-      return Status::NotFound("not a regular file or directory: " + full);
-    return EntryOf(SplitPath(path).second, st);
+    if (::lstat(full.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + full);
+    if (!Servable(st)) return Status::NotFound("not a regular file, directory or symbolic link: " + full);
+    return EntryOf(SplitPath(path).second, st, full);
   }
 
   Result<std::vector<Entry>> List(const std::string& dir) override {
@@ -71,11 +123,11 @@ class LocalUfs final : public Ufs {
     errno = 0;
     while (struct dirent* de = ::readdir(d)) {
       std::string name = de->d_name;
-      if (name == "." || name == "..") continue;
+      if (name == "." || name == ".." || name.rfind(kPutPrefix, 0) == 0) continue;
       struct stat st;
-      if (::fstatat(dir_fd, de->d_name, &st, 0) != 0) continue;  // vanished or dangling
-      if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) continue;
-      out.push_back(EntryOf(name, st));
+      if (::fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // vanished
+      if (!Servable(st)) continue;
+      out.push_back(EntryOf(name, st, full + "/" + name));
     }
     if (errno != 0) status = Status::FromErrno(errno, "readdir " + full);
     ::closedir(d);
@@ -100,6 +152,90 @@ class LocalUfs final : public Ufs {
       return Status::Stale("file store: " + full + " changed during the read");
     counters().bytes_read += got;
     return got;
+  }
+
+  Result<Entry> Put(const std::string& path, uint64_t size, const ReadAt& src,
+                    const Attrs& attrs) override {
+    counters().put_requests++;
+    std::string full = Full(path);
+    auto [dir, name] = SplitPath(full);
+    std::string salt = full + std::to_string(NowMonoMs()) + std::to_string(::gettid());
+    char rnd[24];
+    std::snprintf(rnd, sizeof(rnd), ".%08x", static_cast<unsigned>(Xxh64(salt.data(), salt.size())));
+    std::string tmp = dir + "/" + kPutPrefix + name + rnd;
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd.valid()) return Status::FromErrno(errno, "create " + tmp);
+    Status s = [&]() -> Status {
+      std::vector<char> buf(std::min<uint64_t>(size, 4u << 20));
+      for (uint64_t off = 0; off < size;) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
+        STRATA_RETURN_IF_ERROR(src(off, n, buf.data()));
+        STRATA_RETURN_IF_ERROR(PwriteFull(fd.get(), buf.data(), n, off).With(tmp));
+        off += n;
+        counters().bytes_written += n;
+      }
+      Attrs a = attrs;
+      if (a.mode == 0) a.mode = S_IFREG | 0644;
+      STRATA_RETURN_IF_ERROR(ApplyAttrs(tmp, a, false));
+      if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + tmp);
+      if (::rename(tmp.c_str(), full.c_str()) != 0) return Status::FromErrno(errno, "rename to " + full);
+      return SyncDir(dir);
+    }();
+    if (!s.ok()) {
+      ::unlink(tmp.c_str());
+      return s;
+    }
+    return Stat(path);
+  }
+
+  Status Delete(const std::string& path) override {
+    counters().put_requests++;
+    std::string full = Full(path);
+    if (::unlink(full.c_str()) != 0) return Status::FromErrno(errno, "unlink " + full);
+    return Status::OK();
+  }
+
+  Status Mkdir(const std::string& path, const Attrs& attrs) override {
+    counters().put_requests++;
+    std::string full = Full(path);
+    mode_t mode = attrs.mode ? (attrs.mode & 07777) : 0755;
+    if (::mkdir(full.c_str(), mode) != 0) return Status::FromErrno(errno, "mkdir " + full);
+    Attrs a = attrs;
+    a.mode = attrs.mode ? attrs.mode : 0;  // mkdir applied the umask; chmod sets what was asked
+    return ApplyAttrs(full, a, false);
+  }
+
+  Status Rmdir(const std::string& path) override {
+    counters().put_requests++;
+    std::string full = Full(path);
+    if (::rmdir(full.c_str()) != 0) return Status::FromErrno(errno, "rmdir " + full);
+    return Status::OK();
+  }
+
+  Status Rename(const std::string& from, const std::string& to) override {
+    counters().put_requests++;
+    std::string a = Full(from), b = Full(to);
+    if (::rename(a.c_str(), b.c_str()) != 0) return Status::FromErrno(errno, "rename " + a + " to " + b);
+    return Status::OK();
+  }
+  bool rename_is_atomic() const override { return true; }
+
+  Result<Entry> SetAttrs(const std::string& path, const Attrs& attrs) override {
+    counters().put_requests++;
+    std::string full = Full(path);
+    struct stat st;
+    if (::lstat(full.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + full);
+    STRATA_RETURN_IF_ERROR(ApplyAttrs(full, attrs, S_ISLNK(st.st_mode)));
+    return Stat(path);
+  }
+
+  Status Symlink(const std::string& path, const std::string& target, const Attrs& attrs) override {
+    counters().put_requests++;
+    std::string full = Full(path);
+    if (::symlink(target.c_str(), full.c_str()) != 0) return Status::FromErrno(errno, "symlink " + full);
+    Attrs a = attrs;
+    a.mode = 0;
+    return ApplyAttrs(full, a, true);
   }
 
  private:

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,13 +19,32 @@
 
 namespace strata::ufs {
 
+// POSIX attributes kept with a file: by the file system itself on file://,
+// in object user metadata on s3:// (x-amz-meta-mode / -uid / -gid / -mtime,
+// the keys s3fs-fuse uses, so a bucket stays readable by both).
+constexpr uint32_t kNoId = UINT32_MAX;
+struct Attrs {
+  uint32_t mode = 0;  // type and permission bits (st_mode); 0 = the store keeps none
+  uint32_t uid = kNoId;
+  uint32_t gid = kNoId;
+  int64_t mtime_ms = 0;  // 0 = not kept
+};
+
 struct Entry {
   std::string name;  // last path component (listings); empty for Stat of the root
   bool is_dir = false;
   uint64_t size = 0;
-  int64_t mtime_ms = 0;
+  int64_t mtime_ms = 0;  // the file's time: Attrs::mtime_ms when kept, else the store's
   std::string etag;  // "" for directories
+  Attrs attrs;
+  // False when the listing could not say (S3 listings carry no user metadata):
+  // a Stat of the path tells.
+  bool attrs_known = true;
+  std::string link_target;  // symbolic links (S_IFLNK in attrs.mode)
 };
+
+// Reads [off, off + len) of the bytes being uploaded into buf.
+using ReadAt = std::function<Status(uint64_t off, size_t len, char* buf)>;
 
 // Request counters of one store, read by `agentctl stat` and /metrics.
 struct Counters {
@@ -32,6 +52,8 @@ struct Counters {
   std::atomic<uint64_t> head_requests{0};
   std::atomic<uint64_t> list_requests{0};
   std::atomic<uint64_t> bytes_read{0};
+  std::atomic<uint64_t> put_requests{0};  // PUT/POST/COPY/DELETE: every request that changes the store
+  std::atomic<uint64_t> bytes_written{0};
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> errors{0};
 };
@@ -55,6 +77,24 @@ class Ufs {
   virtual Result<size_t> Read(const std::string& path, const std::string& etag, uint64_t off,
                               size_t len, char* buf) = 0;
 
+  // --- writes ---
+  // Stores `size` bytes from `src` as the file `path` with `attrs`, replacing
+  // it whole (a reader never sees a half-written file). Returns the new entry.
+  virtual Result<Entry> Put(const std::string& path, uint64_t size, const ReadAt& src,
+                            const Attrs& attrs) = 0;
+  // Removes a file or symbolic link. NotFound when absent.
+  virtual Status Delete(const std::string& path) = 0;
+  virtual Status Mkdir(const std::string& path, const Attrs& attrs) = 0;
+  // NotEmpty when the directory has entries.
+  virtual Status Rmdir(const std::string& path) = 0;
+  // Moves a file or a whole directory, replacing a file at `to`. Atomic on
+  // file://; copy then delete on s3:// (see rename_is_atomic()).
+  virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  virtual bool rename_is_atomic() const = 0;
+  // Changes mode / owner / mtime (fields left at their "none" values stay).
+  virtual Result<Entry> SetAttrs(const std::string& path, const Attrs& attrs) = 0;
+  virtual Status Symlink(const std::string& path, const std::string& target, const Attrs& attrs) = 0;
+
   Counters& counters() { return counters_; }
 
  private:
@@ -73,6 +113,8 @@ struct S3Options {
   int connect_timeout_ms = 5000;
   int request_timeout_ms = 30000;  // whole operation, retries included
   int max_attempts = 5;
+  uint64_t part_size = 16u << 20;  // multipart part size (grown so a file needs < 10,000 parts)
+  int upload_parallel = 4;         // parts in flight per upload
   std::string ca_bundle;  // AWS_CA_BUNDLE
 };
 

@@ -18,6 +18,8 @@ Status Status::FromErrno(int err, const std::string& context) {
     case EROFS: return ReadOnly(msg);
     case EINVAL: return InvalidArgument(msg);
     case ETIMEDOUT: return Timeout(msg);
+    case ENOTEMPTY: return NotEmpty(msg);
+    case ENOTSUP: return NotSupported(msg);
     default: return IOError(msg);
   }
 }

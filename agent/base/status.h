@@ -30,6 +30,8 @@ class [[nodiscard]] Status {
     kAlreadyExists,
     kReadOnly,
     kCorrupt,
+    kNotEmpty,      // a directory that still has entries
+    kNotSupported,  // the operation has no meaning here (hard links, device nodes)
   };
 
   Status() = default;
@@ -51,6 +53,8 @@ class [[nodiscard]] Status {
   static Status AlreadyExists(std::string m) { return Status(Code::kAlreadyExists, std::move(m)); }
   static Status ReadOnly(std::string m) { return Status(Code::kReadOnly, std::move(m)); }
   static Status Corrupt(std::string m) { return Status(Code::kCorrupt, std::move(m)); }
+  static Status NotEmpty(std::string m) { return Status(Code::kNotEmpty, std::move(m)); }
+  static Status NotSupported(std::string m) { return Status(Code::kNotSupported, std::move(m)); }
   // From an errno value, with context: "open /x: No such file or directory".
   static Status FromErrno(int err, const std::string& context);
 

@@ -31,6 +31,8 @@ int ErrnoOf(const Status& s) {
     case C::kAlreadyExists: return EEXIST;
     case C::kReadOnly: return EROFS;
     case C::kInvalidArgument: return EINVAL;
+    case C::kNotEmpty: return ENOTEMPTY;
+    case C::kNotSupported: return ENOTSUP;
     default: return EIO;  // unreachable store, timeout, changed object, corrupt data
   }
 }

@@ -38,7 +38,16 @@ struct Transfer {
   const Request* req;
   Response* resp;
   bool overflow = false;
+  size_t sent = 0;  // of req->body
 };
+
+size_t OnUpload(char* out, size_t size, size_t n, void* arg) noexcept {
+  auto* t = static_cast<Transfer*>(arg);
+  size_t len = std::min(size * n, t->req->body_len - t->sent);
+  if (len > 0) std::memcpy(out, t->req->body + t->sent, len);
+  t->sent += len;
+  return len;
+}
 
 size_t OnBody(char* data, size_t size, size_t n, void* arg) noexcept {
   auto* t = static_cast<Transfer*>(arg);
@@ -84,6 +93,7 @@ size_t OnHeader(char* data, size_t size, size_t n, void* arg) noexcept {
   if (name == "etag") t->resp->etag = value;
   else if (name == "last-modified") t->resp->last_modified = value;
   else if (name == "content-length") t->resp->content_length = std::strtoull(value.c_str(), nullptr, 10);
+  else if (name.rfind("x-amz-meta-", 0) == 0) t->resp->meta.emplace_back(name.substr(11), value);
   return len;
 }
 
@@ -163,11 +173,11 @@ Status Client::Once(const Request& req, Response* resp, long timeout_ms) {
   in.query = req.query;
   in.region = opts_.region;
   in.amz_date = amz_date;
-  in.payload_hash = kEmptySha256;
+  in.payload_hash = req.body_len > 0 ? Hex(Sha256(std::string_view(req.body, req.body_len))) : kEmptySha256;
   in.headers = req.headers;
   in.headers.emplace_back("host", host);
   in.headers.emplace_back("x-amz-date", amz_date);
-  in.headers.emplace_back("x-amz-content-sha256", kEmptySha256);
+  in.headers.emplace_back("x-amz-content-sha256", in.payload_hash);
   if (!opts_.session_token.empty()) in.headers.emplace_back("x-amz-security-token", opts_.session_token);
 
   std::unique_ptr<curl_slist, SlistDeleter> list;
@@ -197,8 +207,18 @@ Status Client::Once(const Request& req, Response* resp, long timeout_ms) {
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
   if (!opts_.ca_bundle.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, opts_.ca_bundle.c_str());
-  if (req.method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-  else if (req.method != "GET") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  if (req.method == "HEAD") {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (req.method == "PUT" || req.method == "POST") {
+    // Always with a length (0 included): some stores refuse a POST without one.
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, OnUpload);
+    curl_easy_setopt(c, CURLOPT_READDATA, &t);
+    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_len));
+    if (req.method == "POST") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "POST");
+  } else if (req.method != "GET") {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  }
 
   CURLcode rc = curl_easy_perform(c);
   if (rc == CURLE_WRITE_ERROR && t.overflow)
@@ -212,11 +232,15 @@ Status Client::Once(const Request& req, Response* resp, long timeout_ms) {
     return Status::Unavailable(what);
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->http_status);
-  if (resp->http_status >= 300 && !resp->body.empty()) {
+  // Errors come as <Error>; CompleteMultipartUpload and CopyObject may send
+  // one with a 200 after the headers went out.
+  if (!resp->body.empty() && (resp->http_status >= 300 || req.method != "GET") &&
+      resp->body.find("<Error>") != std::string::npos) {
     Result<XmlNode> err = ParseXml(resp->body);
-    if (err.ok()) {
+    if (err.ok() && err->name == "Error") {
       resp->error_code = err->ChildText("Code");
       resp->error_message = err->ChildText("Message");
+      if (resp->http_status < 300 && resp->error_code == "InternalError") resp->http_status = 500;
     }
   }
   return Status::OK();

@@ -25,6 +25,10 @@ struct Request {
   Pairs headers;            // extra headers (Range, If-Match)
   char* sink = nullptr;     // GET bodies go here when set (at most sink_len bytes)
   size_t sink_len = 0;
+  // Request body (PUT, POST); its SHA-256 is signed, so a body damaged on
+  // the way is refused by the store.
+  const char* body = nullptr;
+  size_t body_len = 0;
   int timeout_ms = 0;       // overrides S3Options::request_timeout_ms when > 0
   int max_attempts = 0;     // overrides S3Options::max_attempts when > 0
 };
@@ -36,7 +40,9 @@ struct Response {
   std::string etag;
   std::string last_modified;
   uint64_t content_length = 0;
-  std::string error_code;  // S3 <Code> from an error body ("NoSuchBucket")
+  Pairs meta;              // x-amz-meta-* headers, names lowercased without the prefix
+  std::string error_code;  // S3 <Code> from an error body ("NoSuchBucket"), also from a 200
+                           // answer that carries an <Error> (CompleteMultipartUpload, CopyObject)
   std::string error_message;
 };
 

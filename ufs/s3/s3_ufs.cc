@@ -1,7 +1,19 @@
 #include "ufs/s3/s3_ufs.h"
 #include "agent/base/paths.h"
 
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <thread>
 #include <unordered_set>
+
+#include "agent/base/clock.h"
+#include "agent/base/hash.h"
+#include "agent/base/log.h"
+#include "ufs/s3/xml.h"
 
 #include "ufs/s3/client.h"
 #include "ufs/s3/list.h"
@@ -12,6 +24,40 @@ namespace {
 using s3::Client;
 using s3::Request;
 using s3::Response;
+
+// s3fs-fuse's keys: mode, uid and gid in decimal, mtime in seconds (a
+// fraction is read, and written when the time has one).
+void AddMetaHeaders(const Attrs& a, Request* req) {
+  if (a.mode) req->headers.emplace_back("x-amz-meta-mode", std::to_string(a.mode));
+  if (a.uid != kNoId) req->headers.emplace_back("x-amz-meta-uid", std::to_string(a.uid));
+  if (a.gid != kNoId) req->headers.emplace_back("x-amz-meta-gid", std::to_string(a.gid));
+  if (a.mtime_ms) {
+    int64_t sec = a.mtime_ms / 1000, ms = a.mtime_ms % 1000;
+    char buf[40];
+    if (ms) std::snprintf(buf, sizeof(buf), "%lld.%03lld", static_cast<long long>(sec), static_cast<long long>(ms));
+    else std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(sec));
+    req->headers.emplace_back("x-amz-meta-mtime", buf);
+  }
+}
+
+// Reads the s3fs keys; absent or malformed ones leave the defaults.
+void ApplyMeta(const s3::Pairs& meta, Entry* e) {
+  for (const auto& [k, v] : meta) {
+    char* end = nullptr;
+    if (k == "mode") {
+      unsigned long m = std::strtoul(v.c_str(), &end, 10);
+      if (end != v.c_str() && m <= 0xFFFFFF) e->attrs.mode = static_cast<uint32_t>(m);
+    } else if (k == "uid" || k == "gid") {
+      unsigned long id = std::strtoul(v.c_str(), &end, 10);
+      if (end != v.c_str() && id < kNoId) (k == "uid" ? e->attrs.uid : e->attrs.gid) = static_cast<uint32_t>(id);
+    } else if (k == "mtime") {
+      double t = std::strtod(v.c_str(), &end);
+      if (end != v.c_str() && t > 0) e->attrs.mtime_ms = static_cast<int64_t>(t * 1000 + 0.5);
+    }
+  }
+  if (e->attrs.mode) e->is_dir = S_ISDIR(e->attrs.mode);
+  if (e->attrs.mtime_ms) e->mtime_ms = e->attrs.mtime_ms;
+}
 
 bool UsableName(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.size() <= 255 &&
@@ -50,26 +96,34 @@ class S3Ufs final : public Ufs {
     }
     // A directory shadows a same-named object, so look for children first only
     // when the object is missing: the common case (a file) costs one HEAD.
-    Request req;
-    req.method = "HEAD";
-    req.bucket = bucket_;
-    req.key = Key(path);
     Response resp;
-    counters().head_requests++;
-    STRATA_RETURN_IF_ERROR(client_.Execute(req, &resp));
+    STRATA_RETURN_IF_ERROR(Head(Key(path), &resp));
     if (resp.http_status == 200) {
       e.size = resp.content_length;
       e.etag = resp.etag;
-      e.mtime_ms = s3::ParseHttpDateMs(resp.last_modified);
-      if (e.mtime_ms < 0) e.mtime_ms = 0;
+      e.mtime_ms = std::max<int64_t>(0, s3::ParseHttpDateMs(resp.last_modified));
+      ApplyMeta(resp.meta, &e);
+      if (S_ISLNK(e.attrs.mode)) {
+        Result<std::string> target = GetSmall(Key(path), e.etag);
+        if (!target.ok()) return target.status();
+        e.link_target = *target;
+      }
       return e;
     }
-    if (resp.http_status != 404) return HttpError("HEAD", req, resp);
+    if (resp.http_status != 404) return HttpError("HEAD", ObjectRequest("HEAD", Key(path)), resp);
+    // A directory marker ("dir/", as s3fs and the consoles make them) keeps its attributes.
+    STRATA_RETURN_IF_ERROR(Head(Key(path) + "/", &resp));
+    e.is_dir = true;
+    if (resp.http_status == 200) {
+      ApplyMeta(resp.meta, &e);
+      e.size = 0;
+      e.etag.clear();
+      return e;
+    }
     Result<s3::ListPage> page = ListOnce(Key(path) + "/", "/", "", 1);
     if (!page.ok()) return page.status();
     if (page->objects.empty() && page->common_prefixes.empty())
       return Status::NotFound("s3: no such object or prefix: " + uri_ + "/" + path);
-    e.is_dir = true;
     return e;
   }
 
@@ -91,6 +145,7 @@ class S3Ufs final : public Ufs {
         e.size = o.size;
         e.mtime_ms = o.mtime_ms < 0 ? 0 : o.mtime_ms;
         e.etag = o.etag;
+        e.attrs_known = false;  // user metadata comes with a HEAD only
         files.push_back(std::move(e));
       }
       for (const std::string& p : page->common_prefixes) {
@@ -108,6 +163,7 @@ class S3Ufs final : public Ufs {
       Entry e;
       e.name = d;
       e.is_dir = true;
+      e.attrs_known = false;
       out.push_back(std::move(e));
     }
     return out;
@@ -115,10 +171,15 @@ class S3Ufs final : public Ufs {
 
   Result<size_t> Read(const std::string& path, const std::string& etag, uint64_t off, size_t len,
                       char* buf) override {
+    return ReadKey(Key(path), etag, off, len, buf);
+  }
+
+  Result<size_t> ReadKey(const std::string& key, const std::string& etag, uint64_t off, size_t len,
+                         char* buf) {
     if (len == 0) return size_t{0};
     Request req;
     req.bucket = bucket_;
-    req.key = Key(path);
+    req.key = key;
     req.headers.emplace_back("Range", "bytes=" + std::to_string(off) + "-" + std::to_string(off + len - 1));
     if (!etag.empty()) req.headers.emplace_back("If-Match", etag);
     req.sink = buf;
@@ -138,18 +199,114 @@ class S3Ufs final : public Ufs {
       }
       // Stores that ignore If-Match still send the version they served.
       if (!etag.empty() && !resp.etag.empty() && resp.etag != etag)
-        return Status::Stale("s3: " + uri_ + "/" + path + " changed (ETag " + resp.etag + ", opened as " + etag + ")");
+        return Status::Stale("s3: " + client_.Url(req) + " changed (ETag " + resp.etag + ", opened as " + etag + ")");
       counters().bytes_read += resp.sink_written;
       return resp.sink_written;
     }
     if (resp.http_status == 416) return size_t{0};  // at or past the end
     counters().errors++;
     if (resp.http_status == 412)
-      return Status::Stale("s3: " + uri_ + "/" + path + " changed since it was opened (412)");
+      return Status::Stale("s3: " + client_.Url(req) + " changed since it was opened (412)");
     return HttpError("GET", req, resp);
   }
 
+  Result<Entry> Put(const std::string& path, uint64_t size, const ReadAt& src,
+                    const Attrs& attrs) override {
+    Entry e;
+    e.name = SplitPath(path).second;
+    e.size = size;
+    e.attrs = attrs;
+    e.mtime_ms = attrs.mtime_ms ? attrs.mtime_ms : NowUnixMs();
+    e.attrs.mtime_ms = e.mtime_ms;
+    Result<std::string> etag = size <= PartSize(size) ? PutSingle(Key(path), size, src, e.attrs)
+                                                      : PutMultipart(Key(path), size, src, e.attrs);
+    if (!etag.ok()) return etag.status();
+    e.etag = *etag;
+    return e;
+  }
+
+  Status Delete(const std::string& path) override { return DeleteKey(Key(path)); }
+
+  Status Mkdir(const std::string& path, const Attrs& attrs) override {
+    Attrs a = attrs;
+    a.mode = S_IFDIR | (attrs.mode ? attrs.mode & 07777 : 0755);
+    if (a.mtime_ms == 0) a.mtime_ms = NowUnixMs();
+    return PutSingle(Key(path) + "/", 0, nullptr, a).status();
+  }
+
+  Status Rmdir(const std::string& path) override {
+    std::string prefix = Key(path) + "/";
+    Result<s3::ListPage> page = ListOnce(prefix, "", "", 2);
+    if (!page.ok()) return page.status();
+    for (const s3::ListedObject& o : page->objects)
+      if (o.key != prefix) return Status::NotEmpty("s3: directory " + uri_ + "/" + path + " is not empty");
+    return DeleteKey(prefix);
+  }
+
+  // Copy then delete, object by object: a crash in between leaves both
+  // names (never neither); readers elsewhere may see a half-moved directory.
+  Status Rename(const std::string& from, const std::string& to) override {
+    Result<Entry> src = Stat(from);
+    if (!src.ok()) return src.status();
+    if (!src->is_dir) {
+      STRATA_RETURN_IF_ERROR(Copy(Key(from), Key(to), src->size));
+      return DeleteKey(Key(from));
+    }
+    std::string from_prefix = Key(from) + "/", to_prefix = Key(to) + "/";
+    std::vector<s3::ListedObject> all;
+    std::string token;
+    do {
+      Result<s3::ListPage> page = ListOnce(from_prefix, "", token, 1000);
+      if (!page.ok()) return page.status();
+      all.insert(all.end(), page->objects.begin(), page->objects.end());
+      token = page->truncated ? page->next_token : "";
+    } while (!token.empty());
+    for (const s3::ListedObject& o : all)
+      STRATA_RETURN_IF_ERROR(Copy(o.key, to_prefix + o.key.substr(from_prefix.size()), o.size));
+    for (const s3::ListedObject& o : all) STRATA_RETURN_IF_ERROR(DeleteKey(o.key));
+    return Status::OK();
+  }
+  bool rename_is_atomic() const override { return false; }
+
+  Result<Entry> SetAttrs(const std::string& path, const Attrs& attrs) override {
+    Result<Entry> cur = Stat(path);
+    if (!cur.ok()) return cur.status();
+    Attrs a = cur->attrs;
+    if (attrs.mode) a.mode = (a.mode & S_IFMT) | (attrs.mode & 07777);
+    if (attrs.uid != kNoId) a.uid = attrs.uid;
+    if (attrs.gid != kNoId) a.gid = attrs.gid;
+    if (attrs.mtime_ms) a.mtime_ms = attrs.mtime_ms;
+    if (cur->is_dir) {
+      a.mode = S_IFDIR | (a.mode ? a.mode & 07777 : 0755);
+      STRATA_RETURN_IF_ERROR(PutSingle(Key(path) + "/", 0, nullptr, a).status());
+      return Stat(path);
+    }
+    if (a.mode == 0) a.mode = S_IFREG | 0644;
+    if (a.mtime_ms == 0) a.mtime_ms = cur->mtime_ms;
+    // Metadata of an object changes only by copying it onto itself.
+    Request req = ObjectRequest("PUT", Key(path));
+    req.headers.emplace_back("x-amz-copy-source", CopySource(Key(path)));
+    req.headers.emplace_back("x-amz-metadata-directive", "REPLACE");
+    AddMetaHeaders(a, &req);
+    Response resp;
+    STRATA_RETURN_IF_ERROR(Send(req, &resp));
+    if (resp.http_status != 200) return HttpError("COPY", req, resp);
+    return Stat(path);
+  }
+
+  Status Symlink(const std::string& path, const std::string& target, const Attrs& attrs) override {
+    Attrs a = attrs;
+    a.mode = S_IFLNK | 0777;
+    if (a.mtime_ms == 0) a.mtime_ms = NowUnixMs();
+    ReadAt src = [&](uint64_t off, size_t len, char* buf) {
+      std::memcpy(buf, target.data() + off, len);
+      return Status::OK();
+    };
+    return PutSingle(Key(path), target.size(), src, a).status();
+  }
+
  private:
+  // The object key of a path.
   std::string Key(const std::string& path) const {
     if (prefix_.empty()) return path;
     return path.empty() ? prefix_ : prefix_ + "/" + path;
@@ -157,6 +314,197 @@ class S3Ufs final : public Ufs {
   std::string Endpoint() const {
     const S3Options& o = client_.options();
     return o.endpoint.empty() ? "https://s3." + o.region + ".amazonaws.com" : o.endpoint;
+  }
+
+  Request ObjectRequest(const std::string& method, const std::string& key) const {
+    Request req;
+    req.method = method;
+    req.bucket = bucket_;
+    req.key = key;
+    return req;
+  }
+
+  // Executes a request that changes the store, counting it.
+  Status Send(const Request& req, Response* resp) {
+    counters().put_requests++;
+    Status s = client_.Execute(req, resp);
+    if (!s.ok() || resp->http_status >= 300) counters().errors++;
+    return s;
+  }
+
+  Status Head(const std::string& key, Response* resp) {
+    counters().head_requests++;
+    return client_.Execute(ObjectRequest("HEAD", key), resp);
+  }
+
+  // The body of a small object (a symbolic link's target).
+  Result<std::string> GetSmall(const std::string& key, const std::string& etag) {
+    std::string buf(4096, '\0');
+    Request req = ObjectRequest("GET", key);
+    if (!etag.empty()) req.headers.emplace_back("If-Match", etag);
+    req.sink = buf.data();
+    req.sink_len = buf.size();
+    Response resp;
+    counters().get_requests++;
+    STRATA_RETURN_IF_ERROR(client_.Execute(req, &resp));
+    if (resp.http_status != 200) return HttpError("GET", req, resp);
+    buf.resize(resp.sink_written);
+    return buf;
+  }
+
+  std::string CopySource(const std::string& key) const { return UriEncode("/" + bucket_ + "/" + key, true); }
+
+  // Parts stay under S3's 10,000-part limit: the part size grows with the file.
+  uint64_t PartSize(uint64_t size) const {
+    uint64_t part = std::max<uint64_t>(client_.options().part_size, 5u << 20);
+    uint64_t need = (size + 9998) / 9999;
+    if (need > part) part = (need + (1u << 20) - 1) & ~uint64_t{(1u << 20) - 1};
+    return part;
+  }
+
+  Result<std::string> PutSingle(const std::string& key, uint64_t size, const ReadAt& src, const Attrs& a) {
+    std::vector<char> body(size);
+    if (size > 0) STRATA_RETURN_IF_ERROR(src(0, size, body.data()));
+    Request req = ObjectRequest("PUT", key);
+    req.body = body.data();
+    req.body_len = body.size();
+    AddMetaHeaders(a, &req);
+    Response resp;
+    STRATA_RETURN_IF_ERROR(Send(req, &resp));
+    if (resp.http_status != 200) return HttpError("PUT", req, resp);
+    counters().bytes_written += size;
+    return resp.etag;
+  }
+
+  // Multipart: create, parts in parallel, complete. Any failure aborts the
+  // upload so no parts are left behind (stores without Abort are named).
+  Result<std::string> PutMultipart(const std::string& key, uint64_t size, const ReadAt& src,
+                                   const Attrs& a) {
+    Request create = ObjectRequest("POST", key);
+    create.query = {{"uploads", ""}};
+    AddMetaHeaders(a, &create);
+    Response resp;
+    STRATA_RETURN_IF_ERROR(Send(create, &resp));
+    if (resp.http_status != 200) return HttpError("CreateMultipartUpload", create, resp);
+    Result<s3::XmlNode> doc = s3::ParseXml(resp.body);
+    std::string upload_id = doc.ok() ? doc->ChildText("UploadId") : "";
+    if (upload_id.empty()) return Status::IOError("s3: CreateMultipartUpload of " + key + ": no UploadId in the answer");
+
+    const uint64_t part = PartSize(size);
+    const uint64_t parts = (size + part - 1) / part;
+    std::vector<std::string> etags(parts);
+    std::atomic<uint64_t> next{0};
+    std::mutex mu;
+    Status failed;
+    auto worker = [&] {
+      std::vector<char> buf;
+      for (;;) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!failed.ok()) return;
+        }
+        uint64_t i = next++;
+        if (i >= parts) return;
+        uint64_t off = i * part;
+        size_t len = static_cast<size_t>(std::min(part, size - off));
+        buf.resize(len);
+        Status s = src(off, len, buf.data());
+        Request req = ObjectRequest("PUT", key);
+        req.query = {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}};
+        req.body = buf.data();
+        req.body_len = len;
+        Response r;
+        if (s.ok()) s = Send(req, &r);
+        if (s.ok() && (r.http_status != 200 || r.etag.empty())) s = HttpError("UploadPart", req, r);
+        if (s.ok()) {
+          etags[i] = r.etag;
+          counters().bytes_written += len;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        if (!s.ok() && failed.ok()) failed = s;
+      }
+    };
+    int threads = static_cast<int>(std::min<uint64_t>(parts, std::max(1, client_.options().upload_parallel)));
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; t++) pool.emplace_back(worker);
+    worker();
+    for (std::thread& t : pool) t.join();
+
+    Status s = failed;
+    std::string etag;
+    if (s.ok()) {
+      std::string xml = "<CompleteMultipartUpload>";
+      for (uint64_t i = 0; i < parts; i++)
+        xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + etags[i] + "</ETag></Part>";
+      xml += "</CompleteMultipartUpload>";
+      Request done = ObjectRequest("POST", key);
+      done.query = {{"uploadId", upload_id}};
+      done.body = xml.data();
+      done.body_len = xml.size();
+      s = Send(done, &resp);
+      if (s.ok() && (resp.http_status != 200 || !resp.error_code.empty()))
+        s = HttpError("CompleteMultipartUpload", done, resp);
+      if (s.ok()) {
+        Result<s3::XmlNode> result = s3::ParseXml(resp.body);
+        etag = result.ok() ? result->ChildText("ETag") : "";
+        if (etag.empty()) etag = resp.etag;
+      }
+    }
+    if (!s.ok()) {
+      Abort(key, upload_id);
+      return s;
+    }
+    return etag;
+  }
+
+  void Abort(const std::string& key, const std::string& upload_id) {
+    Request req = ObjectRequest("DELETE", key);
+    req.query = {{"uploadId", upload_id}};
+    req.max_attempts = 3;
+    Response resp;
+    Status s = Send(req, &resp);
+    if (s.ok() && (resp.http_status == 204 || resp.http_status == 200 || resp.http_status == 404)) return;
+    if (s.ok() && (resp.http_status == 501 || resp.http_status == 405)) {
+      if (!abort_unsupported_.exchange(true))
+        LOG_WARN("s3: %s does not support AbortMultipartUpload (%ld): parts of failed uploads stay "
+                 "until a lifecycle rule removes them (upload %s of %s)",
+                 Endpoint().c_str(), resp.http_status, upload_id.c_str(), key.c_str());
+      return;
+    }
+    LOG_WARN("s3: could not abort multipart upload %s of %s: %s", upload_id.c_str(), key.c_str(),
+             s.ok() ? HttpError("AbortMultipartUpload", req, resp).message().c_str() : s.message().c_str());
+  }
+
+  // Server-side copy (the store's CopyObject is limited to 5 GiB objects;
+  // larger ones are streamed through this host as a multipart upload).
+  Status Copy(const std::string& from, const std::string& to, uint64_t size) {
+    if (size > (5ull << 30)) {
+      Response head;
+      STRATA_RETURN_IF_ERROR(Head(from, &head));
+      Entry e;
+      ApplyMeta(head.meta, &e);
+      ReadAt src = [&](uint64_t off, size_t len, char* buf) -> Status {
+        Result<size_t> got = ReadKey(from, head.etag, off, len, buf);
+        if (!got.ok()) return got.status();
+        if (*got != len) return Status::Stale("s3: " + from + " shrank during the copy");
+        return Status::OK();
+      };
+      return PutMultipart(to, size, src, e.attrs).status();
+    }
+    Request req = ObjectRequest("PUT", to);
+    req.headers.emplace_back("x-amz-copy-source", CopySource(from));
+    Response resp;
+    STRATA_RETURN_IF_ERROR(Send(req, &resp));
+    if (resp.http_status != 200 || !resp.error_code.empty()) return HttpError("COPY", req, resp);
+    return Status::OK();
+  }
+
+  Status DeleteKey(const std::string& key) {
+    Request req = ObjectRequest("DELETE", key);
+    Response resp;
+    STRATA_RETURN_IF_ERROR(Send(req, &resp));
+    if (resp.http_status == 204 || resp.http_status == 200) return Status::OK();
+    return HttpError("DELETE", req, resp);
   }
 
   Result<s3::ListPage> ListOnce(const std::string& prefix, const std::string& delimiter,
@@ -203,6 +551,7 @@ class S3Ufs final : public Ufs {
   const std::string bucket_;
   const std::string prefix_;  // no leading or trailing slash
   Client client_;
+  std::atomic<bool> abort_unsupported_{false};
 };
 
 }  // namespace
