@@ -22,6 +22,7 @@
 #include "agent/base/units.h"
 #include "agent/cache/engine.h"
 #include "agent/cache/metadata.h"
+#include "agent/cache/writer.h"
 #include "agent/cache/mounts.h"
 #include "agent/control/api.h"
 #include "agent/control/server.h"
@@ -54,7 +55,23 @@ struct Config {
   bool allow_other = ::geteuid() == 0;
   int fuse_threads = 16;
   std::string log_level = "info";
+  std::string write_mode = "through";
+  std::string staging_size;  // default: the cache size
+  double staging_full_wait = 0;
+  int upload_threads = 4;
+  std::string part_size = "16MiB";
+  int upload_parallel = 4;
+  uint32_t uid = ::getuid(), gid = ::getgid();
+  std::string file_mode = "0644", dir_mode = "0755";
 };
+
+// "0644" -> 0644; only permission bits.
+Result<uint32_t> ParseMode(const std::string& s) {
+  char* end = nullptr;
+  unsigned long v = std::strtoul(s.c_str(), &end, 8);
+  if (s.empty() || *end != '\0' || v > 07777) return Status::InvalidArgument("bad mode '" + s + "': octal, e.g. 0644");
+  return static_cast<uint32_t>(v);
+}
 
 // Tells systemd (Type=notify) about our state; a no-op outside systemd.
 void SdNotify(const char* state) {
@@ -134,6 +151,25 @@ int Run(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0.05, 1.0));
   app.add_option("--allow-other", c.allow_other, "let other users use the mount (default: true as root)");
   app.add_option("--fuse-threads", c.fuse_threads, "max FUSE worker threads")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--write-mode", c.write_mode,
+                 "through: close/fsync return once the object is in the store; async: once staged and "
+                 "journaled on the cache disk (uploaded in the background); cache-only: never uploaded. "
+                 "Per store: --ufs URI,write-mode=MODE")
+      ->capture_default_str()->check(CLI::IsMember({"through", "async", "cache-only"}));
+  app.add_option("--staging-size", c.staging_size, "room for files being written or waiting for upload (default: --cache-size)");
+  app.add_option("--staging-full-wait", c.staging_full_wait,
+                 "seconds a write waits for uploads to make room in a full staging area before ENOSPC")
+      ->capture_default_str()->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--upload-threads", c.upload_threads, "files uploaded at once in the background")
+      ->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--upload-part-size", c.part_size, "S3 multipart part size (grown to keep under 10,000 parts)")
+      ->capture_default_str();
+  app.add_option("--upload-parallel", c.upload_parallel, "parts of one upload in flight at once")
+      ->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--uid", c.uid, "owner of files the store keeps no owner for (default: the agent's)");
+  app.add_option("--gid", c.gid, "group of files the store keeps no group for (default: the agent's)");
+  app.add_option("--file-mode", c.file_mode, "permissions of files the store keeps none for")->capture_default_str();
+  app.add_option("--dir-mode", c.dir_mode, "permissions of directories the store keeps none for")->capture_default_str();
   app.add_option("--log-level", c.log_level, "debug, info, warn or error")
       ->capture_default_str()->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   try {
@@ -155,6 +191,20 @@ int Run(int argc, char** argv) {
     return Fail("--block-size must be a multiple of 4 KiB between 64 KiB and 256 MiB");
   if (*cache_size < *block_size * 4) return Fail("--cache-size must hold at least 4 blocks");
   if (c.low_watermark >= c.high_watermark) return Fail("--low-watermark must be below --high-watermark");
+  uint64_t staging_size = *cache_size;
+  if (!c.staging_size.empty()) {
+    Result<uint64_t> v = ParseSize(c.staging_size);
+    if (!v.ok()) return Fail("--staging-size: " + v.status().message());
+    staging_size = *v;
+  }
+  Result<uint64_t> part_size = ParseSize(c.part_size);
+  if (!part_size.ok()) return Fail("--upload-part-size: " + part_size.status().message());
+  if (*part_size < (5u << 20) || *part_size > (5ull << 30))
+    return Fail("--upload-part-size must be between 5 MiB and 5 GiB (S3's limits)");
+  Result<uint32_t> file_mode = ParseMode(c.file_mode);
+  if (!file_mode.ok()) return Fail("--file-mode: " + file_mode.status().message());
+  Result<uint32_t> dir_mode = ParseMode(c.dir_mode);
+  if (!dir_mode.ok()) return Fail("--dir-mode: " + dir_mode.status().message());
 
   char real[PATH_MAX];
   if (::realpath(c.mount_point.c_str(), real) == nullptr) {
@@ -176,11 +226,22 @@ int Run(int argc, char** argv) {
   if (!c.s3_path_style.empty()) s3.path_style = c.s3_path_style == "true";
   s3.request_timeout_ms = static_cast<int>(c.s3_timeout * 1000);
   s3.max_attempts = c.s3_retries;
+  s3.part_size = *part_size;
+  s3.upload_parallel = c.upload_parallel;
   if (!s3.endpoint.empty() && s3.endpoint.find("://") == std::string::npos)
     return Fail("bad S3 endpoint '" + s3.endpoint + "': use http://host:port or https://host");
 
   cache::MountTable mounts;
-  for (const std::string& spec : c.ufs) {
+  std::vector<cache::WriteMode> write_modes;
+  for (std::string spec : c.ufs) {
+    Result<cache::WriteMode> mode = cache::ParseWriteMode(c.write_mode);
+    size_t opt = spec.rfind(",write-mode=");
+    if (opt != std::string::npos) {
+      mode = cache::ParseWriteMode(spec.substr(opt + 12));
+      if (!mode.ok()) return Fail("bad --ufs '" + spec + "': " + mode.status().message());
+      spec.resize(opt);
+    }
+    write_modes.push_back(*mode);
     std::string path, uri = spec;
     if (spec.rfind("file://", 0) != 0 && spec.rfind("s3://", 0) != 0) {
       size_t eq = spec.find('=');
@@ -228,9 +289,24 @@ int Run(int argc, char** argv) {
   s = engine.Start();
   if (!s.ok()) return Fail(s.message());
   cache::Metadata meta(&mounts, idx->get(), &engine, static_cast<int64_t>(c.metadata_ttl * 1000));
+  cache::WriterOptions wo;
+  wo.staging_dir = c.cache_dir + "/staging";
+  wo.staging_limit = staging_size;
+  wo.full_wait_ms = static_cast<int>(c.staging_full_wait * 1000);
+  wo.upload_threads = c.upload_threads;
+  wo.block_size = *block_size;
+  wo.modes = write_modes;
+  cache::Writer writer(wo, &mounts, idx->get(), &engine, &meta);
+  meta.SetWriter(&writer);
+  s = writer.Start();
+  if (!s.ok()) return Fail(s.message());
+  for (size_t i = 0; i < mounts.size(); i++)
+    if (write_modes[i] == cache::WriteMode::kCacheOnly)
+      LOG_WARN("/%s (%s) is cache-only: files written there are NEVER uploaded to the store",
+               mounts.at(i).path.c_str(), mounts.at(i).ufs->uri().c_str());
 
   loop::Loop loop;
-  control::Api api({mount_point, *block_size, &mounts, &meta, &engine, idx->get()});
+  control::Api api({mount_point, *block_size, &mounts, &meta, &engine, idx->get(), &writer});
   control::Server server(&loop, [&api](const control::HttpRequest& r, control::Server::Reply reply) {
     api.Handle(r, std::move(reply));
   });
@@ -247,7 +323,11 @@ int Run(int argc, char** argv) {
   fo.max_threads = c.fuse_threads;
   fo.max_readahead_blocks = c.readahead_blocks;
   fo.allow_other = c.allow_other;
-  fuse::Frontend frontend(fo, &meta, &engine);
+  fo.uid = c.uid;
+  fo.gid = c.gid;
+  fo.file_mode = *file_mode;
+  fo.dir_mode = *dir_mode;
+  fuse::Frontend frontend(fo, &meta, &engine, &writer);
   s = frontend.Mount();
   if (!s.ok()) {
     loop.Stop([&server] { server.Close(); });
@@ -273,6 +353,11 @@ int Run(int argc, char** argv) {
   frontend.Unmount();
   api.Shutdown();
   loop.Stop([&server] { server.Close(); });
+  writer.Stop();
+  cache::WriterStats left = writer.Stats();
+  if (left.pending_files > 0)
+    LOG_WARN("%llu file(s) (%s) still wait for upload: they are journaled and uploaded at the next start",
+             static_cast<unsigned long long>(left.pending_files), FormatSize(left.pending_bytes).c_str());
   engine.Stop();
   // libfuse reports the signal that ended the loop: that is a clean stop.
   return rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP ? 0 : 1;

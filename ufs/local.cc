@@ -39,12 +39,12 @@ Entry EntryOf(const std::string& name, const struct stat& st, const std::string&
   e.name = name;
   e.is_dir = S_ISDIR(st.st_mode);
   e.size = e.is_dir ? 0 : static_cast<uint64_t>(st.st_size);
-  e.mtime_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+  e.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   if (!e.is_dir) e.etag = EtagOf(st);
   e.attrs.mode = st.st_mode;
   e.attrs.uid = st.st_uid;
   e.attrs.gid = st.st_gid;
-  e.attrs.mtime_ms = e.mtime_ms;
+  e.attrs.mtime_ns = e.mtime_ns;
   if (S_ISLNK(st.st_mode)) {
     char buf[4096];
     ssize_t n = ::readlink(full.c_str(), buf, sizeof(buf));
@@ -53,10 +53,10 @@ Entry EntryOf(const std::string& name, const struct stat& st, const std::string&
   return e;
 }
 
-timespec ToTimespec(int64_t ms) {
+timespec ToTimespec(int64_t ns) {
   timespec ts;
-  ts.tv_sec = ms / 1000;
-  ts.tv_nsec = (ms % 1000) * 1000000;
+  ts.tv_sec = ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
   if (ts.tv_nsec < 0) {
     ts.tv_sec -= 1;
     ts.tv_nsec += 1000000000;
@@ -72,8 +72,8 @@ Status ApplyAttrs(const std::string& full, const Attrs& a, bool is_link) {
   if (a.mode != 0 && !is_link) {
     if (::chmod(full.c_str(), a.mode & 07777) != 0) return Status::FromErrno(errno, "chmod " + full);
   }
-  if (a.mtime_ms != 0) {
-    timespec ts[2] = {{0, UTIME_OMIT}, ToTimespec(a.mtime_ms)};
+  if (a.mtime_ns != 0) {
+    timespec ts[2] = {{0, UTIME_OMIT}, ToTimespec(a.mtime_ns)};
     if (::utimensat(AT_FDCWD, full.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0)
       return Status::FromErrno(errno, "set times of " + full);
   }

@@ -27,14 +27,14 @@ struct Attrs {
   uint32_t mode = 0;  // type and permission bits (st_mode); 0 = the store keeps none
   uint32_t uid = kNoId;
   uint32_t gid = kNoId;
-  int64_t mtime_ms = 0;  // 0 = not kept
+  int64_t mtime_ns = 0;  // 0 = not kept
 };
 
 struct Entry {
   std::string name;  // last path component (listings); empty for Stat of the root
   bool is_dir = false;
   uint64_t size = 0;
-  int64_t mtime_ms = 0;  // the file's time: Attrs::mtime_ms when kept, else the store's
+  int64_t mtime_ns = 0;  // the file's time: Attrs::mtime_ns when kept, else the store's
   std::string etag;  // "" for directories
   Attrs attrs;
   // False when the listing could not say (S3 listings carry no user metadata):

@@ -32,6 +32,8 @@ class [[nodiscard]] Status {
     kCorrupt,
     kNotEmpty,      // a directory that still has entries
     kNotSupported,  // the operation has no meaning here (hard links, device nodes)
+    kCrossDevice,   // a rename between two stores
+    kBusy,          // a mount point or a path in use
   };
 
   Status() = default;
@@ -55,6 +57,8 @@ class [[nodiscard]] Status {
   static Status Corrupt(std::string m) { return Status(Code::kCorrupt, std::move(m)); }
   static Status NotEmpty(std::string m) { return Status(Code::kNotEmpty, std::move(m)); }
   static Status NotSupported(std::string m) { return Status(Code::kNotSupported, std::move(m)); }
+  static Status CrossDevice(std::string m) { return Status(Code::kCrossDevice, std::move(m)); }
+  static Status Busy(std::string m) { return Status(Code::kBusy, std::move(m)); }
   // From an errno value, with context: "open /x: No such file or directory".
   static Status FromErrno(int err, const std::string& context);
 

@@ -5,6 +5,7 @@
 
 #include "agent/base/clock.h"
 #include "agent/base/log.h"
+#include "agent/cache/writer.h"
 
 namespace strata::cache {
 namespace {
@@ -16,7 +17,7 @@ bool NetworkTrouble(const Status& s) {
 }  // namespace
 
 Metadata::Metadata(MountTable* mounts, index::Index* index, Engine* engine, int64_t ttl_ms)
-    : mounts_(mounts), index_(index), engine_(engine), ttl_ms_(ttl_ms), started_ms_(NowUnixMs()) {}
+    : mounts_(mounts), index_(index), engine_(engine), ttl_ms_(ttl_ms), started_ns_(NowUnixMs() * 1000000) {}
 
 bool Metadata::Offline(size_t mount) const {
   return mounts_->at(mount).offline_until_ms.load() > NowUnixMs();
@@ -44,17 +45,20 @@ FileRef Metadata::RefOf(const index::FileMeta& meta) const {
 Result<index::FileMeta> Metadata::Stat(const std::string& path) {
   MountTable::Resolved r = mounts_->Resolve(path);
   // The root, mount points and the directories on the way to them always exist.
+  if (writer_ != nullptr) {
+    if (std::optional<index::FileMeta> staged = writer_->Overlay(path)) return *staged;
+  }
   if (mounts_->IsSyntheticDir(path)) {
     index::FileMeta m;
     m.path = path;
     m.is_dir = true;
-    m.mtime_ms = started_ms_;
+    m.mtime_ns = started_ns_;
     return m;
   }
   Result<std::optional<index::FileMeta>> cached = index_->GetMeta(path);
   if (!cached.ok()) return cached.status();
   int64_t now = NowUnixMs();
-  if (cached->has_value() && now - (*cached)->validated_ms < ttl_ms_) return **cached;
+  if (cached->has_value() && now - (*cached)->validated_ms < ttl_ms_ && (*cached)->attrs_known) return **cached;
   if (!cached->has_value()) {
     // A fresh listing of the parent that lacks the name answers without a request.
     auto [parent, name] = SplitPath(path);
@@ -82,13 +86,7 @@ Result<index::FileMeta> Metadata::Stat(const std::string& path) {
     }
     return e.status();
   }
-  index::FileMeta m;
-  m.path = path;
-  m.is_dir = e->is_dir;
-  m.size = e->size;
-  m.mtime_ms = e->mtime_ms > 0 ? e->mtime_ms : started_ms_;  // implied S3 dirs have no time
-  m.etag = e->etag;
-  m.validated_ms = now;
+  index::FileMeta m = MetaOf(path, *e, now);
   uint64_t retired = 0;
   Result<index::FileMeta> stored = index_->PutMeta(m, &retired);
   if (retired) {
@@ -96,6 +94,51 @@ Result<index::FileMeta> Metadata::Stat(const std::string& path) {
     engine_->Retire(retired);
   }
   return stored;
+}
+
+index::FileMeta Metadata::MetaOf(const std::string& path, const ufs::Entry& e, int64_t now_ms) const {
+  index::FileMeta m;
+  m.path = path;
+  m.is_dir = e.is_dir;
+  m.size = e.size;
+  m.mtime_ns = e.mtime_ns > 0 ? e.mtime_ns : started_ns_;  // implied S3 dirs have no time
+  m.etag = e.etag;
+  m.mode = e.attrs.mode;
+  m.uid = e.attrs.uid;
+  m.gid = e.attrs.gid;
+  m.attrs_known = e.attrs_known;
+  m.link_target = e.link_target;
+  m.validated_ms = now_ms;
+  return m;
+}
+
+Result<index::FileMeta> Metadata::Record(const std::string& path, const ufs::Entry& e) {
+  index::FileMeta m = MetaOf(path, e, NowUnixMs());
+  m.attrs_known = true;
+  uint64_t retired = 0;
+  Result<index::FileMeta> stored = index_->PutMeta(m, &retired);
+  if (retired) engine_->Retire(retired);
+  if (!stored.ok()) return stored;
+  auto [parent, name] = SplitPath(path);
+  index::DirEntry d;
+  static_cast<index::PosixAttrs&>(d) = *stored;
+  d.name = name;
+  d.is_dir = stored->is_dir;
+  d.size = stored->size;
+  d.mtime_ns = stored->mtime_ns;
+  d.etag = stored->etag;
+  Status s = index_->PatchDir(parent, name, &d);
+  if (!s.ok()) LOG_WARN("index: cannot update the listing of /%s: %s", parent.c_str(), s.message().c_str());
+  return stored;
+}
+
+void Metadata::Forget(const std::string& path) {
+  std::vector<uint64_t> retired;
+  Status s = index_->DeleteTree(path, &retired);
+  auto [parent, name] = SplitPath(path);
+  if (s.ok()) s = index_->PatchDir(parent, name, nullptr);
+  if (!s.ok()) LOG_WARN("index: cannot forget /%s: %s", path.c_str(), s.message().c_str());
+  for (uint64_t id : retired) engine_->Retire(id);
 }
 
 Result<std::vector<index::DirEntry>> Metadata::List(const std::string& dir) {
@@ -109,25 +152,32 @@ Result<std::vector<index::DirEntry>> Metadata::List(const std::string& dir) {
       index::DirEntry e;
       e.name = name;
       e.is_dir = true;
-      e.mtime_ms = started_ms_;
+      e.mtime_ns = started_ns_;
       entries.push_back(std::move(e));
     }
     return entries;
+  };
+  auto with_staged = [&](std::vector<index::DirEntry> entries) {
+    if (writer_ != nullptr) writer_->MergeListing(dir, &entries);
+    return with_mount_points(std::move(entries));
   };
   Result<std::optional<index::DirListing>> cached = index_->GetDir(dir);
   if (!cached.ok()) return cached.status();
   int64_t now = NowUnixMs();
   if (cached->has_value() && (now - (*cached)->fetched_ms < ttl_ms_ || Offline(r.mount)))
-    return with_mount_points((*cached)->entries);
+    return with_staged((*cached)->entries);
 
   Result<std::vector<ufs::Entry>> listed = mounts_->at(r.mount).ufs->List(r.ufs_path);
   if (!listed.ok()) {
     // A directory that exists only on the way to a mount point.
-    if (!mount_points.empty() && !NetworkTrouble(listed.status())) return with_mount_points({});
+    if (!mount_points.empty() && !NetworkTrouble(listed.status())) return with_staged({});
     if (NetworkTrouble(listed.status())) {
       MarkOffline(r.mount, listed.status());
-      if (cached->has_value()) return with_mount_points((*cached)->entries);
+      if (cached->has_value()) return with_staged((*cached)->entries);
     }
+    // A directory that so far exists only on this host (cache-only mounts).
+    if (listed.status().IsNotFound() && writer_ != nullptr && writer_->Overlay(dir).has_value())
+      return with_staged({});
     return listed.status();
   }
   index::DirListing listing;
@@ -139,15 +189,20 @@ Result<std::vector<index::DirEntry>> Metadata::List(const std::string& dir) {
     d.name = std::move(e.name);
     d.is_dir = e.is_dir;
     d.size = e.size;
-    d.mtime_ms = e.mtime_ms > 0 ? e.mtime_ms : started_ms_;
+    d.mtime_ns = e.mtime_ns > 0 ? e.mtime_ns : started_ns_;
     d.etag = std::move(e.etag);
+    d.mode = e.attrs.mode;
+    d.uid = e.attrs.uid;
+    d.gid = e.attrs.gid;
+    d.attrs_known = e.attrs_known;
+    d.link_target = std::move(e.link_target);
     listing.entries.push_back(std::move(d));
   }
   std::vector<uint64_t> retired;
   Status s = index_->PutDir(listing, &retired);
   if (!s.ok()) LOG_WARN("index: cannot store the listing of /%s: %s", dir.c_str(), s.message().c_str());
   for (uint64_t id : retired) engine_->Retire(id);
-  return with_mount_points(std::move(listing.entries));
+  return with_staged(std::move(listing.entries));
 }
 
 }  // namespace strata::cache

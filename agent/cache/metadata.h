@@ -21,6 +21,8 @@
 
 namespace strata::cache {
 
+class Writer;
+
 class Metadata {
  public:
   Metadata(MountTable* mounts, index::Index* index, Engine* engine, int64_t ttl_ms);
@@ -31,19 +33,30 @@ class Metadata {
   Result<std::vector<index::DirEntry>> List(const std::string& dir);
   // How the engine reads a file version.
   FileRef RefOf(const index::FileMeta& meta) const;
+
+  // Files being written on this host are answered from the writer first.
+  void SetWriter(Writer* writer) { writer_ = writer; }
+  // A change made through the mount: the store now holds `e` at `path`.
+  // Recorded (with the parent's cached listing patched) without asking the
+  // store; a changed version drops the old one's blocks.
+  Result<index::FileMeta> Record(const std::string& path, const ufs::Entry& e);
+  // `path` and everything below it are gone from the store.
+  void Forget(const std::string& path);
   int64_t ttl_ms() const { return ttl_ms_; }
 
  private:
   // Past a network failure the store is left alone for this long.
   static constexpr int64_t kOfflineMs = 10000;
   bool Offline(size_t mount) const;
+  index::FileMeta MetaOf(const std::string& path, const ufs::Entry& e, int64_t now_ms) const;
   void MarkOffline(size_t mount, const Status& why);
 
   MountTable* const mounts_;
   index::Index* const index_;
   Engine* const engine_;
+  Writer* writer_ = nullptr;
   const int64_t ttl_ms_;
-  const int64_t started_ms_;
+  const int64_t started_ns_;
 };
 
 }  // namespace strata::cache

@@ -184,7 +184,7 @@ void Api::Handle(const HttpRequest& req, Server::Reply reply) {
         cache::Engine::FileCache fc = ctx_.engine->CachedOf(f.file_id);
         uint64_t nblocks = (f.size + ctx_.block_size - 1) / ctx_.block_size;
         return json{{"path", "/" + f.path}, {"type", "file"}, {"size", f.size}, {"etag", f.etag},
-                    {"mtime_ms", f.mtime_ms}, {"cached_bytes", fc.bytes},
+                    {"mtime_ns", f.mtime_ns}, {"cached_bytes", fc.bytes},
                     {"cached_percent", f.size ? 100.0 * fc.bytes / f.size : 100.0},
                     {"blocks_cached", fc.blocks}, {"blocks_total", nblocks}};
       };
@@ -261,7 +261,24 @@ void Api::Handle(const HttpRequest& req, Server::Reply reply) {
       if (!s.ok()) return ReplyError(reply, HttpCodeOf(s), s.message());
       ReplyJson(reply, 200, {{"path", "/" + path}, {"files", files}, {"blocks", blocks}, {"bytes", bytes}});
     });
-  } else if (p == "/metrics" || p == "/v1/info" || p == "/v1/stat" || p == "/v1/load" || p == "/v1/evict") {
+  } else if (p == "/v1/flush" && req.method == "POST") {
+    std::string path;
+    if (!path_param(&path)) return;
+    double timeout_s = 300;
+    if (auto it = req.query.find("timeout"); it != req.query.end()) {
+      char* end = nullptr;
+      timeout_s = std::strtod(it->second.c_str(), &end);
+      if (end == it->second.c_str() || *end != '\0' || timeout_s < 0 || timeout_s > 86400)
+        return ReplyError(reply, 400, "bad timeout '" + it->second + "': seconds, 0 to 86400");
+    }
+    workers_->Submit([this, path, timeout_s, reply] {
+      uint64_t files = 0;
+      Status s = ctx_.writer->Flush(path, static_cast<int64_t>(timeout_s * 1000), &files);
+      if (!s.ok()) return ReplyError(reply, HttpCodeOf(s), "flush /" + path + ": " + s.message());
+      ReplyJson(reply, 200, {{"path", "/" + path}, {"files", files}});
+    });
+  } else if (p == "/metrics" || p == "/v1/info" || p == "/v1/stat" || p == "/v1/load" || p == "/v1/evict" ||
+             p == "/v1/flush") {
     ReplyError(reply, 405, "method " + req.method + " not allowed on " + p);
   } else {
     ReplyError(reply, 404, "no such endpoint: " + p);
@@ -308,6 +325,18 @@ void Api::RunLoad(std::shared_ptr<Job> job) {
            static_cast<unsigned long long>(job->files_failed.load()));
 }
 
+namespace {
+json WritesJson(const cache::WriterStats& w) {
+  return {{"pending_files", w.pending_files},        {"pending_bytes", w.pending_bytes},
+          {"oldest_pending_ms", w.oldest_pending_ms}, {"failing_files", w.failing_files},
+          {"last_error", w.last_error},              {"cache_only_files", w.cache_only_files},
+          {"cache_only_bytes", w.cache_only_bytes},  {"open_files", w.open_files},
+          {"staged_bytes", w.staged_bytes},          {"staging_limit", w.staging_limit},
+          {"uploads", w.uploads},                    {"uploaded_bytes", w.uploaded_bytes},
+          {"upload_failures", w.upload_failures}};
+}
+}  // namespace
+
 std::string Api::StatJson() {
   cache::EngineStats st = ctx_.engine->Stats();
   index::Index::Stats is = ctx_.index->GetStats();
@@ -319,7 +348,9 @@ std::string Api::StatJson() {
                       {"used_bytes", i < st.mount_used_bytes.size() ? st.mount_used_bytes[i] : 0},
                       {"bytes_fetched", c.bytes_read.load()}, {"get_requests", c.get_requests.load()},
                       {"head_requests", c.head_requests.load()}, {"list_requests", c.list_requests.load()},
+                      {"write_requests", c.put_requests.load()}, {"bytes_written", c.bytes_written.load()},
                       {"retries", c.retries.load()}, {"errors", c.errors.load()},
+                      {"write_mode", cache::WriteModeName(ctx_.writer->ModeOf(i))},
                       {"online", m.offline_until_ms.load() <= NowUnixMs()}});
   }
   json jobs = json::array();
@@ -348,6 +379,7 @@ std::string Api::StatJson() {
       {"index", {{"map_bytes", is.map_size}, {"used_bytes", is.used_bytes}, {"meta_rows", is.meta_rows}}},
       {"mounts", mounts},
       {"jobs", jobs},
+      {"writes", WritesJson(ctx_.writer->Stats())},
   };
   return j.dump() + "\n";
 }
@@ -373,6 +405,17 @@ std::string Api::MetricsText() {
   metric("strata_evicted_bytes_total", "counter", "Bytes evicted.", st.evicted_bytes);
   metric("strata_checksum_failures_total", "counter", "Cached blocks that failed verification.",
          st.checksum_failures);
+  cache::WriterStats ws = ctx_.writer->Stats();
+  metric("strata_write_pending_files", "gauge", "Committed files waiting for upload.", ws.pending_files);
+  metric("strata_write_pending_bytes", "gauge", "Bytes of committed files waiting for upload.", ws.pending_bytes);
+  metric("strata_write_oldest_pending_seconds", "gauge", "Age of the oldest change waiting for upload.",
+         static_cast<uint64_t>(ws.oldest_pending_ms / 1000));
+  metric("strata_write_cache_only_bytes", "gauge", "Bytes written to cache-only mounts (never uploaded).",
+         ws.cache_only_bytes);
+  metric("strata_write_staged_bytes", "gauge", "Bytes in the staging area.", ws.staged_bytes);
+  metric("strata_uploads_total", "counter", "Files uploaded.", ws.uploads);
+  metric("strata_uploaded_bytes_total", "counter", "Bytes uploaded.", ws.uploaded_bytes);
+  metric("strata_upload_failures_total", "counter", "Upload attempts that failed.", ws.upload_failures);
   struct Per {
     const char* name;
     const char* help;
@@ -383,6 +426,8 @@ std::string Api::MetricsText() {
       {"strata_ufs_get_requests_total", "Data reads sent to each store.", [](ufs::Counters& c) { return c.get_requests.load(); }},
       {"strata_ufs_head_requests_total", "Attribute requests sent to each store.", [](ufs::Counters& c) { return c.head_requests.load(); }},
       {"strata_ufs_list_requests_total", "Listing requests sent to each store.", [](ufs::Counters& c) { return c.list_requests.load(); }},
+      {"strata_ufs_write_requests_total", "Requests that change each store.", [](ufs::Counters& c) { return c.put_requests.load(); }},
+      {"strata_ufs_written_bytes_total", "Bytes written to each store.", [](ufs::Counters& c) { return c.bytes_written.load(); }},
       {"strata_ufs_retries_total", "Requests retried.", [](ufs::Counters& c) { return c.retries.load(); }},
       {"strata_ufs_errors_total", "Requests that failed.", [](ufs::Counters& c) { return c.errors.load(); }},
   };

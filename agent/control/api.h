@@ -5,6 +5,7 @@
 //   POST /v1/load?path=P[&recursive=1]     starts a load job -> {"job": id}
 //   GET  /v1/jobs/ID                       a job's progress and result
 //   POST /v1/evict?path=P[&recursive=1]    drops cached blocks, waits
+//   POST /v1/flush[?path=P&timeout=S]      waits until staged writes below P are uploaded
 //   GET  /metrics                          Prometheus text format
 //
 // P is a path inside the mount: absolute under the mount point, or relative
@@ -26,6 +27,7 @@
 #include "agent/cache/engine.h"
 #include "agent/cache/metadata.h"
 #include "agent/cache/mounts.h"
+#include "agent/cache/writer.h"
 #include "agent/control/server.h"
 #include "agent/index/index.h"
 
@@ -38,6 +40,7 @@ struct ApiContext {
   cache::Metadata* meta = nullptr;
   cache::Engine* engine = nullptr;
   index::Index* index = nullptr;
+  cache::Writer* writer = nullptr;
 };
 
 class Api {

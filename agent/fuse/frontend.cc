@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
+#include <linux/fs.h>
 
 #include <cerrno>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "agent/base/clock.h"
 #include "agent/base/log.h"
 
 namespace strata::fuse {
@@ -33,6 +35,8 @@ int ErrnoOf(const Status& s) {
     case C::kInvalidArgument: return EINVAL;
     case C::kNotEmpty: return ENOTEMPTY;
     case C::kNotSupported: return ENOTSUP;
+    case C::kCrossDevice: return EXDEV;
+    case C::kBusy: return EBUSY;
     default: return EIO;  // unreachable store, timeout, changed object, corrupt data
   }
 }
@@ -49,6 +53,8 @@ struct Inode {
 
 struct FileHandle {
   cache::FileRef ref;
+  cache::Writer::FilePtr staged;  // set when the file is (being) written on this host
+  int flags = 0;                  // open(2) flags
   std::mutex mu;               // guards the readahead state
   uint64_t next_off = 0;
   uint64_t window = 0;         // readahead blocks
@@ -65,6 +71,7 @@ struct Frontend::Impl {
   Options opts;
   cache::Metadata* meta;
   cache::Engine* engine;
+  cache::Writer* writer;
   fuse_session* se = nullptr;
   bool mounted = false;
   bool handlers = false;
@@ -74,7 +81,8 @@ struct Frontend::Impl {
   std::unordered_map<std::string, fuse_ino_t> by_path;  // guarded by mu
   fuse_ino_t next_ino = 2;                              // guarded by mu
 
-  Impl(Options o, cache::Metadata* m, cache::Engine* e) : opts(std::move(o)), meta(m), engine(e) {
+  Impl(Options o, cache::Metadata* m, cache::Engine* e, cache::Writer* w)
+      : opts(std::move(o)), meta(m), engine(e), writer(w) {
     Inode root;
     root.ino = FUSE_ROOT_ID;
     root.nlookup = 1;
@@ -117,24 +125,52 @@ struct Frontend::Impl {
     }
   }
 
-  struct stat Attr(fuse_ino_t ino, bool is_dir, uint64_t size, int64_t mtime_ms) const {
+  // The path is gone (unlinked, or replaced by a rename): the inode lives on
+  // until the kernel forgets it, but a new file at the path gets a new one.
+  void DropPath(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = by_path.find(path);
+    if (it == by_path.end()) return;
+    inodes[it->second].path = std::string(1, '\0');  // matches no path: ESTALE
+    by_path.erase(it);
+  }
+  // A rename: the inode of `from` and those below it take the new paths.
+  void MovePath(const std::string& from, const std::string& to) {
+    DropPath(to);
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [ino, node] : inodes) {
+      const std::string& p = node.path;
+      if (ino == FUSE_ROOT_ID) continue;
+      if (p == from || (p.size() > from.size() && p.compare(0, from.size(), from) == 0 && p[from.size()] == '/')) {
+        by_path.erase(p);
+        node.path = to + p.substr(from.size());
+        by_path[node.path] = ino;
+      }
+    }
+  }
+
+  struct stat Attr(fuse_ino_t ino, const index::PosixAttrs& a, bool is_dir, uint64_t size, int64_t mtime_ns) const {
     struct stat st = {};
     st.st_ino = ino;
-    st.st_mode = is_dir ? (S_IFDIR | 0755) : (S_IFREG | 0644);
-    st.st_nlink = is_dir ? 2 : 1;
-    st.st_uid = ::getuid();
-    st.st_gid = ::getgid();
+    uint32_t type = a.mode & S_IFMT;
+    if (type == 0) type = is_dir ? S_IFDIR : S_IFREG;
+    uint32_t perm = a.mode != 0 ? (a.mode & 07777) : (is_dir ? opts.dir_mode : opts.file_mode);
+    st.st_mode = type | perm;
+    st.st_nlink = type == S_IFDIR ? 2 : 1;
+    st.st_uid = a.uid != index::kNoId ? a.uid : opts.uid;
+    st.st_gid = a.gid != index::kNoId ? a.gid : opts.gid;
+    if (type == S_IFLNK) size = a.link_target.size();
     st.st_size = static_cast<off_t>(size);
     st.st_blocks = static_cast<blkcnt_t>((size + 511) / 512);
     st.st_blksize = static_cast<blksize_t>(std::min<uint64_t>(engine->block_size(), 1u << 20));
-    st.st_mtim.tv_sec = mtime_ms / 1000;
-    st.st_mtim.tv_nsec = (mtime_ms % 1000) * 1000000;
+    st.st_mtim.tv_sec = mtime_ns / 1000000000;
+    st.st_mtim.tv_nsec = mtime_ns % 1000000000;
     st.st_ctim = st.st_mtim;
     st.st_atim = st.st_mtim;
     return st;
   }
   struct stat Attr(fuse_ino_t ino, const index::FileMeta& m) const {
-    return Attr(ino, m.is_dir, m.size, m.mtime_ms);
+    return Attr(ino, m, m.is_dir, m.size, m.mtime_ns);
   }
 };
 
@@ -152,6 +188,8 @@ void OpInit(void* userdata, fuse_conn_info* conn) noexcept {
   if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO) conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  conn->max_write = self->opts.max_write;
 }
 
 void ReplyEntry(fuse_req_t req, Frontend::Impl* self, const std::string& path,
@@ -194,8 +232,13 @@ void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) noex
   fuse_reply_none(req);
 }
 
-void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   auto* self = Self(req);
+  auto* fh = fi != nullptr ? reinterpret_cast<FileHandle*>(fi->fh) : nullptr;
+  if (fh != nullptr && fh->staged) {  // fstat of an open file, unlinked ones included
+    struct stat st = self->Attr(ino, self->writer->MetaOf(fh->staged));
+    return (void)fuse_reply_attr(req, &st, self->opts.attr_timeout_s);
+  }
   std::string path;
   if (!self->PathOf(ino, &path)) return (void)fuse_reply_err(req, ESTALE);
   Result<index::FileMeta> m = self->meta->Stat(path);
@@ -204,25 +247,261 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
   fuse_reply_attr(req, &st, self->opts.attr_timeout_s);
 }
 
+bool Writable(int flags) { return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC); }
+
+// Who asked: the owner of files and directories the request creates.
+ufs::Attrs CallerAttrs(fuse_req_t req, uint32_t mode) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  ufs::Attrs a;
+  a.mode = mode;
+  a.uid = ctx->uid;
+  a.gid = ctx->gid;
+  return a;
+}
+
+void ReplyOpen(fuse_req_t req, Frontend::Impl* self, fuse_ino_t ino, fuse_file_info* fi, FileHandle* fh,
+               uint64_t file_id, const std::string* created_path) {
+  {
+    // Keep the kernel's pages only while they belong to this same version
+    // (a file being written here is never kept: its pages are its writes).
+    std::lock_guard<std::mutex> lock(self->mu);
+    auto node = self->inodes.find(ino);
+    fi->keep_cache = !fh->staged && node != self->inodes.end() && node->second.kernel_file_id == file_id;
+    if (node != self->inodes.end()) node->second.kernel_file_id = fh->staged ? 0 : file_id;
+  }
+  fi->fh = reinterpret_cast<uint64_t>(fh);
+  int rc;
+  if (created_path != nullptr) {
+    fuse_entry_param e = {};
+    e.ino = ino;
+    e.attr = self->Attr(ino, self->writer->MetaOf(fh->staged));
+    e.attr_timeout = self->opts.attr_timeout_s;
+    e.entry_timeout = self->opts.attr_timeout_s;
+    rc = fuse_reply_create(req, &e, fi);
+    if (rc != 0) self->Forget(ino, 1);
+  } else {
+    rc = fuse_reply_open(req, fi);
+  }
+  if (rc != 0) {
+    if (fh->staged) self->writer->Close(fh->staged);
+    delete fh;
+  }
+}
+
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   auto* self = Self(req);
-  if ((fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EROFS);
   std::string path;
   if (!self->PathOf(ino, &path)) return (void)fuse_reply_err(req, ESTALE);
   Result<index::FileMeta> m = self->meta->Stat(path);
   if (!m.ok()) return (void)fuse_reply_err(req, ErrnoOf(m.status()));
   if (m->is_dir) return (void)fuse_reply_err(req, EISDIR);
   auto* fh = new FileHandle();
-  fh->ref = self->meta->RefOf(*m);
-  {
-    // Keep the kernel's pages only while they belong to this same version.
-    std::lock_guard<std::mutex> lock(self->mu);
-    auto node = self->inodes.find(ino);
-    fi->keep_cache = node != self->inodes.end() && node->second.kernel_file_id == m->file_id;
-    if (node != self->inodes.end()) node->second.kernel_file_id = m->file_id;
+  fh->flags = fi->flags;
+  if (Writable(fi->flags)) {
+    std::optional<index::FileMeta> existing;
+    if (m->file_id != 0) existing = *m;  // else it is staged already
+    Result<cache::Writer::FilePtr> f = self->writer->Open(path, existing, fi->flags & O_TRUNC, {});
+    if (!f.ok()) {
+      delete fh;
+      LOG_WARN("open /%s for writing: %s", path.c_str(), f.status().message().c_str());
+      return (void)fuse_reply_err(req, ErrnoOf(f.status()));
+    }
+    fh->staged = *f;
+  } else {
+    fh->staged = self->writer->OpenStaged(path);
+    if (!fh->staged) fh->ref = self->meta->RefOf(*m);
   }
-  fi->fh = reinterpret_cast<uint64_t>(fh);
-  if (fuse_reply_open(req, fi) != 0) delete fh;
+  ReplyOpen(req, self, ino, fi, fh, m->file_id, nullptr);
+}
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) noexcept {
+  auto* self = Self(req);
+  std::string dir;
+  if (!self->PathOf(parent, &dir)) return (void)fuse_reply_err(req, ESTALE);
+  std::string path = JoinPath(dir, name);
+  Result<index::FileMeta> m = self->meta->Stat(path);
+  std::optional<index::FileMeta> existing;
+  if (m.ok()) {
+    if (fi->flags & O_EXCL) return (void)fuse_reply_err(req, EEXIST);
+    if (m->is_dir) return (void)fuse_reply_err(req, EISDIR);
+    if (m->file_id != 0) existing = *m;
+  } else if (!m.status().IsNotFound()) {
+    return (void)fuse_reply_err(req, ErrnoOf(m.status()));
+  }
+  Result<cache::Writer::FilePtr> f =
+      self->writer->Open(path, existing, (fi->flags & O_TRUNC) != 0, CallerAttrs(req, S_IFREG | (mode & 07777)));
+  if (!f.ok()) {
+    LOG_WARN("create /%s: %s", path.c_str(), f.status().message().c_str());
+    return (void)fuse_reply_err(req, ErrnoOf(f.status()));
+  }
+  auto* fh = new FileHandle();
+  fh->flags = fi->flags;
+  fh->staged = *f;
+  fuse_ino_t ino = self->Ref(path);
+  ReplyOpen(req, self, ino, fi, fh, 0, &path);
+}
+
+void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off, fuse_file_info* fi) noexcept {
+  auto* self = Self(req);
+  auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
+  if (!fh->staged || (fh->flags & O_ACCMODE) == O_RDONLY) return (void)fuse_reply_err(req, EBADF);
+  uint64_t at = 0;
+  Status s = self->writer->Write(fh->staged, static_cast<uint64_t>(off), buf, size, fh->flags & O_APPEND, &at);
+  if (!s.ok()) {
+    LOG_WARN("write: %s", s.message().c_str());
+    return (void)fuse_reply_err(req, ErrnoOf(s));
+  }
+  fuse_reply_write(req, size);
+}
+
+// flush (every close) and fsync: what the write mode promises happens here.
+void Commit(fuse_req_t req, fuse_file_info* fi) {
+  auto* self = Self(req);
+  auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
+  if (!fh->staged || !Writable(fh->flags)) return (void)fuse_reply_err(req, 0);
+  Status s = self->writer->Commit(fh->staged);
+  fuse_reply_err(req, ErrnoOf(s));
+}
+void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept { Commit(req, fi); }
+void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) noexcept { Commit(req, fi); }
+
+void ReplyAttrOf(fuse_req_t req, Frontend::Impl* self, fuse_ino_t ino, const std::string& path) {
+  Result<index::FileMeta> m = self->meta->Stat(path);
+  if (!m.ok()) return (void)fuse_reply_err(req, ErrnoOf(m.status()));
+  struct stat st = self->Attr(ino, *m);
+  fuse_reply_attr(req, &st, self->opts.attr_timeout_s);
+}
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) noexcept {
+  auto* self = Self(req);
+  std::string path;
+  if (!self->PathOf(ino, &path)) return (void)fuse_reply_err(req, ESTALE);
+  ufs::Attrs a;
+  if (to_set & FUSE_SET_ATTR_MODE) a.mode = attr->st_mode & 07777;
+  if (to_set & FUSE_SET_ATTR_UID) a.uid = attr->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) a.gid = attr->st_gid;
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) a.mtime_ns = NowUnixMs() * 1000000;
+  else if (to_set & FUSE_SET_ATTR_MTIME)
+    a.mtime_ns = static_cast<int64_t>(attr->st_mtim.tv_sec) * 1000000000 + attr->st_mtim.tv_nsec;
+  std::optional<uint64_t> size;
+  if (to_set & FUSE_SET_ATTR_SIZE) size = static_cast<uint64_t>(attr->st_size);
+  bool change = size.has_value() || a.mode || a.uid != ufs::kNoId || a.gid != ufs::kNoId || a.mtime_ns;
+  Status s;
+  auto* fh = fi != nullptr ? reinterpret_cast<FileHandle*>(fi->fh) : nullptr;
+  if (!change) {
+    // atime only: nothing is kept.
+  } else if (fh != nullptr && fh->staged) {
+    if (size.has_value()) s = self->writer->Truncate(fh->staged, *size);
+    if (s.ok() && (a.mode || a.uid != ufs::kNoId || a.gid != ufs::kNoId || a.mtime_ns))
+      s = self->writer->SetAttrs(fh->staged, a);
+  } else {
+    s = self->writer->SetPathAttrs(path, a, size);
+  }
+  if (!s.ok()) {
+    LOG_WARN("setattr /%s: %s", path.c_str(), s.message().c_str());
+    return (void)fuse_reply_err(req, ErrnoOf(s));
+  }
+  ReplyAttrOf(req, self, ino, path);
+}
+
+// The path of (parent, name), or false after replying ESTALE.
+bool ChildPath(fuse_req_t req, fuse_ino_t parent, const char* name, std::string* path) {
+  std::string dir;
+  if (!Self(req)->PathOf(parent, &dir)) {
+    fuse_reply_err(req, ESTALE);
+    return false;
+  }
+  *path = JoinPath(dir, name);
+  return true;
+}
+
+void ReplyNewEntry(fuse_req_t req, Frontend::Impl* self, const std::string& path, const Status& s) {
+  if (!s.ok()) return (void)fuse_reply_err(req, ErrnoOf(s));
+  Result<index::FileMeta> m = self->meta->Stat(path);
+  if (!m.ok()) return (void)fuse_reply_err(req, ErrnoOf(m.status()));
+  ReplyEntry(req, self, path, *m);
+}
+
+void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept {
+  auto* self = Self(req);
+  std::string path;
+  if (!ChildPath(req, parent, name, &path)) return;
+  if (self->meta->Stat(path).ok()) return (void)fuse_reply_err(req, EEXIST);
+  Status s = self->writer->Mkdir(path, CallerAttrs(req, S_IFDIR | (mode & 07777)));
+  if (!s.ok()) LOG_WARN("mkdir /%s: %s", path.c_str(), s.message().c_str());
+  ReplyNewEntry(req, self, path, s);
+}
+
+void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) noexcept {
+  auto* self = Self(req);
+  std::string path;
+  if (!ChildPath(req, parent, name, &path)) return;
+  if (self->meta->Stat(path).ok()) return (void)fuse_reply_err(req, EEXIST);
+  Status s = self->writer->Symlink(path, target, CallerAttrs(req, S_IFLNK | 0777));
+  if (!s.ok()) LOG_WARN("symlink /%s: %s", path.c_str(), s.message().c_str());
+  ReplyNewEntry(req, self, path, s);
+}
+
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) noexcept {
+  auto* self = Self(req);
+  // Device nodes, FIFOs and sockets have no place in an object store.
+  if (!S_ISREG(mode)) return (void)fuse_reply_err(req, EPERM);
+  std::string path;
+  if (!ChildPath(req, parent, name, &path)) return;
+  if (self->meta->Stat(path).ok()) return (void)fuse_reply_err(req, EEXIST);
+  Result<cache::Writer::FilePtr> f = self->writer->Open(path, std::nullopt, true, CallerAttrs(req, S_IFREG | (mode & 07777)));
+  Status s = f.status();
+  if (f.ok()) {
+    s = self->writer->Commit(*f);
+    self->writer->Close(*f);
+  }
+  ReplyNewEntry(req, self, path, s);
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) noexcept {
+  fuse_reply_err(req, EPERM);  // hard links: no store keeps them
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) noexcept {
+  auto* self = Self(req);
+  std::string path;
+  if (!self->PathOf(ino, &path)) return (void)fuse_reply_err(req, ESTALE);
+  Result<index::FileMeta> m = self->meta->Stat(path);
+  if (!m.ok()) return (void)fuse_reply_err(req, ErrnoOf(m.status()));
+  if ((m->mode & S_IFMT) != S_IFLNK) return (void)fuse_reply_err(req, EINVAL);
+  fuse_reply_readlink(req, m->link_target.c_str());
+}
+
+void Remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
+  auto* self = Self(req);
+  std::string path;
+  if (!ChildPath(req, parent, name, &path)) return;
+  Status s = dir ? self->writer->Rmdir(path) : self->writer->Unlink(path);
+  if (!s.ok()) {
+    if (s.code() != Status::Code::kNotEmpty && !s.IsNotFound())
+      LOG_WARN("%s /%s: %s", dir ? "rmdir" : "unlink", path.c_str(), s.message().c_str());
+    return (void)fuse_reply_err(req, ErrnoOf(s));
+  }
+  self->DropPath(path);
+  fuse_reply_err(req, 0);
+}
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept { Remove(req, parent, name, false); }
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept { Remove(req, parent, name, true); }
+
+void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+              unsigned int flags) noexcept {
+  auto* self = Self(req);
+  if (flags & RENAME_EXCHANGE) return (void)fuse_reply_err(req, EINVAL);
+  std::string from, to;
+  if (!ChildPath(req, parent, name, &from) || !ChildPath(req, newparent, newname, &to)) return;
+  if (from == to) return (void)fuse_reply_err(req, 0);
+  Status s = self->writer->Rename(from, to, flags & RENAME_NOREPLACE);
+  if (!s.ok()) {
+    LOG_WARN("rename /%s to /%s: %s", from.c_str(), to.c_str(), s.message().c_str());
+    return (void)fuse_reply_err(req, ErrnoOf(s));
+  }
+  self->MovePath(from, to);
+  fuse_reply_err(req, 0);
 }
 
 void ReplySlices(fuse_req_t req, const Status& s, const std::vector<cache::Slice>& parts) {
@@ -246,6 +525,15 @@ void ReplySlices(fuse_req_t req, const Status& s, const std::vector<cache::Slice
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
   auto* self = Self(req);
   auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
+  if (fh->staged) {
+    std::vector<char> buf(size);
+    Result<size_t> n = self->writer->Read(fh->staged, static_cast<uint64_t>(off), size, buf.data());
+    if (!n.ok()) {
+      LOG_WARN("read: %s", n.status().message().c_str());
+      return (void)fuse_reply_err(req, ErrnoOf(n.status()));
+    }
+    return (void)fuse_reply_buf(req, buf.data(), *n);
+  }
   const uint64_t bs = self->engine->block_size();
   uint64_t uoff = static_cast<uint64_t>(off);
   // Sequential detection tolerates the kernel's slightly reordered readahead.
@@ -278,7 +566,9 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
-  delete reinterpret_cast<FileHandle*>(fi->fh);
+  auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
+  if (fh->staged) Self(req)->writer->Close(fh->staged);
+  delete fh;
   fuse_reply_err(req, 0);
 }
 
@@ -325,8 +615,20 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
       std::string path = JoinPath(dir, d.name);
       if (plus) {
         fuse_entry_param e = {};
+        if (!d.attrs_known) {
+          // An S3 listing has no modes or owners: give the name only, the
+          // kernel looks it up (a HEAD) before it shows attributes.
+          struct stat st = {};
+          st.st_ino = 0xFFFFFFFF;  // readdir(3) hides entries with inode 0
+          st.st_mode = d.is_dir ? S_IFDIR : S_IFREG;
+          e.attr = st;
+          need = fuse_add_direntry_plus(req, buf.data() + used, room, d.name.c_str(), &e, i + 1);
+          if (need > room) break;
+          used += need;
+          continue;
+        }
         e.ino = self->Ref(path);
-        e.attr = self->Attr(e.ino, d.is_dir, d.size, d.mtime_ms);
+        e.attr = self->Attr(e.ino, d, d.is_dir, d.size, d.mtime_ns);
         e.attr_timeout = self->opts.attr_timeout_s;
         e.entry_timeout = self->opts.attr_timeout_s;
         need = fuse_add_direntry_plus(req, buf.data() + used, room, d.name.c_str(), &e, i + 1);
@@ -334,7 +636,7 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
       } else {
         struct stat st = {};
         st.st_ino = 0xFFFFFFFF;  // unknown here; the kernel looks the name up
-        st.st_mode = d.is_dir ? S_IFDIR : S_IFREG;
+        st.st_mode = (d.mode & S_IFMT) ? (d.mode & S_IFMT) : (d.is_dir ? S_IFDIR : S_IFREG);
         need = fuse_add_direntry(req, buf.data() + used, room, d.name.c_str(), &st, i + 1);
       }
     }
@@ -382,6 +684,19 @@ const fuse_lowlevel_ops kOps = [] {
   ops.open = OpOpen;
   ops.read = OpRead;
   ops.release = OpRelease;
+  ops.create = OpCreate;
+  ops.write = OpWrite;
+  ops.flush = OpFlush;
+  ops.fsync = OpFsync;
+  ops.setattr = OpSetattr;
+  ops.mkdir = OpMkdir;
+  ops.rmdir = OpRmdir;
+  ops.unlink = OpUnlink;
+  ops.rename = OpRename;
+  ops.symlink = OpSymlink;
+  ops.readlink = OpReadlink;
+  ops.mknod = OpMknod;
+  ops.link = OpLink;
   ops.opendir = OpOpendir;
   ops.readdir = OpReaddir;
   ops.readdirplus = OpReaddirplus;
@@ -442,8 +757,8 @@ Status CheckMountPoint(const std::string& path) {
   return Status::OK();
 }
 
-Frontend::Frontend(Options opts, cache::Metadata* meta, cache::Engine* engine)
-    : impl_(std::make_unique<Impl>(std::move(opts), meta, engine)) {}
+Frontend::Frontend(Options opts, cache::Metadata* meta, cache::Engine* engine, cache::Writer* writer)
+    : impl_(std::make_unique<Impl>(std::move(opts), meta, engine, writer)) {}
 
 Frontend::~Frontend() {
   Unmount();
@@ -451,7 +766,7 @@ Frontend::~Frontend() {
 }
 
 Status Frontend::Mount() {
-  std::string mo = "-ofsname=" + impl_->opts.fsname + ",subtype=strata,ro,default_permissions,max_read=" +
+  std::string mo = "-ofsname=" + impl_->opts.fsname + ",subtype=strata,default_permissions,max_read=" +
                    std::to_string(impl_->opts.max_read);
   if (impl_->opts.allow_other) mo += ",allow_other";
   std::vector<std::string> args = {"strata-agent", mo};

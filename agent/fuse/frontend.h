@@ -5,7 +5,8 @@
 // the worker (bounded by the store's deadline); read misses never do: the
 // request is parked in the engine and answered from the fetch worker.
 //
-// Until writes land the mount is read-only (the kernel answers EROFS).
+// Writes go to the cache::Writer (staging, journal, uploads); a flush, fsync
+// or close waits for what the mount's write mode promises (on the worker).
 #pragma once
 
 #include <memory>
@@ -14,6 +15,7 @@
 #include "agent/base/status.h"
 #include "agent/cache/engine.h"
 #include "agent/cache/metadata.h"
+#include "agent/cache/writer.h"
 
 namespace strata::fuse {
 
@@ -25,11 +27,16 @@ struct Options {
   int max_readahead_blocks = 8;  // sequential readahead window, in blocks
   bool allow_other = false;
   unsigned max_read = 1u << 20;
+  unsigned max_write = 1u << 20;
+  // Attributes of files the store keeps none for (objects not written by
+  // Strata or s3fs).
+  uint32_t uid = 0, gid = 0;
+  uint32_t file_mode = 0644, dir_mode = 0755;
 };
 
 class Frontend {
  public:
-  Frontend(Options opts, cache::Metadata* meta, cache::Engine* engine);
+  Frontend(Options opts, cache::Metadata* meta, cache::Engine* engine, cache::Writer* writer);
   ~Frontend();
 
   // Creates the session and mounts it; installs SIGINT/SIGTERM/SIGHUP

@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <unordered_set>
@@ -14,7 +15,7 @@
 namespace strata::index {
 namespace {
 
-constexpr uint32_t kSchemaVersion = 1;
+constexpr uint32_t kSchemaVersion = 2;  // 2: POSIX attributes, journal
 
 // The one translation of MDB_* codes.
 Status FromMdb(int rc, const std::string& what) {
@@ -39,12 +40,28 @@ std::string BlockKeyBytes(const BlockKey& k) {
   return std::move(w.data());
 }
 
+void EncodeAttrs(Writer& w, const PosixAttrs& a) {
+  w.U32(a.mode);
+  w.U32(a.uid);
+  w.U32(a.gid);
+  w.U8(a.attrs_known);
+  w.Str(a.link_target);
+}
+void DecodeAttrs(Reader& r, PosixAttrs* a) {
+  a->mode = r.U32();
+  a->uid = r.U32();
+  a->gid = r.U32();
+  a->attrs_known = r.U8();
+  a->link_target = r.Str();
+}
+
 std::string EncodeMeta(const FileMeta& m) {
   Writer w;
+  EncodeAttrs(w, m);
   w.Str(m.path);
   w.U8(m.is_dir);
   w.U64(m.size);
-  w.I64(m.mtime_ms);
+  w.I64(m.mtime_ns);
   w.Str(m.etag);
   w.U64(m.file_id);
   w.I64(m.validated_ms);
@@ -52,10 +69,11 @@ std::string EncodeMeta(const FileMeta& m) {
 }
 bool DecodeMeta(std::string_view v, FileMeta* m) {
   Reader r(v);
+  DecodeAttrs(r, m);
   m->path = r.Str();
   m->is_dir = r.U8();
   m->size = r.U64();
-  m->mtime_ms = r.I64();
+  m->mtime_ns = r.I64();
   m->etag = r.Str();
   m->file_id = r.U64();
   m->validated_ms = r.I64();
@@ -68,10 +86,11 @@ std::string EncodeDir(const DirListing& d) {
   w.I64(d.fetched_ms);
   w.U32(static_cast<uint32_t>(d.entries.size()));
   for (const DirEntry& e : d.entries) {
+    EncodeAttrs(w, e);
     w.Str(e.name);
     w.U8(e.is_dir);
     w.U64(e.size);
-    w.I64(e.mtime_ms);
+    w.I64(e.mtime_ns);
     w.Str(e.etag);
   }
   return std::move(w.data());
@@ -84,10 +103,11 @@ bool DecodeDir(std::string_view v, DirListing* d) {
   d->entries.clear();
   for (uint32_t i = 0; i < n && r.ok(); i++) {
     DirEntry e;
+    DecodeAttrs(r, &e);
     e.name = r.Str();
     e.is_dir = r.U8();
     e.size = r.U64();
-    e.mtime_ms = r.I64();
+    e.mtime_ns = r.I64();
     e.etag = r.Str();
     d->entries.push_back(std::move(e));
   }
@@ -110,6 +130,39 @@ bool DecodeBlock(std::string_view v, BlockRecord* b) {
   if (n > 4096) return false;
   b->checksums.resize(n);
   for (uint32_t i = 0; i < n; i++) b->checksums[i] = r.U64();
+  return r.ok();
+}
+
+std::string EncodeJournal(const JournalEntry& e) {
+  Writer w;
+  w.U64(e.seq);
+  w.Str(e.path);
+  w.Str(e.store_uri);
+  w.U8(e.kind);
+  w.U8(e.upload);
+  w.U64(e.size);
+  w.U32(e.mode);
+  w.U32(e.uid);
+  w.U32(e.gid);
+  w.I64(e.mtime_ns);
+  w.I64(e.committed_ms);
+  w.Str(e.link_target);
+  return std::move(w.data());
+}
+bool DecodeJournal(std::string_view v, JournalEntry* e) {
+  Reader r(v);
+  e->seq = r.U64();
+  e->path = r.Str();
+  e->store_uri = r.Str();
+  e->kind = r.U8();
+  e->upload = r.U8();
+  e->size = r.U64();
+  e->mode = r.U32();
+  e->uid = r.U32();
+  e->gid = r.U32();
+  e->mtime_ns = r.I64();
+  e->committed_ms = r.I64();
+  e->link_target = r.Str();
   return r.ok();
 }
 
@@ -197,9 +250,9 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& dir, uint64_t bloc
   mdb_env_info(idx->env_, &info);
 
   Status s = idx->Write([&](Txn& t) -> Status {
-    const char* names[] = {"info", "meta", "dirs", "blocks", "files"};
-    MDB_dbi* dbis[] = {&idx->info_, &idx->meta_, &idx->dirs_, &idx->blocks_, &idx->files_};
-    for (int i = 0; i < 5; i++) {
+    const char* names[] = {"info", "meta", "dirs", "blocks", "files", "journal"};
+    MDB_dbi* dbis[] = {&idx->info_, &idx->meta_, &idx->dirs_, &idx->blocks_, &idx->files_, &idx->journal_};
+    for (int i = 0; i < 6; i++) {
       int r = mdb_dbi_open(t.get(), names[i], MDB_CREATE, dbis[i]);
       if (r != 0) return FromMdb(r, std::string("open table ") + names[i]);
     }
@@ -207,10 +260,19 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& dir, uint64_t bloc
     if (t.Get(idx->info_, "schema", &v)) {
       Reader r(v);
       uint32_t version = r.U32();
-      if (version != kSchemaVersion)
-        return Status::Corrupt("index: schema version " + std::to_string(version) +
-                               " in " + dir + " is not " + std::to_string(kSchemaVersion) +
-                               " (remove the cache directory to start fresh)");
+      if (version > kSchemaVersion)
+        return Status::Corrupt("index: schema version " + std::to_string(version) + " in " + dir +
+                               " is newer than this agent's (" + std::to_string(kSchemaVersion) +
+                               "): run the newer agent, or remove the cache directory to start fresh");
+      if (version < kSchemaVersion) {
+        // Version 1 held only cached reads (no journal): drop them and start over.
+        LOG_WARN("index: upgrading the schema from version %u to %u: dropping cached metadata and blocks",
+                 version, kSchemaVersion);
+        for (MDB_dbi db : {idx->meta_, idx->dirs_, idx->blocks_, idx->files_}) t.Fail(mdb_drop(t.get(), db, 0));
+        Writer w;
+        w.U32(kSchemaVersion);
+        t.Put(idx->info_, "schema", w.data());
+      }
     } else {
       Writer w;
       w.U32(kSchemaVersion);
@@ -293,8 +355,10 @@ Result<std::optional<FileMeta>> Index::GetMeta(const std::string& path) {
 }
 
 namespace {
+// The bytes are the same (an S3 listing and a HEAD may disagree on the time:
+// Last-Modified vs x-amz-meta-mtime; the ETag of a file:// store includes it).
 bool SameVersion(const FileMeta& a, const FileMeta& b) {
-  return a.is_dir == b.is_dir && a.etag == b.etag && a.size == b.size && a.mtime_ms == b.mtime_ms;
+  return a.is_dir == b.is_dir && a.etag == b.etag && a.size == b.size;
 }
 }  // namespace
 
@@ -308,6 +372,10 @@ static void PutMetaIn(Index::Txn& t, MDB_dbi meta_db, MDB_dbi files_db, MDB_dbi 
   bool have_old = t.Get(meta_db, key, &v) && DecodeMeta(v, &old) && old.path == meta->path;
   if (have_old && SameVersion(old, *meta)) {
     meta->file_id = old.file_id;
+    if (!meta->attrs_known && old.attrs_known) {  // a listing does not undo what a Stat learnt
+      static_cast<PosixAttrs&>(*meta) = old;
+      meta->mtime_ns = old.mtime_ns;
+    }
   } else {
     if (have_old && old.file_id != 0) {
       *retired = old.file_id;
@@ -395,8 +463,9 @@ Status Index::PutDir(const DirListing& listing, std::vector<uint64_t>* retired) 
       m.path = JoinPath(listing.path, e.name);
       m.is_dir = e.is_dir;
       m.size = e.size;
-      m.mtime_ms = e.mtime_ms;
+      m.mtime_ns = e.mtime_ns;
       m.etag = e.etag;
+      static_cast<PosixAttrs&>(m) = e;
       m.validated_ms = listing.fetched_ms;
       uint64_t r = 0;
       PutMetaIn(t, meta_, files_, info_, &m, &r);
@@ -405,6 +474,105 @@ Status Index::PutDir(const DirListing& listing, std::vector<uint64_t>* retired) 
     t.Put(dirs_, key, EncodeDir(listing));
     return Status::OK();
   });
+}
+
+Status Index::PatchDir(const std::string& dir, const std::string& name, const DirEntry* entry) {
+  return Write([&](Txn& t) -> Status {
+    std::string key = KeyHash128(dir);
+    std::string_view v;
+    DirListing d;
+    if (!t.Get(dirs_, key, &v) || !DecodeDir(v, &d) || d.path != dir) return Status::OK();
+    auto it = std::find_if(d.entries.begin(), d.entries.end(), [&](const DirEntry& e) { return e.name == name; });
+    if (entry == nullptr) {
+      if (it == d.entries.end()) return Status::OK();
+      d.entries.erase(it);
+    } else if (it != d.entries.end()) {
+      *it = *entry;
+    } else {
+      d.entries.push_back(*entry);
+    }
+    t.Put(dirs_, key, EncodeDir(d));
+    return Status::OK();
+  });
+}
+
+Status Index::DeleteTree(const std::string& path, std::vector<uint64_t>* retired) {
+  return Write([&](Txn& t) -> Status {
+    std::vector<std::string> todo = {path};
+    while (!todo.empty()) {
+      std::string p = std::move(todo.back());
+      todo.pop_back();
+      std::string key = KeyHash128(p);
+      std::string_view v;
+      FileMeta m;
+      if (t.Get(meta_, key, &v) && DecodeMeta(v, &m) && m.path == p) {
+        if (m.file_id) {
+          retired->push_back(m.file_id);
+          t.Del(files_, U64Key(m.file_id));
+        }
+        t.Del(meta_, key);
+      }
+      DirListing d;
+      if (t.Get(dirs_, key, &v) && DecodeDir(v, &d) && d.path == p) {
+        for (const DirEntry& e : d.entries) todo.push_back(JoinPath(p, e.name));
+        t.Del(dirs_, key);
+      }
+    }
+    return Status::OK();
+  });
+}
+
+Status Index::PutJournal(const JournalEntry& e) {
+  STRATA_RETURN_IF_ERROR(Write([&](Txn& t) -> Status {
+    t.Put(journal_, U64Key(e.seq), EncodeJournal(e));
+    return Status::OK();
+  }));
+  // MDB_NOMETASYNC leaves the last commit's meta page to the OS: force it,
+  // the writer was told its data is safe.
+  std::shared_lock<std::shared_mutex> lock(gate_);
+  return FromMdb(mdb_env_sync(env_, 1), "sync journal");
+}
+
+Status Index::DeleteJournal(uint64_t seq) {
+  return Write([&](Txn& t) -> Status {
+    t.Del(journal_, U64Key(seq));
+    return Status::OK();
+  });
+}
+
+Status Index::LoadJournal(std::vector<JournalEntry>* out) {
+  return Read([&](Txn& t) -> Status {
+    MDB_cursor* cur = nullptr;
+    int rc = mdb_cursor_open(t.get(), journal_, &cur);
+    if (rc != 0) return FromMdb(rc, "open cursor");
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      JournalEntry e;
+      if (!DecodeJournal(View(v), &e)) {
+        mdb_cursor_close(cur);
+        return Status::Corrupt("index: bad journal row");
+      }
+      out->push_back(std::move(e));
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) return FromMdb(rc, "scan journal");
+    return Status::OK();
+  });
+}
+
+Result<uint64_t> Index::NextJournalSeq() {
+  uint64_t seq = 0;
+  Status s = Write([&](Txn& t) -> Status {
+    std::string_view v;
+    seq = 1;
+    if (t.Get(info_, "next_journal_seq", &v)) seq = Reader(v).U64();
+    Writer w;
+    w.U64(seq + 1);
+    t.Put(info_, "next_journal_seq", w.data());
+    return Status::OK();
+  });
+  if (!s.ok()) return s;
+  return seq;
 }
 
 Status Index::ApplyBlockOps(const std::vector<BlockOp>& ops) {

@@ -7,6 +7,7 @@
 //   dirs    xxh3-128(dir path)      -> DirListing (the listing and when it was fetched)
 //   blocks  file_id u64, index u64  -> BlockRecord
 //   files   file_id u64             -> path      (which file version a block belongs to)
+//   journal seq u64                 -> JournalEntry (write-back: staged files not yet uploaded)
 //
 // A file_id names one *version* of a file: when a path's ETag, size or mtime
 // changes it gets a new file_id, so blocks are immutable and a block of the
@@ -37,22 +38,51 @@
 
 namespace strata::index {
 
-struct FileMeta {
+constexpr uint32_t kNoId = UINT32_MAX;
+
+// POSIX attributes as the store keeps them (mode 0 / kNoId: it keeps none,
+// the mount's defaults apply). `attrs_known` is false for rows made from an
+// S3 listing, which carries no user metadata: a Stat fills them in.
+struct PosixAttrs {
+  uint32_t mode = 0;
+  uint32_t uid = kNoId;
+  uint32_t gid = kNoId;
+  bool attrs_known = true;
+  std::string link_target;  // symbolic links
+};
+
+struct FileMeta : PosixAttrs {
   std::string path;  // mount-relative, "" = root, "a/b"
   bool is_dir = false;
   uint64_t size = 0;
-  int64_t mtime_ms = 0;
+  int64_t mtime_ns = 0;
   std::string etag;
   uint64_t file_id = 0;       // version id; 0 for directories
   int64_t validated_ms = 0;   // wall time the store last confirmed this
 };
 
-struct DirEntry {
+struct DirEntry : PosixAttrs {
   std::string name;
   bool is_dir = false;
   uint64_t size = 0;
-  int64_t mtime_ms = 0;
+  int64_t mtime_ns = 0;
   std::string etag;
+};
+
+// A file whose bytes wait on this host to be uploaded (async mode) or stay
+// only here (cache-only mode): the write-back journal. Committed, and synced
+// to disk, before the writer's close()/fsync() returns.
+struct JournalEntry {
+  uint64_t seq = 0;         // key; also names the staging file
+  std::string path;         // mount-relative
+  std::string store_uri;    // the store it belongs to (checked at recovery)
+  uint8_t kind = 0;         // 0 file, 1 directory, 2 symbolic link (cache-only mode)
+  bool upload = true;       // false: cache-only, never uploaded
+  uint64_t size = 0;
+  uint32_t mode = 0, uid = kNoId, gid = kNoId;
+  int64_t mtime_ns = 0;
+  int64_t committed_ms = 0;
+  std::string link_target;
 };
 
 struct DirListing {
@@ -93,6 +123,20 @@ class Index {
   // disappeared have their old file_ids appended to *retired.
   Status PutDir(const DirListing& listing, std::vector<uint64_t>* retired);
 
+  // Changes one entry of a cached listing of `dir` (nullptr removes `name`),
+  // so a change made through the mount needs no new listing. No-op when the
+  // listing is not cached.
+  Status PatchDir(const std::string& dir, const std::string& name, const DirEntry* entry);
+  // Removes the rows of `path` and, through the cached listings, of every
+  // path below it; *retired gets their file_ids.
+  Status DeleteTree(const std::string& path, std::vector<uint64_t>* retired);
+
+  // The write-back journal. PutJournal returns once the row is on disk.
+  Status PutJournal(const JournalEntry& e);
+  Status DeleteJournal(uint64_t seq);
+  Status LoadJournal(std::vector<JournalEntry>* out);
+  Result<uint64_t> NextJournalSeq();
+
   // Block rows. Writes are batched by the caller (the cache's index writer).
   struct BlockOp {
     BlockKey key;
@@ -125,7 +169,7 @@ class Index {
   Status Grow();
 
   MDB_env* env_ = nullptr;
-  MDB_dbi info_ = 0, meta_ = 0, dirs_ = 0, blocks_ = 0, files_ = 0;
+  MDB_dbi info_ = 0, meta_ = 0, dirs_ = 0, blocks_ = 0, files_ = 0, journal_ = 0;
   std::shared_mutex gate_;  // shared: any transaction; exclusive: map resize
   std::string dir_;
 };

@@ -54,7 +54,7 @@ class FakeUfs final : public ufs::Ufs {
     e.name = path;
     e.size = it->second.data.size();
     e.etag = it->second.etag;
-    e.mtime_ms = 1000;
+    e.mtime_ns = 1000;
     e.attrs = it->second.attrs;
     return e;
   }
@@ -66,7 +66,7 @@ class FakeUfs final : public ufs::Ufs {
       ufs::Entry e;
       e.name = k;
       e.size = v.data.size();
-      e.mtime_ms = 1000;
+      e.mtime_ns = 1000;
       e.etag = v.etag;
       out.push_back(std::move(e));
     }
@@ -108,7 +108,7 @@ class FakeUfs final : public ufs::Ufs {
     e.name = path;
     e.size = size;
     e.etag = objects_[path].etag;
-    e.mtime_ms = attrs.mtime_ms ? attrs.mtime_ms : 1000;
+    e.mtime_ns = attrs.mtime_ns ? attrs.mtime_ns : 1000;
     e.attrs = attrs;
     return e;
   }

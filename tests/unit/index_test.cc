@@ -62,13 +62,13 @@ TEST_CASE("a new listing retires children that vanished or changed", "[unit]") {
   index::DirListing l;
   l.path = "d";
   l.fetched_ms = 5;
-  l.entries = {{"x", false, 1, 1, "\"x1\""}, {"y", false, 2, 1, "\"y1\""}, {"sub", true, 0, 0, ""}};
+  l.entries = {{{}, "x", false, 1, 1, "\"x1\""}, {{}, "y", false, 2, 1, "\"y1\""}, {{}, "sub", true, 0, 0, ""}};
   std::vector<uint64_t> retired;
   REQUIRE((*idx)->PutDir(l, &retired).ok());
   CHECK(retired.empty());
   uint64_t x_id = (**(*idx)->GetMeta("d/x")).file_id;
   uint64_t y_id = (**(*idx)->GetMeta("d/y")).file_id;
-  l.entries = {{"x", false, 1, 1, "\"x1\""}, {"y", false, 3, 1, "\"y2\""}};
+  l.entries = {{{}, "x", false, 1, 1, "\"x1\""}, {{}, "y", false, 3, 1, "\"y2\""}};
   REQUIRE((*idx)->PutDir(l, &retired).ok());
   CHECK(retired == std::vector<uint64_t>{y_id});
   CHECK((**(*idx)->GetMeta("d/x")).file_id == x_id);
@@ -87,7 +87,7 @@ TEST_CASE("the map grows when full", "[unit]") {
   index::DirListing l;
   l.fetched_ms = 1;
   l.entries.resize(2000);
-  for (size_t i = 0; i < l.entries.size(); i++) l.entries[i] = {std::string(200, 'n') + std::to_string(i), false, 1, 1, "e"};
+  for (size_t i = 0; i < l.entries.size(); i++) l.entries[i] = {{}, std::string(200, 'n') + std::to_string(i), false, 1, 1, "e"};
   std::vector<uint64_t> retired;
   for (int d = 0; d < 100 && (*idx)->GetStats().map_size == before; d++) {
     l.path = "big" + std::to_string(d);

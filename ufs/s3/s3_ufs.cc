@@ -31,10 +31,10 @@ void AddMetaHeaders(const Attrs& a, Request* req) {
   if (a.mode) req->headers.emplace_back("x-amz-meta-mode", std::to_string(a.mode));
   if (a.uid != kNoId) req->headers.emplace_back("x-amz-meta-uid", std::to_string(a.uid));
   if (a.gid != kNoId) req->headers.emplace_back("x-amz-meta-gid", std::to_string(a.gid));
-  if (a.mtime_ms) {
-    int64_t sec = a.mtime_ms / 1000, ms = a.mtime_ms % 1000;
+  if (a.mtime_ns) {
+    int64_t sec = a.mtime_ns / 1000000000, ns = a.mtime_ns % 1000000000;
     char buf[40];
-    if (ms) std::snprintf(buf, sizeof(buf), "%lld.%03lld", static_cast<long long>(sec), static_cast<long long>(ms));
+    if (ns) std::snprintf(buf, sizeof(buf), "%lld.%09lld", static_cast<long long>(sec), static_cast<long long>(ns));
     else std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(sec));
     req->headers.emplace_back("x-amz-meta-mtime", buf);
   }
@@ -51,12 +51,16 @@ void ApplyMeta(const s3::Pairs& meta, Entry* e) {
       unsigned long id = std::strtoul(v.c_str(), &end, 10);
       if (end != v.c_str() && id < kNoId) (k == "uid" ? e->attrs.uid : e->attrs.gid) = static_cast<uint32_t>(id);
     } else if (k == "mtime") {
-      double t = std::strtod(v.c_str(), &end);
-      if (end != v.c_str() && t > 0) e->attrs.mtime_ms = static_cast<int64_t>(t * 1000 + 0.5);
+      long long sec = std::strtoll(v.c_str(), &end, 10);
+      if (end == v.c_str() || sec <= 0 || sec > 9000000000LL) continue;
+      int64_t ns = 0, scale = 100000000;
+      if (*end == '.')
+        for (const char* p = end + 1; *p >= '0' && *p <= '9' && scale > 0; p++, scale /= 10) ns += (*p - '0') * scale;
+      e->attrs.mtime_ns = sec * 1000000000LL + ns;
     }
   }
   if (e->attrs.mode) e->is_dir = S_ISDIR(e->attrs.mode);
-  if (e->attrs.mtime_ms) e->mtime_ms = e->attrs.mtime_ms;
+  if (e->attrs.mtime_ns) e->mtime_ns = e->attrs.mtime_ns;
 }
 
 bool UsableName(const std::string& name) {
@@ -101,7 +105,7 @@ class S3Ufs final : public Ufs {
     if (resp.http_status == 200) {
       e.size = resp.content_length;
       e.etag = resp.etag;
-      e.mtime_ms = std::max<int64_t>(0, s3::ParseHttpDateMs(resp.last_modified));
+      e.mtime_ns = std::max<int64_t>(0, s3::ParseHttpDateMs(resp.last_modified)) * 1000000;
       ApplyMeta(resp.meta, &e);
       if (S_ISLNK(e.attrs.mode)) {
         Result<std::string> target = GetSmall(Key(path), e.etag);
@@ -143,7 +147,7 @@ class S3Ufs final : public Ufs {
         Entry e;
         e.name = std::move(name);
         e.size = o.size;
-        e.mtime_ms = o.mtime_ms < 0 ? 0 : o.mtime_ms;
+        e.mtime_ns = o.mtime_ms < 0 ? 0 : o.mtime_ms * 1000000;
         e.etag = o.etag;
         e.attrs_known = false;  // user metadata comes with a HEAD only
         files.push_back(std::move(e));
@@ -216,8 +220,8 @@ class S3Ufs final : public Ufs {
     e.name = SplitPath(path).second;
     e.size = size;
     e.attrs = attrs;
-    e.mtime_ms = attrs.mtime_ms ? attrs.mtime_ms : NowUnixMs();
-    e.attrs.mtime_ms = e.mtime_ms;
+    e.mtime_ns = attrs.mtime_ns ? attrs.mtime_ns : NowUnixMs() * 1000000;
+    e.attrs.mtime_ns = e.mtime_ns;
     Result<std::string> etag = size <= PartSize(size) ? PutSingle(Key(path), size, src, e.attrs)
                                                       : PutMultipart(Key(path), size, src, e.attrs);
     if (!etag.ok()) return etag.status();
@@ -230,7 +234,7 @@ class S3Ufs final : public Ufs {
   Status Mkdir(const std::string& path, const Attrs& attrs) override {
     Attrs a = attrs;
     a.mode = S_IFDIR | (attrs.mode ? attrs.mode & 07777 : 0755);
-    if (a.mtime_ms == 0) a.mtime_ms = NowUnixMs();
+    if (a.mtime_ns == 0) a.mtime_ns = NowUnixMs() * 1000000;
     return PutSingle(Key(path) + "/", 0, nullptr, a).status();
   }
 
@@ -275,14 +279,14 @@ class S3Ufs final : public Ufs {
     if (attrs.mode) a.mode = (a.mode & S_IFMT) | (attrs.mode & 07777);
     if (attrs.uid != kNoId) a.uid = attrs.uid;
     if (attrs.gid != kNoId) a.gid = attrs.gid;
-    if (attrs.mtime_ms) a.mtime_ms = attrs.mtime_ms;
+    if (attrs.mtime_ns) a.mtime_ns = attrs.mtime_ns;
     if (cur->is_dir) {
       a.mode = S_IFDIR | (a.mode ? a.mode & 07777 : 0755);
       STRATA_RETURN_IF_ERROR(PutSingle(Key(path) + "/", 0, nullptr, a).status());
       return Stat(path);
     }
     if (a.mode == 0) a.mode = S_IFREG | 0644;
-    if (a.mtime_ms == 0) a.mtime_ms = cur->mtime_ms;
+    if (a.mtime_ns == 0) a.mtime_ns = cur->mtime_ns;
     // Metadata of an object changes only by copying it onto itself.
     Request req = ObjectRequest("PUT", Key(path));
     req.headers.emplace_back("x-amz-copy-source", CopySource(Key(path)));
@@ -297,7 +301,7 @@ class S3Ufs final : public Ufs {
   Status Symlink(const std::string& path, const std::string& target, const Attrs& attrs) override {
     Attrs a = attrs;
     a.mode = S_IFLNK | 0777;
-    if (a.mtime_ms == 0) a.mtime_ms = NowUnixMs();
+    if (a.mtime_ns == 0) a.mtime_ns = NowUnixMs() * 1000000;
     ReadAt src = [&](uint64_t off, size_t len, char* buf) {
       std::memcpy(buf, target.data() + off, len);
       return Status::OK();

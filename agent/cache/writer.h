@@ -1,0 +1,184 @@
+// Writes through the mount: files being written are staged on the cache disk,
+// then uploaded as whole objects according to the mount's write mode.
+//
+// Staging. A file opened for writing gets a staging file under
+// <cache>/staging, as long as the store's version. The staging file holds the
+// blocks that were written (a block partly written is first filled from the
+// store version underneath, through the block cache); blocks never written
+// are read from that version. Readers on this host open the staged file, so
+// they see every write as soon as it returns.
+//
+// Write modes (per mount):
+//   through    flush/fsync/close return once the object is in the store. A
+//              failed upload is reported to the caller and the file is kept
+//              (journaled, retried in the background): nothing is dropped.
+//   async      flush/fsync/close return once the staging file is on disk and
+//              its journal row is committed (and synced) in LMDB; background
+//              uploaders drain the journal with retries and backoff. After a
+//              crash the restarted agent re-reads the journal and uploads.
+//   cache-only the store is never written: files live in the staging area
+//              only (still journaled, so they survive restarts); paths that
+//              exist in the store cannot be changed (EROFS).
+// Staged bytes are not part of the block cache and never evicted; the staging
+// area has its own limit (ENOSPC, or a bounded wait for uploads to drain).
+//
+// Namespace changes (unlink, mkdir, rmdir, rename, chmod/chown/utimens on
+// uploaded files, symlink) go to the store at once in through and async
+// modes, and are recorded in the metadata cache without a new listing.
+//
+// Locks: a File's upload_mu, then its mu (shared for reads and uploads,
+// exclusive for changes), then the Writer's mu_ (the maps). Never the other
+// way round; never two Files' locks at once.
+//
+// Thread safety: every public method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/base/fd.h"
+#include "agent/base/status.h"
+#include "agent/cache/engine.h"
+#include "agent/cache/mounts.h"
+#include "agent/index/index.h"
+#include "ufs/ufs.h"
+
+namespace strata::cache {
+
+class Metadata;
+
+enum class WriteMode { kThrough, kAsync, kCacheOnly };
+Result<WriteMode> ParseWriteMode(const std::string& s);
+const char* WriteModeName(WriteMode m);
+
+struct WriterOptions {
+  std::string staging_dir;
+  uint64_t staging_limit = 0;  // bytes of staged files at most
+  int full_wait_ms = 0;        // > 0: a write waits this long for room before ENOSPC
+  int upload_threads = 2;
+  uint64_t block_size = 4u << 20;
+  std::vector<WriteMode> modes;  // per mount, in MountTable order
+};
+
+struct WriterStats {
+  uint64_t pending_files = 0;  // committed, waiting for upload
+  uint64_t pending_bytes = 0;
+  int64_t oldest_pending_ms = 0;  // age of the oldest pending change, 0 when none
+  uint64_t failing_files = 0;     // pending files whose last upload attempt failed
+  std::string last_error;
+  uint64_t cache_only_files = 0;  // never uploaded
+  uint64_t cache_only_bytes = 0;
+  uint64_t open_files = 0;  // staged files open or dirty
+  uint64_t staged_bytes = 0;
+  uint64_t staging_limit = 0;
+  uint64_t uploads = 0;  // completed uploads
+  uint64_t uploaded_bytes = 0;
+  uint64_t upload_failures = 0;
+};
+
+class Writer {
+ public:
+  struct File;
+  using FilePtr = std::shared_ptr<File>;
+
+  Writer(WriterOptions opts, MountTable* mounts, index::Index* index, Engine* engine, Metadata* meta);
+  ~Writer();
+
+  // Re-reads the journal (files committed before a crash), removes staging
+  // files nobody committed, and starts the uploaders.
+  Status Start();
+  // Stops the uploaders after the uploads in flight; the rest stays journaled.
+  void Stop();
+
+  WriteMode ModeOf(size_t mount) const;
+
+  // --- open files ---
+  // Opens `path` for writing; `existing` is the store's file (nullopt: a new
+  // file with `create_attrs`). Adds a handle; Close() drops it.
+  Result<FilePtr> Open(const std::string& path, const std::optional<index::FileMeta>& existing,
+                       bool truncate, const ufs::Attrs& create_attrs);
+  // The staged file at `path`, with a handle added, or nullptr.
+  FilePtr OpenStaged(const std::string& path);
+  Result<size_t> Read(const FilePtr& f, uint64_t off, size_t len, char* buf);
+  // Writes at `off`, or at the end when `append`; *at gets the offset used.
+  Status Write(const FilePtr& f, uint64_t off, const char* data, size_t len, bool append, uint64_t* at);
+  Status Truncate(const FilePtr& f, uint64_t size);
+  // chmod / chown / utimens of an open file (fields at their "none" values stay).
+  Status SetAttrs(const FilePtr& f, const ufs::Attrs& attrs);
+  // flush / fsync: makes the changes as durable as the write mode promises.
+  Status Commit(const FilePtr& f);
+  void Close(const FilePtr& f);
+  index::FileMeta MetaOf(const FilePtr& f);
+
+  // --- the namespace ---
+  // A staged file or a cache-only directory / link at `path`.
+  std::optional<index::FileMeta> Overlay(const std::string& path);
+  // Adds the staged entries directly below `dir` to a listing.
+  void MergeListing(const std::string& dir, std::vector<index::DirEntry>* entries);
+  Status Unlink(const std::string& path);
+  Status Mkdir(const std::string& path, const ufs::Attrs& attrs);
+  Status Rmdir(const std::string& path);
+  Status Rename(const std::string& from, const std::string& to, bool noreplace);
+  // setattr on a path: attributes and, when `size` is set, truncate.
+  Status SetPathAttrs(const std::string& path, const ufs::Attrs& attrs, std::optional<uint64_t> size);
+  Status Symlink(const std::string& path, const std::string& target, const ufs::Attrs& attrs);
+
+  // Waits until no committed change below `prefix` ("" = all) waits for
+  // upload, retrying failed ones at once. Timeout names what is left.
+  Status Flush(const std::string& prefix, int64_t timeout_ms, uint64_t* files_flushed);
+  WriterStats Stats();
+
+ private:
+  void UploadLoop();
+  void Queue(const FilePtr& f, int64_t due_ms);
+  // Uploads the file as it is now. Takes upload_mu and mu itself.
+  Status Upload(const FilePtr& f);
+  // Commits the file to the journal (caller holds f->mu exclusively).
+  Status JournalLocked(File& f);
+  Status FillBlockLocked(File& f, uint64_t block);
+  Status ReadLocked(File& f, uint64_t off, size_t len, char* buf);
+  Status ReadBase(File& f, uint64_t off, size_t len, char* buf);
+  // Removes the file from the namespace (unlink, replaced by a rename).
+  void DetachLocked(File& f);
+  // Frees a detached file whose last handle is gone (caller holds f->mu).
+  void DropIfUnusedLocked(File& f);
+  void SnapshotLocked(File& f);
+  Status CheckRoom(uint64_t grow);
+  std::string StagingPath(uint64_t seq) const;
+  ufs::Ufs* StoreOf(size_t mount);
+  Result<FilePtr> NewFile(const std::string& path, size_t mount, uint8_t kind);
+
+  const WriterOptions opts_;
+  MountTable* const mounts_;
+  index::Index* const index_;
+  Engine* const engine_;
+  Metadata* const meta_;
+
+  std::mutex open_mu_;  // one creation of a staged file at a time (two opens of a new path)
+  std::mutex mu_;
+  std::condition_variable cv_;  // uploads done, room freed, queue changes
+  std::unordered_map<std::string, FilePtr> by_path_;                     // guarded by mu_
+  std::unordered_map<std::string, std::set<std::string>> children_;      // guarded by mu_
+  std::multimap<int64_t, FilePtr> queue_;                                // guarded by mu_
+  uint64_t staged_bytes_ = 0;                                            // guarded by mu_
+  bool stop_ = false;                                                    // guarded by mu_
+  std::string last_error_;                                               // guarded by mu_
+  std::vector<std::thread> uploaders_;
+  std::atomic<int64_t> last_full_warning_ms_{-100000};
+
+  std::atomic<uint64_t> uploads_{0}, uploaded_bytes_{0}, upload_failures_{0};
+};
+
+}  // namespace strata::cache
