@@ -132,13 +132,31 @@ int Stat(Client& cl, const std::string& path, bool as_json) {
               FormatSize(j["evicted_bytes"].get<uint64_t>()).c_str(),
               static_cast<unsigned long long>(j["checksum_failures"].get<uint64_t>()),
               static_cast<unsigned long long>(j["fetch_errors"].get<uint64_t>()));
-  std::printf("Mounts\n  %-12s %-36s %10s %10s %8s %7s  %s\n", "PATH", "STORE", "CACHED", "FETCHED", "GETS", "ERRORS", "STATE");
+  std::printf("Mounts\n  %-12s %-36s %-10s %10s %10s %8s %7s  %s\n", "PATH", "STORE", "WRITES", "CACHED", "FETCHED", "GETS", "ERRORS", "STATE");
   for (const json& m : j["mounts"])
-    std::printf("  %-12s %-36s %10s %10s %8llu %7llu  %s\n", m["path"].get<std::string>().c_str(),
-                m["uri"].get<std::string>().c_str(), FormatSize(m["used_bytes"].get<uint64_t>()).c_str(),
+    std::printf("  %-12s %-36s %-10s %10s %10s %8llu %7llu  %s\n", m["path"].get<std::string>().c_str(),
+                m["uri"].get<std::string>().c_str(), m["write_mode"].get<std::string>().c_str(),
+                FormatSize(m["used_bytes"].get<uint64_t>()).c_str(),
                 FormatSize(m["bytes_fetched"].get<uint64_t>()).c_str(),
                 static_cast<unsigned long long>(m["get_requests"].get<uint64_t>()),
                 static_cast<unsigned long long>(m["errors"].get<uint64_t>()), m["online"].get<bool>() ? "online" : "OFFLINE");
+  const json& w = j["writes"];
+  std::printf("Writes\n  pending      %llu file(s), %s waiting for upload", static_cast<unsigned long long>(w["pending_files"].get<uint64_t>()),
+              FormatSize(w["pending_bytes"].get<uint64_t>()).c_str());
+  if (w["pending_files"].get<uint64_t>() > 0)
+    std::printf(", oldest %.1f s ago", w["oldest_pending_ms"].get<int64_t>() / 1000.0);
+  std::printf("\n  staged       %s of %s   uploaded %llu file(s), %s   failed attempts %llu\n",
+              FormatSize(w["staged_bytes"].get<uint64_t>()).c_str(), FormatSize(w["staging_limit"].get<uint64_t>()).c_str(),
+              static_cast<unsigned long long>(w["uploads"].get<uint64_t>()), FormatSize(w["uploaded_bytes"].get<uint64_t>()).c_str(),
+              static_cast<unsigned long long>(w["upload_failures"].get<uint64_t>()));
+  if (w["failing_files"].get<uint64_t>() > 0)
+    std::printf("  FAILING      %llu file(s) cannot be uploaded yet: %s\n",
+                static_cast<unsigned long long>(w["failing_files"].get<uint64_t>()), w["last_error"].get<std::string>().c_str());
+  for (const json& m : j["mounts"])
+    if (m["write_mode"] == "cache-only")
+      std::printf("  WARNING      %s is CACHE-ONLY: %llu file(s), %s written there are NOT in the store and never will be\n",
+                  m["path"].get<std::string>().c_str(), static_cast<unsigned long long>(w["cache_only_files"].get<uint64_t>()),
+                  FormatSize(w["cache_only_bytes"].get<uint64_t>()).c_str());
   for (const json& job : j["jobs"])
     std::printf("Job %llu: %s %s, %s of %s\n", static_cast<unsigned long long>(job["id"].get<uint64_t>()),
                 job["state"].get<std::string>().c_str(), job["path"].get<std::string>().c_str(),
@@ -194,11 +212,21 @@ int Evict(Client& cl, const std::string& path, bool recursive, bool as_json) {
   return 0;
 }
 
+int Flush(Client& cl, const std::string& path, double timeout_s, bool as_json) {
+  std::string target = "/v1/flush?path=" + UriEncode(path, true) + "&timeout=" + std::to_string(timeout_s);
+  json j = cl.CallJson("POST", target, static_cast<long>(timeout_s) + 30);
+  if (as_json) std::cout << j.dump(2) << "\n";
+  else
+    std::printf("flushed: nothing under %s waits for upload (%llu file(s) uploaded while waiting)\n",
+                j["path"].get<std::string>().c_str(), static_cast<unsigned long long>(j["files"].get<uint64_t>()));
+  return 0;
+}
+
 }  // namespace
 }  // namespace strata
 
 int main(int argc, char** argv) {
-  CLI::App app{"agentctl: drive a running strata-agent (load, evict, stat)"};
+  CLI::App app{"agentctl: drive a running strata-agent (load, evict, stat, flush)"};
   std::string socket = strata::DefaultSocketPath();
   app.add_option("--socket", socket, "the agent's control socket")->capture_default_str();
   app.require_subcommand(1);
@@ -207,12 +235,16 @@ int main(int argc, char** argv) {
   auto* load = app.add_subcommand("load", "fetch a file (or a tree with -r) into the cache");
   auto* evict = app.add_subcommand("evict", "drop a file (or a tree with -r) from the cache");
   auto* stat = app.add_subcommand("stat", "cache statistics, or what is cached of PATH");
+  auto* flush = app.add_subcommand("flush", "wait until files written below PATH (default: all) are in the store");
+  double timeout_s = 600;
+  flush->add_option("PATH", path, "path under the mount point, or relative to the mount root");
+  flush->add_option("--timeout", timeout_s, "seconds to wait before giving up (exit 1)")->capture_default_str()->check(CLI::Range(0.0, 86400.0));
   for (auto* sc : {load, evict}) {
     sc->add_option("PATH", path, "path under the mount point, or relative to the mount root")->required();
     sc->add_flag("-r,--recursive", recursive, "include everything below a directory");
   }
   stat->add_option("PATH", path, "path under the mount point, or relative to the mount root");
-  for (auto* sc : {load, evict, stat}) sc->add_flag("--json", as_json, "machine-readable output");
+  for (auto* sc : {load, evict, stat, flush}) sc->add_flag("--json", as_json, "machine-readable output");
   CLI11_PARSE(app, argc, argv);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   if (!path.empty() && path[0] == '/') {
@@ -223,5 +255,6 @@ int main(int argc, char** argv) {
   strata::Client cl(socket);
   if (*load) return strata::Load(cl, path, recursive, as_json);
   if (*evict) return strata::Evict(cl, path, recursive, as_json);
+  if (*flush) return strata::Flush(cl, path, timeout_s, as_json);
   return strata::Stat(cl, path, as_json);
 }

@@ -17,12 +17,16 @@ namespace strata::ufs {
 namespace {
 
 std::string EtagOf(const struct stat& st) {
-  char buf[80];
-  std::snprintf(buf, sizeof(buf), "\"%llx-%llx.%lx-%llx\"",
+  // The inode number alone can come back for a new file; its change time
+  // (set by the kernel at creation, in ns) cannot.
+  char buf[120];
+  std::snprintf(buf, sizeof(buf), "\"%llx-%llx.%lx-%llx-%llx.%lx\"",
                 static_cast<unsigned long long>(st.st_size),
                 static_cast<unsigned long long>(st.st_mtim.tv_sec),
                 static_cast<long>(st.st_mtim.tv_nsec),
-                static_cast<unsigned long long>(st.st_ino));
+                static_cast<unsigned long long>(st.st_ino),
+                static_cast<unsigned long long>(st.st_ctim.tv_sec),
+                static_cast<long>(st.st_ctim.tv_nsec));
   return buf;
 }
 
@@ -219,6 +223,7 @@ class LocalUfs final : public Ufs {
     return Status::OK();
   }
   bool rename_is_atomic() const override { return true; }
+  bool dir_times_follow_entries() const override { return true; }
 
   Result<Entry> SetAttrs(const std::string& path, const Attrs& attrs) override {
     counters().put_requests++;

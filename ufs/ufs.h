@@ -91,6 +91,9 @@ class Ufs {
   // file://; copy then delete on s3:// (see rename_is_atomic()).
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
   virtual bool rename_is_atomic() const = 0;
+  // True when adding or removing an entry changes the directory's mtime
+  // (a file system; not S3, where a directory is a prefix or a marker).
+  virtual bool dir_times_follow_entries() const { return false; }
   // Changes mode / owner / mtime (fields left at their "none" values stay).
   virtual Result<Entry> SetAttrs(const std::string& path, const Attrs& attrs) = 0;
   virtual Status Symlink(const std::string& path, const std::string& target, const Attrs& attrs) = 0;

@@ -12,6 +12,11 @@ inline int64_t NowUnixMs() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+inline int64_t NowUnixNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 inline int64_t NowMonoMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())

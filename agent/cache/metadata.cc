@@ -113,6 +113,24 @@ index::FileMeta Metadata::MetaOf(const std::string& path, const ufs::Entry& e, i
 }
 
 Result<index::FileMeta> Metadata::Record(const std::string& path, const ufs::Entry& e) {
+  Result<index::FileMeta> stored = RecordOnly(path, e);
+  TouchParent(path);
+  return stored;
+}
+
+void Metadata::TouchParent(const std::string& path) {
+  if (path.empty()) return;
+  std::string parent = SplitPath(path).first;
+  MountTable::Resolved r = mounts_->Resolve(parent);
+  if (mounts_->IsSyntheticDir(parent) || !mounts_->at(r.mount).ufs->dir_times_follow_entries()) return;
+  Result<ufs::Entry> e = mounts_->at(r.mount).ufs->Stat(r.ufs_path);
+  if (e.ok()) {
+    Result<index::FileMeta> m = RecordOnly(parent, *e);
+    (void)m;
+  }
+}
+
+Result<index::FileMeta> Metadata::RecordOnly(const std::string& path, const ufs::Entry& e) {
   index::FileMeta m = MetaOf(path, e, NowUnixMs());
   m.attrs_known = true;
   uint64_t retired = 0;
@@ -139,6 +157,7 @@ void Metadata::Forget(const std::string& path) {
   if (s.ok()) s = index_->PatchDir(parent, name, nullptr);
   if (!s.ok()) LOG_WARN("index: cannot forget /%s: %s", path.c_str(), s.message().c_str());
   for (uint64_t id : retired) engine_->Retire(id);
+  TouchParent(path);
 }
 
 Result<std::vector<index::DirEntry>> Metadata::List(const std::string& dir) {

@@ -49,6 +49,9 @@ class Metadata {
   static constexpr int64_t kOfflineMs = 10000;
   bool Offline(size_t mount) const;
   index::FileMeta MetaOf(const std::string& path, const ufs::Entry& e, int64_t now_ms) const;
+  Result<index::FileMeta> RecordOnly(const std::string& path, const ufs::Entry& e);
+  // Stores whose directory times follow their entries: re-read the parent's.
+  void TouchParent(const std::string& path);
   void MarkOffline(size_t mount, const Status& why);
 
   MountTable* const mounts_;

@@ -22,7 +22,7 @@ namespace strata::cache {
 namespace {
 constexpr uint8_t kFile = 0, kDir = 1, kLink = 2;
 
-int64_t NowNs() { return NowUnixMs() * 1000000; }
+int64_t NowNs() { return NowUnixNs(); }
 
 bool Under(const std::string& path, const std::string& prefix) {
   return prefix.empty() || path == prefix ||
@@ -349,6 +349,12 @@ Writer::FilePtr Writer::OpenStaged(const std::string& path) {
   if (it == by_path_.end() || it->second->snap.kind != kFile) return nullptr;
   it->second->handles++;
   return it->second;
+}
+
+Writer::FilePtr Writer::Peek(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_path_.find(path);
+  return it == by_path_.end() ? nullptr : it->second;
 }
 
 Result<size_t> Writer::Read(const FilePtr& f, uint64_t off, size_t len, char* buf) {

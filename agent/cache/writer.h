@@ -111,6 +111,8 @@ class Writer {
                        bool truncate, const ufs::Attrs& create_attrs);
   // The staged file at `path`, with a handle added, or nullptr.
   FilePtr OpenStaged(const std::string& path);
+  // The staged file at `path` without adding a handle (kept alive only).
+  FilePtr Peek(const std::string& path);
   Result<size_t> Read(const FilePtr& f, uint64_t off, size_t len, char* buf);
   // Writes at `off`, or at the end when `append`; *at gets the offset used.
   Status Write(const FilePtr& f, uint64_t off, const char* data, size_t len, bool append, uint64_t* at);

@@ -49,6 +49,8 @@ struct Inode {
   std::string path;
   uint64_t nlookup = 0;
   uint64_t kernel_file_id = 0;  // the version whose pages the kernel may hold
+  bool removed = false;         // unlinked or replaced: the path is no longer its
+  cache::Writer::FilePtr orphan;  // an unlinked file still open here
 };
 
 struct FileHandle {
@@ -94,9 +96,15 @@ struct Frontend::Impl {
   bool PathOf(fuse_ino_t ino, std::string* path) {
     std::lock_guard<std::mutex> lock(mu);
     auto it = inodes.find(ino);
-    if (it == inodes.end()) return false;
+    if (it == inodes.end() || it->second.removed) return false;
     *path = it->second.path;
     return true;
+  }
+  // The staged file an unlinked inode still has open (fstat of it), or null.
+  cache::Writer::FilePtr OrphanOf(fuse_ino_t ino) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = inodes.find(ino);
+    return it == inodes.end() ? nullptr : it->second.orphan;
   }
   // Finds or makes the inode of `path` and adds one kernel reference.
   fuse_ino_t Ref(const std::string& path) {
@@ -127,11 +135,13 @@ struct Frontend::Impl {
 
   // The path is gone (unlinked, or replaced by a rename): the inode lives on
   // until the kernel forgets it, but a new file at the path gets a new one.
-  void DropPath(const std::string& path) {
+  void DropPath(const std::string& path, cache::Writer::FilePtr orphan = nullptr) {
     std::lock_guard<std::mutex> lock(mu);
     auto it = by_path.find(path);
     if (it == by_path.end()) return;
-    inodes[it->second].path = std::string(1, '\0');  // matches no path: ESTALE
+    Inode& node = inodes[it->second];
+    node.removed = true;
+    node.orphan = std::move(orphan);
     by_path.erase(it);
   }
   // A rename: the inode of `from` and those below it take the new paths.
@@ -140,7 +150,7 @@ struct Frontend::Impl {
     std::lock_guard<std::mutex> lock(mu);
     for (auto& [ino, node] : inodes) {
       const std::string& p = node.path;
-      if (ino == FUSE_ROOT_ID) continue;
+      if (ino == FUSE_ROOT_ID || node.removed) continue;
       if (p == from || (p.size() > from.size() && p.compare(0, from.size(), from) == 0 && p[from.size()] == '/')) {
         by_path.erase(p);
         node.path = to + p.substr(from.size());
@@ -235,8 +245,10 @@ void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) noex
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   auto* self = Self(req);
   auto* fh = fi != nullptr ? reinterpret_cast<FileHandle*>(fi->fh) : nullptr;
-  if (fh != nullptr && fh->staged) {  // fstat of an open file, unlinked ones included
-    struct stat st = self->Attr(ino, self->writer->MetaOf(fh->staged));
+  cache::Writer::FilePtr staged = fh != nullptr ? fh->staged : self->OrphanOf(ino);
+  if (staged) {  // fstat of an open file, unlinked ones included
+    struct stat st = self->Attr(ino, self->writer->MetaOf(staged));
+    if (!fh) st.st_nlink = 0;
     return (void)fuse_reply_attr(req, &st, self->opts.attr_timeout_s);
   }
   std::string path;
@@ -380,7 +392,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   if (to_set & FUSE_SET_ATTR_MODE) a.mode = attr->st_mode & 07777;
   if (to_set & FUSE_SET_ATTR_UID) a.uid = attr->st_uid;
   if (to_set & FUSE_SET_ATTR_GID) a.gid = attr->st_gid;
-  if (to_set & FUSE_SET_ATTR_MTIME_NOW) a.mtime_ns = NowUnixMs() * 1000000;
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) a.mtime_ns = NowUnixNs();
   else if (to_set & FUSE_SET_ATTR_MTIME)
     a.mtime_ns = static_cast<int64_t>(attr->st_mtim.tv_sec) * 1000000000 + attr->st_mtim.tv_nsec;
   std::optional<uint64_t> size;
@@ -476,13 +488,14 @@ void Remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
   auto* self = Self(req);
   std::string path;
   if (!ChildPath(req, parent, name, &path)) return;
+  cache::Writer::FilePtr open = dir ? nullptr : self->writer->Peek(path);
   Status s = dir ? self->writer->Rmdir(path) : self->writer->Unlink(path);
   if (!s.ok()) {
     if (s.code() != Status::Code::kNotEmpty && !s.IsNotFound())
       LOG_WARN("%s /%s: %s", dir ? "rmdir" : "unlink", path.c_str(), s.message().c_str());
     return (void)fuse_reply_err(req, ErrnoOf(s));
   }
-  self->DropPath(path);
+  self->DropPath(path, std::move(open));
   fuse_reply_err(req, 0);
 }
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept { Remove(req, parent, name, false); }

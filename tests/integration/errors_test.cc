@@ -67,22 +67,6 @@ TEST_CASE("agentctl without an agent names the socket", "[errors]") {
   CHECK(r.out.find("no agent is listening on /tmp/strata-nobody.sock") != std::string::npos);
 }
 
-TEST_CASE("writes are refused with EROFS and the agent keeps serving", "[fuse][errors]") {
-  auto store = MakeStore("file");
-  TempDir src;
-  WriteRandomFile(src.path + "/f", 100, 1);
-  store->Put("f", src.path + "/f");
-  Agent agent;
-  agent.Start(store->uri());
-  int fd = ::open(agent.mnt("f").c_str(), O_WRONLY);
-  CHECK(fd < 0);
-  CHECK(errno == EROFS);
-  CHECK(::mkdir(agent.mnt("d").c_str(), 0755) != 0);
-  CHECK(errno == EROFS);
-  CHECK(::open(agent.mnt("new").c_str(), O_CREAT | O_WRONLY, 0644) < 0);
-  CHECK(Sha256File(agent.mnt("f")) == Sha256File(src.path + "/f"));
-}
-
 TEST_CASE("malformed requests on the control socket get 400, the agent keeps serving", "[fuse][errors]") {
   auto store = MakeStore("file");
   Agent agent;

@@ -204,7 +204,7 @@ S3Server::S3Server() = default;
 S3Server::~S3Server() { Kill(); }
 
 void S3Server::Start() {
-  port_ = FreePort();
+  if (port_ == 0) port_ = FreePort();
   std::string bin = "tests/s3/node_modules/.bin/s3rver";
   REQUIRE(fs::exists(bin));
   pid_ = Spawn({bin, "-d", dir_.path + "/data", "-a", "127.0.0.1", "-p", std::to_string(port_), "-s"},
@@ -274,6 +274,11 @@ class FileStore final : public Store {
     fs::rename(dst.string() + ".new", dst);
   }
   void Remove(const std::string& key) override { fs::remove(fs::path(dir_.path) / key); }
+  std::optional<std::string> Fetch(const std::string& key) const override {
+    fs::path p = fs::path(dir_.path) / key;
+    if (!fs::is_regular_file(p)) return std::nullopt;
+    return ReadFile(p);
+  }
 
  private:
   TempDir dir_;
@@ -288,6 +293,30 @@ class S3Store final : public Store {
   void Put(const std::string& key, const std::string& local) override { SharedS3().Put(bucket_, key, local); }
   void Remove(const std::string& key) override {
     Run("curl -sS -X DELETE " + ShellQuote(SharedS3().endpoint() + "/" + bucket_ + "/" + S3Server::UrlKey(key)));
+  }
+  std::optional<std::string> Fetch(const std::string& key) const override {
+    TempDir d;
+    CmdResult r = Run("curl -sS -f -o " + d.path + "/obj " +
+                      ShellQuote(SharedS3().endpoint() + "/" + bucket_ + "/" + S3Server::UrlKey(key)));
+    if (r.code != 0) return std::nullopt;
+    return ReadFile(d.path + "/obj");
+  }
+  std::map<std::string, std::string> Meta(const std::string& key) const override {
+    CmdResult r = Run("curl -sS -f -I " + ShellQuote(SharedS3().endpoint() + "/" + bucket_ + "/" + S3Server::UrlKey(key)));
+    std::map<std::string, std::string> out;
+    std::istringstream in(r.out);
+    std::string line;
+    while (std::getline(in, line)) {
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+      std::string lower = line;
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (lower.rfind("x-amz-meta-", 0) != 0) continue;
+      size_t colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      size_t v = line.find_first_not_of(' ', colon + 1);
+      out[lower.substr(11, colon - 11)] = v == std::string::npos ? "" : line.substr(v);
+    }
+    return out;
   }
   std::vector<std::string> agent_args() const override { return {"--s3-endpoint", SharedS3().endpoint()}; }
   bool is_s3() const override { return true; }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -43,7 +44,7 @@ class S3Server {
  public:
   S3Server();
   ~S3Server();
-  void Start();
+  void Start();  // on the same port and data as before when restarted
   void Kill();  // SIGKILL: the store disappears mid-run
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
   void CreateBucket(const std::string& bucket);
@@ -69,6 +70,11 @@ class Store {
   virtual std::string uri() const = 0;
   virtual void Put(const std::string& key, const std::string& local_file) = 0;
   virtual void Remove(const std::string& key) = 0;
+  // The stored bytes, read without Strata (the directory, or curl GET);
+  // nullopt when absent.
+  virtual std::optional<std::string> Fetch(const std::string& key) const = 0;
+  // S3 user metadata (x-amz-meta-*, prefix dropped) as another client sees it.
+  virtual std::map<std::string, std::string> Meta(const std::string& key) const { return {}; }
   virtual std::vector<std::string> agent_args() const { return {}; }
   virtual bool is_s3() const { return false; }
 };

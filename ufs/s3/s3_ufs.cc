@@ -289,11 +289,10 @@ class S3Ufs final : public Ufs {
     if (a.mtime_ns == 0) a.mtime_ns = cur->mtime_ns;
     // Metadata of an object changes only by copying it onto itself.
     Request req = ObjectRequest("PUT", Key(path));
-    req.headers.emplace_back("x-amz-copy-source", CopySource(Key(path)));
     req.headers.emplace_back("x-amz-metadata-directive", "REPLACE");
     AddMetaHeaders(a, &req);
     Response resp;
-    STRATA_RETURN_IF_ERROR(Send(req, &resp));
+    STRATA_RETURN_IF_ERROR(SendCopy(req, Key(path), &resp));
     if (resp.http_status != 200) return HttpError("COPY", req, resp);
     return Stat(path);
   }
@@ -356,7 +355,43 @@ class S3Ufs final : public Ufs {
     return buf;
   }
 
-  std::string CopySource(const std::string& key) const { return UriEncode("/" + bucket_ + "/" + key, true); }
+  // x-amz-copy-source is URL-encoded. Some stores (s3rver) decode it with
+  // JavaScript's decodeURI, which leaves reserved characters (+ , ; : @ & =
+  // $ #) encoded: for them those go literally (found out on the first miss).
+  std::string CopySource(const std::string& key, bool literal_reserved) const {
+    std::string s = UriEncode("/" + bucket_ + "/" + key, true);
+    if (!literal_reserved) return s;
+    static const std::pair<const char*, char> kReserved[] = {{"%2B", '+'}, {"%2C", ','}, {"%3B", ';'}, {"%3A", ':'},
+                                                             {"%40", '@'}, {"%26", '&'}, {"%3D", '='}, {"%24", '$'}, {"%23", '#'}};
+    std::string out;
+    for (size_t i = 0; i < s.size(); i++) {
+      bool done = false;
+      if (s[i] == '%' && i + 2 < s.size())
+        for (const auto& [enc, c] : kReserved)
+          if (s.compare(i, 3, enc) == 0) {
+            out.push_back(c);
+            i += 2;
+            done = true;
+            break;
+          }
+      if (!done) out.push_back(s[i]);
+    }
+    return out;
+  }
+
+  // A server-side copy of `src_key` into req.key (headers of req kept).
+  Status SendCopy(Request req, const std::string& src_key, Response* resp) {
+    bool literal = copy_source_literal_.load();
+    req.headers.emplace_back("x-amz-copy-source", CopySource(src_key, literal));
+    STRATA_RETURN_IF_ERROR(Send(req, resp));
+    std::string other = CopySource(src_key, !literal);
+    if (resp->http_status == 404 && resp->error_code == "NoSuchKey" && other != req.headers.back().second) {
+      req.headers.back().second = other;
+      STRATA_RETURN_IF_ERROR(Send(req, resp));
+      if (resp->http_status == 200 && resp->error_code.empty()) copy_source_literal_ = !literal;
+    }
+    return Status::OK();
+  }
 
   // Parts stay under S3's 10,000-part limit: the part size grows with the file.
   uint64_t PartSize(uint64_t size) const {
@@ -496,9 +531,8 @@ class S3Ufs final : public Ufs {
       return PutMultipart(to, size, src, e.attrs).status();
     }
     Request req = ObjectRequest("PUT", to);
-    req.headers.emplace_back("x-amz-copy-source", CopySource(from));
     Response resp;
-    STRATA_RETURN_IF_ERROR(Send(req, &resp));
+    STRATA_RETURN_IF_ERROR(SendCopy(req, from, &resp));
     if (resp.http_status != 200 || !resp.error_code.empty()) return HttpError("COPY", req, resp);
     return Status::OK();
   }
@@ -556,6 +590,7 @@ class S3Ufs final : public Ufs {
   const std::string prefix_;  // no leading or trailing slash
   Client client_;
   std::atomic<bool> abort_unsupported_{false};
+  std::atomic<bool> copy_source_literal_{false};
 };
 
 }  // namespace
