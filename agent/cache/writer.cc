@@ -294,10 +294,17 @@ Result<Writer::FilePtr> Writer::NewFile(const std::string& path, size_t mount, u
   return f;
 }
 
-Result<Writer::FilePtr> Writer::Open(const std::string& path, const std::optional<index::FileMeta>& existing,
-                                     bool truncate, const ufs::Attrs& create_attrs) {
-  std::lock_guard<std::mutex> creating(open_mu_);
+Result<Writer::FilePtr> Writer::Open(const std::string& path, int flags, const ufs::Attrs& create_attrs) {
+  const bool truncate = flags & O_TRUNC;
+  // One open of a path at a time: the staged file, or else the store's
+  // version, is looked up and adopted as one step (a staged file being
+  // dropped by its last close has been recorded in the index first).
+  std::lock_guard<std::mutex> creating(open_mu_[std::hash<std::string>()(path) % kOpenLocks]);
   if (FilePtr f = OpenStaged(path)) {
+    if ((flags & O_CREAT) && (flags & O_EXCL)) {
+      Close(f);
+      return Status::AlreadyExists("/" + path + " exists");
+    }
     if (truncate) {
       Status s = Truncate(f, 0);
       if (!s.ok()) {
@@ -306,6 +313,16 @@ Result<Writer::FilePtr> Writer::Open(const std::string& path, const std::optiona
       }
     }
     return f;
+  }
+  std::optional<index::FileMeta> existing;
+  Result<index::FileMeta> m = meta_->Stat(path);
+  if (m.ok()) {
+    if ((flags & O_CREAT) && (flags & O_EXCL)) return Status::AlreadyExists("/" + path + " exists");
+    if (m->is_dir) return Status::IsADirectory("/" + path + " is a directory");
+    if (m->file_id == 0) return Status::IsADirectory("/" + path + " is not a regular file");
+    existing = *m;
+  } else if (!m.status().IsNotFound() || !(flags & O_CREAT)) {
+    return m.status();
   }
   MountTable::Resolved r = mounts_->Resolve(path);
   if (ModeOf(r.mount) == WriteMode::kCacheOnly && existing.has_value())
@@ -548,14 +565,7 @@ Status Writer::Upload(const FilePtr& f) {
   return Status::OK();
 }
 
-void Writer::DetachLocked(File& f) {
-  f.detached = true;
-  if (f.journaled_version != 0) {
-    Status s = index_->DeleteJournal(f.seq);
-    if (!s.ok()) LOG_WARN("journal: %s", s.message().c_str());
-    f.journaled_version = 0;
-  }
-  std::lock_guard<std::mutex> lock(mu_);
+void Writer::UnmapLocked(File& f) {
   auto it = by_path_.find(f.path);
   if (it != by_path_.end() && it->second.get() == &f) {
     by_path_.erase(it);
@@ -565,17 +575,30 @@ void Writer::DetachLocked(File& f) {
   }
 }
 
+void Writer::DetachLocked(File& f) {
+  f.detached = true;
+  if (f.journaled_version != 0) {
+    Status s = index_->DeleteJournal(f.seq);
+    if (!s.ok()) LOG_WARN("journal: %s", s.message().c_str());
+    f.journaled_version = 0;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  UnmapLocked(f);
+}
+
 void Writer::DropIfUnusedLocked(File& f) {
   bool clean = f.detached || (f.version == f.durable_version && f.journaled_version == 0 &&
                               ModeOf(f.mount) != WriteMode::kCacheOnly && f.kind == kFile);
   {
+    // Checked and taken out of the maps at once: an open either finds it
+    // (and keeps it) or does not see it at all.
     std::lock_guard<std::mutex> lock(mu_);
     if (f.handles > 0 || !clean || f.dropped) return;
+    f.dropped = true;
+    UnmapLocked(f);
+    staged_bytes_ -= std::min(staged_bytes_, f.snap.size);
   }
-  if (!f.detached) DetachLocked(f);
-  std::lock_guard<std::mutex> lock(mu_);
-  f.dropped = true;
-  staged_bytes_ -= std::min(staged_bytes_, f.snap.size);
+  f.detached = true;
   if (f.kind == kFile) ::unlink(StagingPath(f.seq).c_str());
   f.fd.Reset();
   cv_.notify_all();
@@ -850,10 +873,7 @@ Status Writer::SetPathAttrs(const std::string& path, const ufs::Attrs& attrs, st
   MountTable::Resolved r = mounts_->Resolve(path);
   FilePtr f = OpenStaged(path);
   if (!f && size.has_value()) {
-    Result<index::FileMeta> m = meta_->Stat(path);
-    if (!m.ok()) return m.status();
-    if (m->is_dir) return Status::IsADirectory("/" + path + " is a directory");
-    Result<FilePtr> opened = Open(path, *m, false, {});
+    Result<FilePtr> opened = Open(path, O_WRONLY, {});
     if (!opened.ok()) return opened.status();
     f = *opened;
   }

@@ -105,10 +105,9 @@ class Writer {
   WriteMode ModeOf(size_t mount) const;
 
   // --- open files ---
-  // Opens `path` for writing; `existing` is the store's file (nullopt: a new
-  // file with `create_attrs`). Adds a handle; Close() drops it.
-  Result<FilePtr> Open(const std::string& path, const std::optional<index::FileMeta>& existing,
-                       bool truncate, const ufs::Attrs& create_attrs);
+  // Opens `path` for writing (open(2) flags: O_CREAT, O_EXCL, O_TRUNC; a new
+  // file gets `create_attrs`). Adds a handle; Close() drops it.
+  Result<FilePtr> Open(const std::string& path, int flags, const ufs::Attrs& create_attrs);
   // The staged file at `path`, with a handle added, or nullptr.
   FilePtr OpenStaged(const std::string& path);
   // The staged file at `path` without adding a handle (kept alive only).
@@ -154,6 +153,7 @@ class Writer {
   Status ReadBase(File& f, uint64_t off, size_t len, char* buf);
   // Removes the file from the namespace (unlink, replaced by a rename).
   void DetachLocked(File& f);
+  void UnmapLocked(File& f);  // caller holds mu_
   // Frees a detached file whose last handle is gone (caller holds f->mu).
   void DropIfUnusedLocked(File& f);
   void SnapshotLocked(File& f);
@@ -168,7 +168,8 @@ class Writer {
   Engine* const engine_;
   Metadata* const meta_;
 
-  std::mutex open_mu_;  // one creation of a staged file at a time (two opens of a new path)
+  static constexpr size_t kOpenLocks = 64;
+  std::mutex open_mu_[kOpenLocks];  // by path hash: one open of a path at a time
   std::mutex mu_;
   std::condition_variable cv_;  // uploads done, room freed, queue changes
   std::unordered_map<std::string, FilePtr> by_path_;                     // guarded by mu_

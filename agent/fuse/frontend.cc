@@ -304,26 +304,44 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   auto* self = Self(req);
   std::string path;
   if (!self->PathOf(ino, &path)) return (void)fuse_reply_err(req, ESTALE);
-  Result<index::FileMeta> m = self->meta->Stat(path);
-  if (!m.ok()) return (void)fuse_reply_err(req, ErrnoOf(m.status()));
-  if (m->is_dir) return (void)fuse_reply_err(req, EISDIR);
   auto* fh = new FileHandle();
   fh->flags = fi->flags;
+  uint64_t file_id = 0;
   if (Writable(fi->flags)) {
-    std::optional<index::FileMeta> existing;
-    if (m->file_id != 0) existing = *m;  // else it is staged already
-    Result<cache::Writer::FilePtr> f = self->writer->Open(path, existing, fi->flags & O_TRUNC, {});
+    Result<cache::Writer::FilePtr> f = self->writer->Open(path, fi->flags, {});
     if (!f.ok()) {
       delete fh;
-      LOG_WARN("open /%s for writing: %s", path.c_str(), f.status().message().c_str());
+      if (!f.status().IsNotFound()) LOG_WARN("open /%s for writing: %s", path.c_str(), f.status().message().c_str());
       return (void)fuse_reply_err(req, ErrnoOf(f.status()));
     }
     fh->staged = *f;
   } else {
-    fh->staged = self->writer->OpenStaged(path);
-    if (!fh->staged) fh->ref = self->meta->RefOf(*m);
+    // A file being written here is read from its staging file; else the
+    // store's version (a staged file that goes away in between has been
+    // recorded in the index by then, so the second look finds it).
+    for (int attempt = 0; attempt < 3 && !fh->staged && file_id == 0; attempt++) {
+      fh->staged = self->writer->OpenStaged(path);
+      if (fh->staged) break;
+      Result<index::FileMeta> m = self->meta->Stat(path);
+      if (!m.ok()) {
+        delete fh;
+        return (void)fuse_reply_err(req, ErrnoOf(m.status()));
+      }
+      if (m->is_dir) {
+        delete fh;
+        return (void)fuse_reply_err(req, EISDIR);
+      }
+      if (m->file_id != 0) {
+        file_id = m->file_id;
+        fh->ref = self->meta->RefOf(*m);
+      }
+    }
+    if (!fh->staged && file_id == 0) {
+      delete fh;
+      return (void)fuse_reply_err(req, EAGAIN);
+    }
   }
-  ReplyOpen(req, self, ino, fi, fh, m->file_id, nullptr);
+  ReplyOpen(req, self, ino, fi, fh, file_id, nullptr);
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) noexcept {
@@ -331,19 +349,11 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   std::string dir;
   if (!self->PathOf(parent, &dir)) return (void)fuse_reply_err(req, ESTALE);
   std::string path = JoinPath(dir, name);
-  Result<index::FileMeta> m = self->meta->Stat(path);
-  std::optional<index::FileMeta> existing;
-  if (m.ok()) {
-    if (fi->flags & O_EXCL) return (void)fuse_reply_err(req, EEXIST);
-    if (m->is_dir) return (void)fuse_reply_err(req, EISDIR);
-    if (m->file_id != 0) existing = *m;
-  } else if (!m.status().IsNotFound()) {
-    return (void)fuse_reply_err(req, ErrnoOf(m.status()));
-  }
   Result<cache::Writer::FilePtr> f =
-      self->writer->Open(path, existing, (fi->flags & O_TRUNC) != 0, CallerAttrs(req, S_IFREG | (mode & 07777)));
+      self->writer->Open(path, fi->flags | O_CREAT, CallerAttrs(req, S_IFREG | (mode & 07777)));
   if (!f.ok()) {
-    LOG_WARN("create /%s: %s", path.c_str(), f.status().message().c_str());
+    if (f.status().code() != Status::Code::kAlreadyExists)
+      LOG_WARN("create /%s: %s", path.c_str(), f.status().message().c_str());
     return (void)fuse_reply_err(req, ErrnoOf(f.status()));
   }
   auto* fh = new FileHandle();
@@ -460,8 +470,8 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
   if (!S_ISREG(mode)) return (void)fuse_reply_err(req, EPERM);
   std::string path;
   if (!ChildPath(req, parent, name, &path)) return;
-  if (self->meta->Stat(path).ok()) return (void)fuse_reply_err(req, EEXIST);
-  Result<cache::Writer::FilePtr> f = self->writer->Open(path, std::nullopt, true, CallerAttrs(req, S_IFREG | (mode & 07777)));
+  Result<cache::Writer::FilePtr> f =
+      self->writer->Open(path, O_CREAT | O_EXCL | O_WRONLY, CallerAttrs(req, S_IFREG | (mode & 07777)));
   Status s = f.status();
   if (f.ok()) {
     s = self->writer->Commit(*f);

@@ -15,105 +15,15 @@
 #include "agent/cache/eviction.h"
 #include "agent/cache/metadata.h"
 #include "tests/unit/fake_ufs.h"
+#include "tests/unit/rig.h"
 
 using namespace strata;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/strata-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-// An engine with its index, tier and metadata, over one FakeUfs.
-struct Rig {
-  TempDir dir;
-  testing::FakeUfs* store;
-  cache::MountTable mounts;
-  std::unique_ptr<index::Index> idx;
-  std::unique_ptr<tier::SsdTier> ssd;
-  std::unique_ptr<cache::Engine> engine;
-  std::unique_ptr<cache::Metadata> meta;
-  cache::EngineOptions opts;
-
-  explicit Rig(uint64_t capacity, uint64_t block = 64 * 1024) {
-    auto s = std::make_unique<testing::FakeUfs>();
-    store = s.get();
-    REQUIRE(mounts.Add("", std::move(s)).ok());
-    opts.capacity = capacity;
-    opts.block_size = block;
-    opts.fetch_threads = 8;
-    Open();
-  }
-  void Open() {
-    fs::create_directories(dir.path + "/index");
-    auto i = index::Index::Open(dir.path + "/index", opts.block_size);
-    REQUIRE(i.ok());
-    idx = std::move(i).value();
-    auto t = tier::SsdTier::Open(dir.path + "/blocks");
-    REQUIRE(t.ok());
-    ssd = std::move(t).value();
-    engine = std::make_unique<cache::Engine>(opts, &mounts, idx.get(), ssd.get());
-    REQUIRE(engine->Start().ok());
-    meta = std::make_unique<cache::Metadata>(&mounts, idx.get(), engine.get(), 60000);
-  }
-  void Restart() {
-    meta.reset();
-    engine.reset();
-    ssd.reset();
-    idx.reset();
-    Open();
-  }
-  cache::FileRef Ref(const std::string& path) {
-    auto m = meta->Stat(path);
-    REQUIRE(m.ok());
-    return meta->RefOf(*m);
-  }
-  // Synchronous read through the engine.
-  std::string Read(const cache::FileRef& f, uint64_t off, size_t len, Status* st = nullptr) {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    std::string out;
-    Status status;
-    engine->Read(f, off, len, [&](Status s, std::vector<cache::Slice> parts) {
-      std::lock_guard<std::mutex> lock(mu);
-      status = s;
-      for (auto& p : parts) out.append(p.data->data() + p.offset, p.length);
-      done = true;
-      cv.notify_all();
-    });
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return done; });
-    if (st) *st = status;
-    else REQUIRE(status.ok());
-    return out;
-  }
-  uint64_t DiskBytes() {
-    // Files come and go while this runs: errors mean "gone", not failure.
-    uint64_t n = 0;
-    std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(dir.path + "/blocks", ec);
-         it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      uint64_t sz = it->file_size(ec);
-      if (!ec && it->is_regular_file(ec)) n += sz;
-    }
-    return n;
-  }
-};
-
+using testing::RandomBytes;
+using testing::Rig;
+using testing::TempDir;
 }  // namespace
 
 TEST_CASE("reads at every block boundary return the store's bytes", "[unit]") {

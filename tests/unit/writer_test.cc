@@ -1,0 +1,155 @@
+// The writer over a real LMDB index and staging directory, with an in-memory
+// store that can fail uploads: retries lose and duplicate nothing, the
+// journal survives a restart, through-mode failures stay staged.
+#include <fcntl.h>
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "agent/cache/writer.h"
+#include "tests/unit/rig.h"
+
+using namespace strata;
+using testing::RandomBytes;
+using testing::Rig;
+
+namespace {
+
+struct WriterRig : Rig {
+  std::unique_ptr<cache::Writer> writer;
+  cache::WriteMode mode;
+
+  explicit WriterRig(cache::WriteMode m) : Rig(64u << 20), mode(m) { OpenWriter(); }
+  void OpenWriter() {
+    cache::WriterOptions wo;
+    wo.staging_dir = dir.path + "/staging";
+    wo.staging_limit = 32u << 20;
+    wo.block_size = opts.block_size;
+    wo.modes = {mode};
+    writer = std::make_unique<cache::Writer>(wo, &mounts, idx.get(), engine.get(), meta.get());
+    meta->SetWriter(writer.get());
+    REQUIRE(writer->Start().ok());
+  }
+  void RestartAll() {
+    writer.reset();
+    Restart();
+    OpenWriter();
+  }
+  // Writes `data` as a new file; returns what the final commit said.
+  Status WriteFile(const std::string& path, const std::string& data) {
+    auto f = writer->Open(path, O_CREAT | O_TRUNC | O_WRONLY, {});
+    REQUIRE(f.ok());
+    uint64_t at = 0;
+    REQUIRE(writer->Write(*f, 0, data.data(), data.size(), false, &at).ok());
+    Status s = writer->Commit(*f);
+    writer->Close(*f);
+    return s;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("async uploads retry through store failures without loss or duplicates", "[unit][write]") {
+  WriterRig r(cache::WriteMode::kAsync);
+  std::string data = RandomBytes(300000, 1);
+  r.store->FailNextPuts(3);  // as a store answering 503 three times
+  REQUIRE(r.WriteFile("a", data).ok());  // staged and journaled: acknowledged
+  CHECK(r.writer->Stats().pending_files == 1);
+  uint64_t flushed = 0;
+  Status s = r.writer->Flush("", 30000, &flushed);
+  INFO(s.message());
+  REQUIRE(s.ok());
+  CHECK(r.store->Data("a") == data);
+  CHECK(r.store->puts() == 1);  // the failed attempts stored nothing
+  cache::WriterStats st = r.writer->Stats();
+  CHECK(st.pending_files == 0);
+  CHECK(st.upload_failures == 3);
+  CHECK(st.uploads == 1);
+}
+
+TEST_CASE("a through-mode failure is reported, kept and retried", "[unit][write]") {
+  WriterRig r(cache::WriteMode::kThrough);
+  std::string data = RandomBytes(100000, 2);
+  r.store->FailNextPuts(1);
+  Status s = r.WriteFile("b", data);
+  CHECK_FALSE(s.ok());  // the caller hears of it
+  CHECK_FALSE(r.store->Has("b"));
+  uint64_t flushed = 0;
+  REQUIRE(r.writer->Flush("", 30000, &flushed).ok());
+  CHECK(r.store->Data("b") == data);
+  CHECK(r.store->puts() == 1);
+}
+
+TEST_CASE("the journal survives a restart and the restarted writer uploads", "[unit][write]") {
+  WriterRig r(cache::WriteMode::kAsync);
+  std::string data = RandomBytes(200000, 3);
+  r.store->FailNextPuts(1000);  // nothing gets out before the "crash"
+  REQUIRE(r.WriteFile("dir/c", data).ok());
+  REQUIRE(r.WriteFile("d", "small").ok());
+  // Unlinked before upload: must never reach the store.
+  REQUIRE(r.WriteFile("gone", "x").ok());
+  REQUIRE(r.writer->Unlink("gone").ok());
+  r.RestartAll();
+  r.store->FailNextPuts(0);
+  // Readers see the staged data before the upload.
+  auto m = r.meta->Stat("dir/c");
+  REQUIRE(m.ok());
+  CHECK(m->size == data.size());
+  uint64_t flushed = 0;
+  REQUIRE(r.writer->Flush("", 30000, &flushed).ok());
+  CHECK(r.store->Data("dir/c") == data);
+  CHECK(r.store->Data("d") == "small");
+  CHECK_FALSE(r.store->Has("gone"));
+}
+
+TEST_CASE("partial writes over a stored object keep its other bytes", "[unit][write]") {
+  WriterRig r(cache::WriteMode::kThrough);
+  const uint64_t bs = r.opts.block_size;
+  std::string base = RandomBytes(3 * bs + 100, 4);
+  r.store->Put("obj", base);
+  auto m = r.meta->Stat("obj");
+  REQUIRE(m.ok());
+  auto f = r.writer->Open("obj", O_WRONLY, {});
+  REQUIRE(f.ok());
+  uint64_t at = 0;
+  // Inside block 1, across blocks 1-2, and an append.
+  REQUIRE(r.writer->Write(*f, bs + 10, "AAAA", 4, false, &at).ok());
+  REQUIRE(r.writer->Write(*f, 2 * bs - 2, "BBBB", 4, false, &at).ok());
+  REQUIRE(r.writer->Write(*f, 0, "CC", 2, true, &at).ok());
+  CHECK(at == base.size());
+  std::string want = base;
+  want.replace(bs + 10, 4, "AAAA");
+  want.replace(2 * bs - 2, 4, "BBBB");
+  want += "CC";
+  std::string got(want.size(), '\0');
+  auto n = r.writer->Read(*f, 0, got.size(), got.data());
+  REQUIRE(n.ok());
+  CHECK(got == want);
+  REQUIRE(r.writer->Commit(*f).ok());
+  // Truncate into block 1, then grow: zeros after the cut.
+  REQUIRE(r.writer->Truncate(*f, bs + 12).ok());
+  REQUIRE(r.writer->Truncate(*f, bs + 20).ok());
+  REQUIRE(r.writer->Commit(*f).ok());
+  r.writer->Close(*f);
+  std::string cut = want.substr(0, bs + 12) + std::string(8, '\0');
+  CHECK(r.store->Data("obj") == cut);
+}
+
+TEST_CASE("a full staging area refuses writes with ENOSPC and loses nothing", "[unit][write]") {
+  WriterRig r(cache::WriteMode::kCacheOnly);  // nothing drains: the area stays full
+  std::string data = RandomBytes(20u << 20, 5);
+  REQUIRE(r.WriteFile("one", data).ok());
+  auto f = r.writer->Open("two", O_CREAT | O_TRUNC | O_WRONLY, {});
+  REQUIRE(f.ok());
+  uint64_t at = 0;
+  Status s = r.writer->Write(*f, 0, data.data(), data.size(), false, &at);
+  CHECK(s.code() == Status::Code::kNoSpace);
+  r.writer->Close(*f);
+  std::string got(data.size(), '\0');
+  auto one = r.writer->OpenStaged("one");
+  REQUIRE(one);
+  REQUIRE(r.writer->Read(one, 0, got.size(), got.data()).ok());
+  CHECK(got == data);
+  r.writer->Close(one);
+  CHECK_FALSE(r.store->Has("one"));
+}
