@@ -8,6 +8,9 @@
 #   the same cold and warm reads through s3fs-fuse (use_cache) and rclone mount
 #     (--vfs-cache-mode full)
 #   listing 10,000 entries cold and warm; time to first byte
+#   sequential write of the same size with fsync: Strata in through mode vs
+#     one plain curl PUT of the file; Strata in async mode vs dd with fsync to
+#     the local disk; the same write through s3fs-fuse and rclone mount
 #
 # Needs root (mounts, drop_caches). SIZE_MIB=1024 by default.
 set -euo pipefail
@@ -27,6 +30,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
+  rm -f "${src_shm:-}"
 }
 trap cleanup EXIT
 
@@ -40,6 +44,13 @@ read_rate() {
   t1=$(now)
   awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.1f", b / 1048576 / (z - a) }'
 }
+# Writes the in-memory source to $1 with dd and fsync (close included); prints MiB/s.
+write_rate() {
+  local t0 t1
+  sync
+  t0=$(now); dd if="$src_shm" of="$1" bs=1M conv=fsync status=none; t1=$(now)
+  awk -v a="$t0" -v z="$t1" -v s="$size_mib" 'BEGIN { printf "%.1f", s / (z - a) }'
+}
 seconds() { awk -v a="$1" -v z="$2" 'BEGIN { printf "%.3f", z - a }'; }
 wait_mount() {
   for _ in $(seq 1 200); do grep -q " $1 " /proc/self/mounts && return 0; sleep 0.1; done
@@ -48,13 +59,17 @@ wait_mount() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
 echo "bench: preparing ${size_mib} MiB object and 10,000 small objects in s3rver ($ep)"
-mkdir -p "$work/s3" "$work/local" "$work/cache" "$work/mnt" "$work/pt" "$work/s3fs" "$work/rclone"
+mkdir -p "$work/s3" "$work/local" "$work/cache" "$work/mnt" "$work/pt" "$work/s3fs" "$work/rclone" \
+  "$work/mnt-async" "$work/cache-async"
 NODE_OPTIONS=--openssl-legacy-provider taskset -c 1 tests/s3/node_modules/.bin/s3rver \
   -d "$work/s3" -a 127.0.0.1 -p "$port" -s >/dev/null 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -s -o /dev/null "$ep" && break; sleep 0.1; done
 curl -sf -X PUT "$ep/$bucket" >/dev/null
 head -c $((size_mib << 20)) /dev/urandom > "$work/local/big.bin"
+# The source of the write tests sits in memory: the writers' speed is measured, not this disk's.
+src_shm=$(mktemp /dev/shm/strata-bench-src-XXXXXX)
+cp "$work/local/big.bin" "$src_shm"
 head -c $((100 << 20)) /dev/urandom > "$work/local/ttfb.bin"
 curl -sf -X PUT -T "$work/local/big.bin" "$ep/$bucket/big.bin" >/dev/null
 for i in 1 2 3 4; do curl -sf -X PUT -T "$work/local/ttfb.bin" "$ep/$bucket/ttfb$i.bin" >/dev/null; done
@@ -102,6 +117,31 @@ done
 curl_rate=$(median "${cold_c[@]}") strata_cold=$(median "${cold_s[@]}")
 pt_rate=$(median "${warm_p[@]}") strata_warm=$(median "${warm_s[@]}") direct_rate=$(median "${warm_d[@]}")
 
+# --- Writes: through (the agent above) vs curl PUT; async (a second agent)
+# vs dd + fsync to the local disk.
+AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER "$build/strata-agent" -f \
+  --mount-point "$work/mnt-async" --ufs "s3://$bucket/async" --s3-endpoint "$ep" --write-mode async \
+  --cache-dir "$work/cache-async" --cache-size $((size_mib * 2 + 512))MiB --socket "$work/agent-async.sock" \
+  >>"$work/agent-async.log" 2>&1 &
+pids+=($!); mounts+=("$work/mnt-async"); wait_mount "$work/mnt-async"
+put_c=() put_s=() put_l=() put_a=() drain_a=()
+for rep in 1 2 3; do
+  t0=$(now); curl -sf -X PUT -T "$src_shm" "$ep/$bucket/put$rep.bin" >/dev/null; t1=$(now)
+  put_c+=("$(awk -v a="$t0" -v z="$t1" -v s="$size_mib" 'BEGIN { printf "%.1f", s / (z - a) }')")
+  put_s+=("$(write_rate "$work/mnt/w$rep.bin")")
+  put_l+=("$(write_rate "$work/local/w$rep.bin")")
+  put_a+=("$(write_rate "$work/mnt-async/w$rep.bin")")
+  t0=$(now); "$build/agentctl" --socket "$work/agent-async.sock" flush --timeout 600 >/dev/null; t1=$(now)
+  drain_a+=("$(seconds "$t0" "$t1")")
+  rm -f "$work/local/w$rep.bin"
+done
+put_rate=$(median "${put_c[@]}") strata_put=$(median "${put_s[@]}") local_put=$(median "${put_l[@]}")
+strata_async=$(median "${put_a[@]}") strata_drain=$(median "${drain_a[@]}")
+cmp -s "$src_shm" "$work/mnt/w1.bin" || echo "bench: the through-mode write read back different" >&2
+curl -sf -o "$work/async-back.bin" "$ep/$bucket/async/w1.bin"
+cmp -s "$src_shm" "$work/async-back.bin" || echo "bench: the async write is not in the store as written" >&2
+rm -f "$work/async-back.bin"
+
 t0=$(now); n=$(ls -f "$work/mnt/many" | wc -l); t1=$(now)
 strata_ls_cold=$(seconds "$t0" "$t1")
 t0=$(now); ls -f "$work/mnt/many" >/dev/null; t1=$(now)
@@ -130,7 +170,7 @@ mount_rclone() {
 }
 # Sets <name>_ttfb, _cold, _warm (medians), _ls_cold, _ls_warm, _runs.
 measure_peer() {
-  local name=$1 dir=$2 ttfb_obj=$3 t0 t1 cold=() warm=()
+  local name=$1 dir=$2 ttfb_obj=$3 t0 t1 cold=() warm=() write=()
   mounts+=("$dir")
   for rep in 1 2 3; do
     "mount_$name"; wait_mount "$dir"
@@ -143,12 +183,14 @@ measure_peer() {
     fi
     drop; cold+=("$(read_rate "$dir/big.bin")")
     drop; warm+=("$(read_rate "$dir/big.bin")")
+    write+=("$(write_rate "$dir/w-$name-$rep.bin")")
     fusermount3 -u "$dir" 2>/dev/null || umount -l "$dir"
     for _ in $(seq 1 50); do grep -q " $dir " /proc/self/mounts || break; sleep 0.1; done
   done
   printf -v "${name}_cold" '%s' "$(median "${cold[@]}")"
   printf -v "${name}_warm" '%s' "$(median "${warm[@]}")"
-  printf -v "${name}_runs" '%s' "cold ${cold[*]} | warm ${warm[*]}"
+  printf -v "${name}_write" '%s' "$(median "${write[@]}")"
+  printf -v "${name}_runs" '%s' "cold ${cold[*]} | warm ${warm[*]} | write ${write[*]}"
 }
 measure_peer s3fs "$work/s3fs" ttfb3.bin
 measure_peer rclone "$work/rclone" ttfb4.bin
@@ -159,6 +201,7 @@ out=bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt
   echo "Strata bench, $(date -u), $(nproc) cores, ${size_mib} MiB object, s3rver on 127.0.0.1 (pinned to CPU 1)"
   echo "runs (MiB/s): curl ${cold_c[*]} | strata cold ${cold_s[*]} | strata warm ${warm_s[*]} | passthrough_ll ${warm_p[*]} | direct ${warm_d[*]}"
   echo "runs (MiB/s): s3fs $s3fs_runs | rclone $rclone_runs"
+  echo "write runs (MiB/s): curl PUT ${put_c[*]} | strata through ${put_s[*]} | local dd+fsync ${put_l[*]} | strata async ${put_a[*]} | async drain (s) ${drain_a[*]}"
   echo "read_ahead_kb of the Strata mount: $(cat /sys/class/bdi/$(awk -v m="$work/mnt" '$5 == m {print $3}' /proc/self/mountinfo)/read_ahead_kb 2>/dev/null || echo ?)"
   echo
   printf '%-44s %12s %12s %12s %12s %12s\n' "case" "Strata" "baseline" "ratio" "s3fs" "rclone"
@@ -172,6 +215,11 @@ out=bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt
     "$strata_ttfb" "$curl_ttfb" "$(ratio "$curl_ttfb" "$strata_ttfb")" "$s3fs_ttfb" "$rclone_ttfb"
   printf '%-44s %12s %12s %12s %12s %12s\n' "list 10,000 entries cold, s" "$strata_ls_cold" "-" "-" "$s3fs_ls_cold" "$rclone_ls_cold"
   printf '%-44s %12s %12s %12s %12s %12s\n' "list 10,000 entries warm, s" "$strata_ls_warm" "-" "-" "$s3fs_ls_warm" "$rclone_ls_warm"
+  printf '%-44s %12s %12s %12s %12s %12s\n' "write+fsync, through, MiB/s (vs curl PUT)" \
+    "$strata_put" "$put_rate" "$(ratio "$strata_put" "$put_rate")" "$s3fs_write" "$rclone_write"
+  printf '%-44s %12s %12s %12s %12s %12s\n' "write+fsync, async, MiB/s (vs local disk)" \
+    "$strata_async" "$local_put" "$(ratio "$strata_async" "$local_put")" "-" "-"
+  printf '%-44s %12s %12s %12s %12s %12s\n' "async: flush to the store afterwards, s" "$strata_drain" "-" "-" "-" "-"
   echo
   echo "ratio: Strata / baseline for rates; baseline / Strata for times (higher is better for Strata)"
   echo "agentctl stat after the Strata runs:"
