@@ -41,8 +41,6 @@ std::vector<std::pair<std::string, std::string>> ReadManifest(const std::string&
   return out;
 }
 
-size_t Lines(const std::string& path) { return ReadManifest(path).size(); }
-
 }  // namespace
 
 TEST_CASE("kill -9 mid-flood loses no acknowledged file", "[fuse][s3][crash]") {
@@ -52,23 +50,52 @@ TEST_CASE("kill -9 mid-flood loses no acknowledged file", "[fuse][s3][crash]") {
     auto store = MakeStore(kind);
     TempDir work;
     std::vector<std::string> args = store->agent_args();
-    args.insert(args.end(), {"--write-mode", mode});
+    // One uploader: the writers outrun it, so the kill finds a backlog.
+    args.insert(args.end(), {"--write-mode", mode, "--upload-threads", "1"});
     Agent agent;
     agent.Start(store->uri(), args);
     fs::create_directory(agent.mnt("crash"));
-    std::string manifest = work.path + "/manifest";
-    std::thread flood([&] { Run(FloodScript(agent.mnt("crash"), manifest, work.path)); });
-    // Let it acknowledge a good number of files, then kill the agent mid-write.
-    for (int i = 0; i < 600 && Lines(manifest) < 60; i++) std::this_thread::sleep_for(50ms);
+    // Three writers in parallel (one manifest each) against one uploader.
+    std::vector<std::thread> flood;
+    for (int w = 0; w < 3; w++) {
+      std::string sub = "w" + std::to_string(w);
+      fs::create_directories(work.path + "/" + sub);
+      fs::create_directory(agent.mnt("crash/" + sub));
+      flood.emplace_back([&, sub] {
+        Run(FloodScript(agent.mnt("crash/" + sub), work.path + "/manifest-" + sub, work.path + "/" + sub));
+      });
+    }
+    auto manifest_all = [&] {
+      std::vector<std::pair<std::string, std::string>> all;
+      for (int w = 0; w < 3; w++)
+        for (auto& [name, sha] : ReadManifest(work.path + "/manifest-w" + std::to_string(w)))
+          all.emplace_back("w" + std::to_string(w) + "/" + name, sha);
+      return all;
+    };
+    // Let it acknowledge a good number of files, then kill the agent mid-write
+    // (in async mode at a moment when uploads are pending).
+    uint64_t pending = 0;
+    for (int i = 0; i < 1500; i++) {
+      if (manifest_all().size() >= 60) {
+        if (mode != "async") break;
+        pending = agent.Stat()["writes"]["pending_files"].get<uint64_t>();
+        if (pending >= 3) break;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
     agent.Kill();
-    flood.join();
-    auto acked = ReadManifest(manifest);
+    for (std::thread& t : flood) t.join();
+    auto acked = manifest_all();
     INFO(acked.size() << " files acknowledged before the kill");
     REQUIRE(acked.size() >= 20);
 
     // Restart on the same cache: the journal is replayed.
     agent.Start(store->uri(), args);
     if (mode == "async") {
+      // The kill caught uploads still pending: the restart has work to do.
+      INFO(pending << " pending at the kill\n" << agent.log());
+      CHECK(pending > 0);
+      CHECK(agent.log().find("staged change(s) recovered") != std::string::npos);
       CmdResult f = agent.Ctl("flush --timeout 120");
       INFO(f.out << agent.log());
       REQUIRE(f.code == 0);
