@@ -1,6 +1,8 @@
 #include "agent/control/api.h"
 #include "agent/base/paths.h"
 
+#include <sys/stat.h>
+
 #include <nlohmann/json.hpp>
 
 #include <functional>
@@ -78,10 +80,13 @@ int HttpCodeOf(const Status& s) {
 // recursive). Stops at the first error it cannot skip.
 Status Walk(cache::Metadata* meta, const std::string& path, bool recursive, const std::atomic<bool>& cancel,
             const std::function<void(const index::FileMeta&)>& fn) {
+  // Files being written on this host (no store version yet: file_id 0) and
+  // symbolic links have no blocks to load, evict or count.
+  auto cacheable = [](const index::FileMeta& f) { return !f.is_dir && f.file_id != 0 && (f.mode & S_IFMT) != S_IFLNK; };
   Result<index::FileMeta> m = meta->Stat(path);
   if (!m.ok()) return m.status();
   if (!m->is_dir) {
-    fn(*m);
+    if (cacheable(*m)) fn(*m);
     return Status::OK();
   }
   if (!recursive) return Status::IsADirectory("/" + path + " is a directory (use -r)");
@@ -98,7 +103,7 @@ Status Walk(cache::Metadata* meta, const std::string& path, bool recursive, cons
         continue;
       }
       Result<index::FileMeta> fm = meta->Stat(child);
-      if (fm.ok() && !fm->is_dir) fn(*fm);
+      if (fm.ok() && cacheable(*fm)) fn(*fm);
     }
   }
   return Status::OK();
