@@ -152,11 +152,9 @@ Status Writer::Start() {
     keep.insert(staging);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto [parent, name] = SplitPath(f->path);
       auto old = by_path_.find(f->path);
       if (old != by_path_.end()) old->second->dropped = true;  // a later commit of the same path wins
-      by_path_[f->path] = f;
-      children_[parent].insert(name);
+      MapLocked(f);
     }
     {
       std::unique_lock<std::shared_mutex> lock(f->mu);
@@ -350,9 +348,7 @@ Result<Writer::FilePtr> Writer::Open(const std::string& path, int flags, const u
       return Status::FromErrno(errno, "size staging file for /" + path);
     {
       std::lock_guard<std::mutex> maps(mu_);
-      by_path_[path] = f;
-      auto [parent, name] = SplitPath(path);
-      children_[parent].insert(name);
+      MapLocked(f);
       f->handles = 1;
     }
     SnapshotLocked(*f);
@@ -484,6 +480,13 @@ Status Writer::JournalLocked(File& f) {
 
 Status Writer::Commit(const FilePtr& f) {
   WriteMode mode = ModeOf(f->mount);
+  {
+    // Nothing new since the last commit (the common close after an fsync):
+    // answer without waiting for an upload of this file in progress.
+    std::shared_lock<std::shared_mutex> lock(f->mu);
+    if (f->detached || f->version == f->durable_version || f->version == f->journaled_version)
+      return Status::OK();
+  }
   {
     std::unique_lock<std::shared_mutex> lock(f->mu);
     if (f->detached || f->version == f->durable_version || f->version == f->journaled_version)
@@ -712,22 +715,9 @@ Status Writer::Unlink(const std::string& path) {
 Status Writer::Mkdir(const std::string& path, const ufs::Attrs& attrs) {
   MountTable::Resolved r = mounts_->Resolve(path);
   if (ModeOf(r.mount) == WriteMode::kCacheOnly) {
-    Result<FilePtr> f = NewFile(path, r.mount, kDir);
-    if (!f.ok()) return f.status();
-    std::unique_lock<std::shared_mutex> lock((*f)->mu);
-    (*f)->attrs = attrs;
-    (*f)->attrs.mode = S_IFDIR | (attrs.mode & 07777);
-    if ((*f)->attrs.mtime_ns == 0) (*f)->attrs.mtime_ns = NowNs();
-    (*f)->version = 1;
-    STRATA_RETURN_IF_ERROR(JournalLocked(**f));
-    {
-      std::lock_guard<std::mutex> maps(mu_);
-      by_path_[path] = *f;
-      auto [parent, name] = SplitPath(path);
-      children_[parent].insert(name);
-    }
-    SnapshotLocked(**f);
-    return Status::OK();
+    ufs::Attrs a = attrs;
+    a.mode = S_IFDIR | (attrs.mode & 07777);
+    return AddLocal(path, r.mount, kDir, a, "");
   }
   STRATA_RETURN_IF_ERROR(StoreOf(r.mount)->Mkdir(r.ufs_path, attrs));
   ufs::Entry e;
@@ -738,6 +728,30 @@ Status Writer::Mkdir(const std::string& path, const ufs::Attrs& attrs) {
   e.mtime_ns = attrs.mtime_ns ? attrs.mtime_ns : NowNs();
   Result<index::FileMeta> m = meta_->Record(path, e);
   return m.status();
+}
+
+Status Writer::AddLocal(const std::string& path, size_t mount, uint8_t kind, const ufs::Attrs& attrs,
+                        const std::string& link_target) {
+  Result<FilePtr> f = NewFile(path, mount, kind);
+  if (!f.ok()) return f.status();
+  std::unique_lock<std::shared_mutex> lock((*f)->mu);
+  (*f)->attrs = attrs;
+  if ((*f)->attrs.mtime_ns == 0) (*f)->attrs.mtime_ns = NowNs();
+  (*f)->link_target = link_target;
+  (*f)->version = 1;
+  STRATA_RETURN_IF_ERROR(JournalLocked(**f));
+  {
+    std::lock_guard<std::mutex> maps(mu_);
+    MapLocked(*f);
+  }
+  SnapshotLocked(**f);
+  return Status::OK();
+}
+
+void Writer::MapLocked(const FilePtr& f) {
+  by_path_[f->path] = f;
+  auto [parent, name] = SplitPath(f->path);
+  children_[parent].insert(name);
 }
 
 Status Writer::Rmdir(const std::string& path) {
@@ -821,14 +835,9 @@ Status Writer::Rename(const std::string& from, const std::string& to, bool norep
   auto move = [&](const FilePtr& f, const std::string& new_path) {
     {
       std::lock_guard<std::mutex> maps(mu_);
-      auto [op, on] = SplitPath(f->path);
-      children_[op].erase(on);
-      if (children_[op].empty()) children_.erase(op);
-      by_path_.erase(f->path);
+      UnmapLocked(*f);
       f->path = new_path;
-      by_path_[new_path] = f;
-      auto [np, nn] = SplitPath(new_path);
-      children_[np].insert(nn);
+      MapLocked(f);
     }
   };
   auto rejournal = [&](File& f) {
@@ -915,23 +924,9 @@ Status Writer::SetPathAttrs(const std::string& path, const ufs::Attrs& attrs, st
 Status Writer::Symlink(const std::string& path, const std::string& target, const ufs::Attrs& attrs) {
   MountTable::Resolved r = mounts_->Resolve(path);
   if (ModeOf(r.mount) == WriteMode::kCacheOnly) {
-    Result<FilePtr> f = NewFile(path, r.mount, kLink);
-    if (!f.ok()) return f.status();
-    std::unique_lock<std::shared_mutex> lock((*f)->mu);
-    (*f)->attrs = attrs;
-    (*f)->attrs.mode = S_IFLNK | 0777;
-    (*f)->attrs.mtime_ns = NowNs();
-    (*f)->link_target = target;
-    (*f)->version = 1;
-    STRATA_RETURN_IF_ERROR(JournalLocked(**f));
-    {
-      std::lock_guard<std::mutex> maps(mu_);
-      by_path_[path] = *f;
-      auto [parent, name] = SplitPath(path);
-      children_[parent].insert(name);
-    }
-    SnapshotLocked(**f);
-    return Status::OK();
+    ufs::Attrs a = attrs;
+    a.mode = S_IFLNK | 0777;
+    return AddLocal(path, r.mount, kLink, a, target);
   }
   STRATA_RETURN_IF_ERROR(StoreOf(r.mount)->Symlink(r.ufs_path, target, attrs));
   Result<ufs::Entry> e = StoreOf(r.mount)->Stat(r.ufs_path);

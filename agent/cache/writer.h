@@ -154,6 +154,10 @@ class Writer {
   // Removes the file from the namespace (unlink, replaced by a rename).
   void DetachLocked(File& f);
   void UnmapLocked(File& f);  // caller holds mu_
+  void MapLocked(const FilePtr& f);  // caller holds mu_
+  // A cache-only directory or symbolic link: journaled, never uploaded.
+  Status AddLocal(const std::string& path, size_t mount, uint8_t kind, const ufs::Attrs& attrs,
+                  const std::string& link_target);
   // Frees a detached file whose last handle is gone (caller holds f->mu).
   void DropIfUnusedLocked(File& f);
   void SnapshotLocked(File& f);
