@@ -51,6 +51,24 @@ write_rate() {
   t0=$(now); dd if="$src_shm" of="$1" bs=1M conv=fsync status=none; t1=$(now)
   awk -v a="$t0" -v z="$t1" -v s="$size_mib" 'BEGIN { printf "%.1f", s / (z - a) }'
 }
+# The same multipart upload Strata does (16 MiB parts, 4 in flight), by curl
+# alone: create, parts in parallel, complete. Prints MiB/s.
+curl_multipart_rate() {
+  local key=$1 part=$((16 << 20)) t0 t1 id n i parts
+  t0=$(now)
+  id=$(curl -sf -X POST "$ep/$bucket/$key?uploads" | sed -n 's:.*<UploadId>\(.*\)</UploadId>.*:\1:p')
+  n=$(( ((size_mib << 20) + part - 1) / part ))
+  for i in $(seq 1 "$n"); do
+    echo "$i"
+  done | xargs -P 4 -I{} sh -c "dd if='$src_shm' bs=$part skip=\$(({} - 1)) count=1 status=none | \
+      curl -sf -X PUT -T - -D - -o /dev/null '$ep/$bucket/$key?partNumber={}&uploadId=$id' | \
+      tr -d '\r' | awk -v n={} 'tolower(\$1) == \"etag:\" {print n, \$2}'" > "$work/etags"
+  parts=$(sort -n "$work/etags" | awk '{printf "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", $1, $2}')
+  curl -sf -X POST --data-binary "<CompleteMultipartUpload>$parts</CompleteMultipartUpload>" \
+    "$ep/$bucket/$key?uploadId=$id" >/dev/null
+  t1=$(now)
+  awk -v a="$t0" -v z="$t1" -v s="$size_mib" 'BEGIN { printf "%.1f", s / (z - a) }'
+}
 seconds() { awk -v a="$1" -v z="$2" 'BEGIN { printf "%.3f", z - a }'; }
 wait_mount() {
   for _ in $(seq 1 200); do grep -q " $1 " /proc/self/mounts && return 0; sleep 0.1; done
@@ -124,10 +142,11 @@ AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER "$build/strata-agent" -f \
   --cache-dir "$work/cache-async" --cache-size $((size_mib * 2 + 512))MiB --socket "$work/agent-async.sock" \
   >>"$work/agent-async.log" 2>&1 &
 pids+=($!); mounts+=("$work/mnt-async"); wait_mount "$work/mnt-async"
-put_c=() put_s=() put_l=() put_a=() drain_a=()
+put_c=() put_m=() put_s=() put_l=() put_a=() drain_a=()
 for rep in 1 2 3; do
   t0=$(now); curl -sf -X PUT -T "$src_shm" "$ep/$bucket/put$rep.bin" >/dev/null; t1=$(now)
   put_c+=("$(awk -v a="$t0" -v z="$t1" -v s="$size_mib" 'BEGIN { printf "%.1f", s / (z - a) }')")
+  put_m+=("$(curl_multipart_rate "mpu$rep.bin")")
   put_s+=("$(write_rate "$work/mnt/w$rep.bin")")
   put_l+=("$(write_rate "$work/local/w$rep.bin")")
   put_a+=("$(write_rate "$work/mnt-async/w$rep.bin")")
@@ -135,9 +154,12 @@ for rep in 1 2 3; do
   drain_a+=("$(seconds "$t0" "$t1")")
   rm -f "$work/local/w$rep.bin"
 done
-put_rate=$(median "${put_c[@]}") strata_put=$(median "${put_s[@]}") local_put=$(median "${put_l[@]}")
+put_rate=$(median "${put_c[@]}") mpu_rate=$(median "${put_m[@]}") strata_put=$(median "${put_s[@]}") local_put=$(median "${put_l[@]}")
 strata_async=$(median "${put_a[@]}") strata_drain=$(median "${drain_a[@]}")
 cmp -s "$src_shm" "$work/mnt/w1.bin" || echo "bench: the through-mode write read back different" >&2
+curl -sf -o "$work/mpu-back.bin" "$ep/$bucket/mpu1.bin"
+cmp -s "$src_shm" "$work/mpu-back.bin" || echo "bench: the curl multipart baseline did not store the file" >&2
+rm -f "$work/mpu-back.bin"
 curl -sf -o "$work/async-back.bin" "$ep/$bucket/async/w1.bin"
 cmp -s "$src_shm" "$work/async-back.bin" || echo "bench: the async write is not in the store as written" >&2
 rm -f "$work/async-back.bin"
@@ -201,7 +223,7 @@ out=bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt
   echo "Strata bench, $(date -u), $(nproc) cores, ${size_mib} MiB object, s3rver on 127.0.0.1 (pinned to CPU 1)"
   echo "runs (MiB/s): curl ${cold_c[*]} | strata cold ${cold_s[*]} | strata warm ${warm_s[*]} | passthrough_ll ${warm_p[*]} | direct ${warm_d[*]}"
   echo "runs (MiB/s): s3fs $s3fs_runs | rclone $rclone_runs"
-  echo "write runs (MiB/s): curl PUT ${put_c[*]} | strata through ${put_s[*]} | local dd+fsync ${put_l[*]} | strata async ${put_a[*]} | async drain (s) ${drain_a[*]}"
+  echo "write runs (MiB/s): curl PUT ${put_c[*]} | curl multipart ${put_m[*]} | strata through ${put_s[*]} | local dd+fsync ${put_l[*]} | strata async ${put_a[*]} | async drain (s) ${drain_a[*]}"
   echo "read_ahead_kb of the Strata mount: $(cat /sys/class/bdi/$(awk -v m="$work/mnt" '$5 == m {print $3}' /proc/self/mountinfo)/read_ahead_kb 2>/dev/null || echo ?)"
   echo
   printf '%-44s %12s %12s %12s %12s %12s\n' "case" "Strata" "baseline" "ratio" "s3fs" "rclone"
@@ -217,6 +239,8 @@ out=bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt
   printf '%-44s %12s %12s %12s %12s %12s\n' "list 10,000 entries warm, s" "$strata_ls_warm" "-" "-" "$s3fs_ls_warm" "$rclone_ls_warm"
   printf '%-44s %12s %12s %12s %12s %12s\n' "write+fsync, through, MiB/s (vs curl PUT)" \
     "$strata_put" "$put_rate" "$(ratio "$strata_put" "$put_rate")" "$s3fs_write" "$rclone_write"
+  printf '%-44s %12s %12s %12s %12s %12s\n' "write+fsync, through, MiB/s (vs curl multipart)" \
+    "$strata_put" "$mpu_rate" "$(ratio "$strata_put" "$mpu_rate")" "$s3fs_write" "$rclone_write"
   printf '%-44s %12s %12s %12s %12s %12s\n' "write+fsync, async, MiB/s (vs local disk)" \
     "$strata_async" "$local_put" "$(ratio "$strata_async" "$local_put")" "-" "-"
   printf '%-44s %12s %12s %12s %12s %12s\n' "async: flush to the store afterwards, s" "$strata_drain" "-" "-" "-" "-"
