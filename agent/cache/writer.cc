@@ -818,19 +818,29 @@ Status Writer::Rename(const std::string& from, const std::string& to, bool norep
   if (cache_only && from_in_store) return NotInCacheOnly(from);
   if (cache_only && dst.ok() && !ft) return NotInCacheOnly(to);
 
-  std::unique_lock<std::mutex> serial;
-  std::unique_lock<std::shared_mutex> lock;
-  if (ff) {
-    serial = std::unique_lock<std::mutex>(ff->upload_mu);
-    lock = std::unique_lock<std::shared_mutex>(ff->mu);
+  // The source and a staged target are locked together (std::lock orders
+  // them), so no upload of either runs between the store's rename and ours.
+  if (ft == ff) ft = nullptr;
+  std::unique_lock<std::mutex> serial, tserial;
+  std::unique_lock<std::shared_mutex> lock, tlock;
+  if (ff) serial = std::unique_lock<std::mutex>(ff->upload_mu, std::defer_lock);
+  if (ft) tserial = std::unique_lock<std::mutex>(ft->upload_mu, std::defer_lock);
+  if (ff) lock = std::unique_lock<std::shared_mutex>(ff->mu, std::defer_lock);
+  if (ft) tlock = std::unique_lock<std::shared_mutex>(ft->mu, std::defer_lock);
+  if (ff && ft) {
+    std::lock(serial, tserial);
+    std::lock(lock, tlock);
+  } else if (ff || ft) {
+    (ff ? serial : tserial).lock();
+    (ff ? lock : tlock).lock();
   }
   if (from_in_store && !cache_only) STRATA_RETURN_IF_ERROR(store->Rename(rf.ufs_path, rt.ufs_path));
-  if (ft && ft != ff) {
+  if (ft) {
     // The target is replaced: its staged bytes must never be uploaded.
-    std::lock_guard<std::mutex> tserial(ft->upload_mu);
-    std::unique_lock<std::shared_mutex> tlock(ft->mu);
     DetachLocked(*ft);
     DropIfUnusedLocked(*ft);
+    tlock = {};
+    tserial = {};
   }
   auto move = [&](const FilePtr& f, const std::string& new_path) {
     {

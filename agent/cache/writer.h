@@ -28,7 +28,8 @@
 //
 // Locks: a File's upload_mu, then its mu (shared for reads and uploads,
 // exclusive for changes), then the Writer's mu_ (the maps). Never the other
-// way round; never two Files' locks at once.
+// way round; two Files' locks only together through std::lock (a rename
+// over a staged file).
 //
 // Thread safety: every public method may be called from any thread.
 #pragma once
