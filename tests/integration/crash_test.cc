@@ -92,10 +92,12 @@ TEST_CASE("kill -9 mid-flood loses no acknowledged file", "[fuse][s3][crash]") {
     // Restart on the same cache: the journal is replayed.
     agent.Start(store->uri(), args);
     if (mode == "async") {
-      // The kill caught uploads still pending: the restart has work to do.
-      INFO(pending << " pending at the kill\n" << agent.log());
+      // Uploads were pending a moment before the kill (on a fast store they
+      // may have finished by then, so whether this restart replays any is
+      // not asserted; the unit test "the journal survives a restart" makes
+      // a replay certain).
+      INFO(pending << " pending just before the kill\n" << agent.log());
       CHECK(pending > 0);
-      CHECK(agent.log().find("staged change(s) recovered") != std::string::npos);
       CmdResult f = agent.Ctl("flush --timeout 120");
       INFO(f.out << agent.log());
       REQUIRE(f.code == 0);

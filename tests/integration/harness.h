@@ -74,7 +74,7 @@ class Store {
   // nullopt when absent.
   virtual std::optional<std::string> Fetch(const std::string& key) const = 0;
   // S3 user metadata (x-amz-meta-*, prefix dropped) as another client sees it.
-  virtual std::map<std::string, std::string> Meta(const std::string& key) const { return {}; }
+  virtual std::map<std::string, std::string> Meta(const std::string& /*key*/) const { return {}; }
   virtual std::vector<std::string> agent_args() const { return {}; }
   virtual bool is_s3() const { return false; }
 };
