@@ -373,8 +373,21 @@ void Engine::FetchRun(const FileRef& f, uint64_t first, const std::vector<std::s
   }
 }
 
+void Engine::Adopt(const FileRef& f, uint64_t idx, std::shared_ptr<Buffer> data) {
+  BlockKey key{f.file_id, idx};
+  auto fetch = std::make_shared<Fetch>();
+  fetch->started = true;  // no fetch worker takes it: the bytes are here
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_ || blocks_.count(key) || inflight_.count(key) || retired_.count(f.file_id)) return;
+    inflight_.emplace(key, fetch);  // readers arriving now wait for these bytes
+  }
+  bool keep = Reserve(data->size());
+  CompleteFetch(f, idx, fetch, keep, Status::OK(), std::move(data), false);
+}
+
 void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr<Fetch>& fetch,
-                           bool keep, const Status& st, std::shared_ptr<Buffer> buf) {
+                           bool keep, const Status& st, std::shared_ptr<Buffer> buf, bool fetched) {
   BlockKey key{f.file_id, idx};
   uint32_t len = static_cast<uint32_t>(buf->size());
   std::vector<uint64_t> sums;
@@ -383,7 +396,7 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
       sums.push_back(Xxh64(buf->data() + c * chunk_, std::min<uint64_t>(chunk_, len - c * chunk_)));
   }
   // Counted before anyone hears of it, so stats agree with what readers saw.
-  if (st.ok()) fetched_blocks_++;
+  if (st.ok()) fetched_blocks_ += fetched ? 1 : 0;
   else fetch_errors_++;
   decltype(fetch->waiters) waiters;
   {

@@ -123,6 +123,10 @@ class Engine {
   // The file version is gone (changed or deleted): drop its blocks now and
   // never keep a block of it that is still being fetched.
   void Retire(uint64_t file_id);
+  // Keeps `data` as block `idx` of the version `f` without fetching it: a
+  // version this host just uploaded, so reading it back is a hit. Skipped
+  // when the block is cached or in flight, or there is no room.
+  void Adopt(const FileRef& f, uint64_t idx, std::shared_ptr<Buffer> data);
 
   struct FileCache {
     uint64_t blocks = 0;
@@ -156,7 +160,7 @@ class Engine {
   void FetchRun(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run);
   // Answers a block's waiters, stores it (when `keep`), indexes it.
   void CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr<Fetch>& fetch, bool keep,
-                     const Status& st, std::shared_ptr<Buffer> buf);
+                     const Status& st, std::shared_ptr<Buffer> buf, bool fetched = true);
   // Reserves room for `len` bytes, evicting if needed. False: no room.
   bool Reserve(uint64_t len);
   // Removes blocks from the maps (caller holds mu_), moving their bytes from

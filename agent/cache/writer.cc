@@ -547,6 +547,7 @@ Status Writer::Upload(const FilePtr& f) {
     // written since read from it.
     f->base = meta_->RefOf(*m);
     f->base_size = std::min(size, f->size);
+    if (f->version == v && size <= kAdoptMax) AdoptLocked(*f);
   } else {
     LOG_WARN("index: cannot record the upload of /%s: %s", path.c_str(), m.status().message().c_str());
   }
@@ -575,6 +576,18 @@ void Writer::UnmapLocked(File& f) {
     auto [parent, name] = SplitPath(f.path);
     children_[parent].erase(name);
     if (children_[parent].empty()) children_.erase(parent);
+  }
+}
+
+void Writer::AdoptLocked(File& f) {
+  const uint64_t bs = opts_.block_size;
+  for (uint64_t b = 0; b * bs < f.size; b++) {
+    if (b >= f.present.size() || !f.present[b]) continue;  // not written here: not in hand
+    size_t len = static_cast<size_t>(std::min(bs, f.size - b * bs));
+    std::shared_ptr<Buffer> buf = Buffer::Make(len);
+    size_t got = 0;
+    if (!PreadFull(f.fd.get(), buf->data(), len, b * bs, &got).ok() || got != len) return;
+    engine_->Adopt(f.base, b, std::move(buf));
   }
 }
 

@@ -154,6 +154,10 @@ class Writer {
   Status ReadBase(File& f, uint64_t off, size_t len, char* buf);
   // Removes the file from the namespace (unlink, replaced by a rename).
   void DetachLocked(File& f);
+  // Hands the blocks written here to the block cache as the uploaded
+  // version's (reading a file back after writing it is then a hit).
+  void AdoptLocked(File& f);
+  static constexpr uint64_t kAdoptMax = 64u << 20;  // larger files: the cache is not flooded
   void UnmapLocked(File& f);  // caller holds mu_
   void MapLocked(const FilePtr& f);  // caller holds mu_
   // A cache-only directory or symbolic link: journaled, never uploaded.

@@ -137,6 +137,14 @@ TEST_CASE("files of the multipart edge sizes are byte-identical in the store", "
       CmdResult r = Run("dd if=" + local + " of=" + ShellQuote(agent.mnt(files[i].first)) + " bs=1M conv=fsync status=none");
       INFO(r.out << agent.log());
       REQUIRE(r.code == 0);
+    }
+    // Read back on this host: the uploaded blocks were kept, no GET.
+    DropPageCache();
+    uint64_t gets = agent.Gets();
+    for (size_t i = 0; i < files.size(); i++)
+      CHECK(Sha256File(agent.mnt(files[i].first)) == Sha256File(src.path + "/f" + std::to_string(i)));
+    CHECK(agent.Gets() == gets);
+    for (size_t i = 0; i < files.size(); i++) {
       int rc = ::chmod(agent.mnt(files[i].first).c_str(), 0640);
       INFO(std::strerror(errno) << "\n" << agent.log());
       REQUIRE(rc == 0);
