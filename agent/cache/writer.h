@@ -1,12 +1,13 @@
 // Writes through the mount: files being written are staged on the cache disk,
 // then uploaded as whole objects according to the mount's write mode.
 //
-// Staging. A file opened for writing gets a staging file under
-// <cache>/staging, as long as the store's version. The staging file holds the
-// blocks that were written (a block partly written is first filled from the
-// store version underneath, through the block cache); blocks never written
-// are read from that version. Readers on this host open the staged file, so
-// they see every write as soon as it returns.
+// Staging. A file opened for writing gets a sparse staging file under
+// <cache>/staging, as long as the file. It holds the blocks that were written
+// (a block partly written is first filled from the store's version
+// underneath, through the block cache); blocks never written are read from
+// that version. Readers on this host open the staged file, so they see every
+// write as soon as it returns. After an upload, small files hand their
+// written blocks to the block cache as the new version's.
 //
 // Write modes (per mount):
 //   through    flush/fsync/close return once the object is in the store. A
