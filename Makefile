@@ -30,7 +30,7 @@ CXXFLAGS += -std=c++20 $(OPT) -Wall -Wextra -Wno-missing-field-initializers -pth
 LDLIBS += $(PKG_LIBS) -pthread
 
 # One static library per module directory; dependencies point downwards.
-MODULES := agent/control agent/fuse agent/cache agent/tier agent/index ufs agent/loop agent/base
+MODULES := agent/control agent/fuse agent/policy agent/cache agent/tier agent/index ufs agent/loop agent/base
 lib_srcs = $(filter-out %_main.cc,$(wildcard $(1)/*.cc $(if $(filter ufs,$(1)),ufs/s3/*.cc)))
 lib_name = $(BUILD)/lib/lib$(subst /,_,$(1)).a
 LIBS := $(foreach m,$(MODULES),$(call lib_name,$(m)))

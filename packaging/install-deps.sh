@@ -9,7 +9,7 @@ set -euo pipefail
 build_pkgs=(g++ make pkg-config fuse3 libfuse3-dev liblua5.4-dev libuv1-dev
             libcurl4-openssl-dev liblmdb-dev libcli11-dev catch2 libssl-dev
             nlohmann-json3-dev libxxhash-dev)
-test_pkgs=(curl rsync nodejs npm xxd)
+test_pkgs=(curl rsync git tzdata nodejs npm xxd)
 bench_pkgs=(s3fs rclone)
 
 want=("${build_pkgs[@]}")
