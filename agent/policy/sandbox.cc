@@ -1,0 +1,87 @@
+#include "agent/policy/sandbox.h"
+
+#include <cstdlib>
+
+namespace strata::policy {
+namespace {
+constexpr int kHookStep = 1000;  // instructions between budget checks
+}  // namespace
+
+void* Sandbox::Alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
+  auto* self = static_cast<Sandbox*>(ud);
+  size_t old = ptr != nullptr ? osize : 0;
+  if (nsize == 0) {
+    std::free(ptr);
+    self->used_ -= old;
+    return nullptr;
+  }
+  // Lua must be able to free and shrink; growth past the cap fails (an
+  // out-of-memory error inside the script).
+  if (nsize > old && self->used_ + (nsize - old) > self->limits_.memory_bytes && self->L_ != nullptr) return nullptr;
+  void* p = std::realloc(ptr, nsize);
+  if (p != nullptr) self->used_ = self->used_ - old + nsize;
+  return p;
+}
+
+void Sandbox::Hook(lua_State* L, lua_Debug*) {
+  Sandbox* self = nullptr;
+  lua_getallocf(L, reinterpret_cast<void**>(&self));
+  if (!self->over_) {
+    self->spent_ += kHookStep;
+    if (self->spent_ < self->limits_.instructions) return;
+    self->over_ = true;
+    // From now on every instruction fails: a pcall inside the script cannot
+    // keep it running.
+    lua_sethook(L, Hook, LUA_MASKCOUNT, 1);
+  }
+  luaL_error(L, "policy ran over its budget of %d instructions", static_cast<int>(self->limits_.instructions));
+}
+
+Sandbox::Sandbox(SandboxLimits limits) : limits_(limits) {
+  lua_State* L = lua_newstate(Alloc, this);
+  const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},   {LUA_STRLIBNAME, luaopen_string},
+                           {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+                           {LUA_UTF8LIBNAME, luaopen_utf8}};
+  for (const luaL_Reg& lib : libs) {
+    luaL_requiref(L, lib.name, lib.func, 1);
+    lua_pop(L, 1);
+  }
+  for (const char* name : {"load", "loadfile", "dofile"}) {
+    lua_pushnil(L);
+    lua_setglobal(L, name);
+  }
+  L_ = L;  // from here on the memory cap applies
+}
+
+Sandbox::~Sandbox() {
+  if (L_ != nullptr) lua_close(L_);
+}
+
+Status Sandbox::Protected(int nargs, int nresults) {
+  spent_ = 0;
+  over_ = false;
+  lua_sethook(L_, Hook, LUA_MASKCOUNT, kHookStep);
+  int rc = lua_pcall(L_, nargs, nresults, 0);
+  lua_sethook(L_, nullptr, 0, 0);
+  if (rc == LUA_OK) return Status::OK();
+  std::string msg = lua_type(L_, -1) == LUA_TSTRING ? lua_tostring(L_, -1) : "error object is not a string";
+  lua_pop(L_, 1);
+  if (rc == LUA_ERRMEM) msg = "policy ran out of memory (limit " + std::to_string(limits_.memory_bytes >> 20) + " MiB)";
+  if (over_ && msg.find("budget") == std::string::npos) msg += " (after running over its instruction budget)";
+  lua_gc(L_, LUA_GCCOLLECT);
+  return Status::InvalidArgument(msg);
+}
+
+Status Sandbox::Run(const std::string& code, const std::string& chunk_name) {
+  int rc = luaL_loadbufferx(L_, code.data(), code.size(), ("@" + chunk_name).c_str(), "t");
+  if (rc != LUA_OK) {
+    std::string msg = lua_tostring(L_, -1);
+    lua_pop(L_, 1);
+    return Status::InvalidArgument(msg);
+  }
+  return Protected(0, 0);
+}
+
+Status Sandbox::Call(int nargs, int nresults) { return Protected(nargs, nresults); }
+
+}  // namespace strata::policy

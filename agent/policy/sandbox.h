@@ -1,0 +1,55 @@
+// A Lua 5.4 state for policy scripts, fenced in.
+//
+// Libraries: base (without load, loadfile, dofile), string, table, math,
+// utf8; no io, os, debug, package, coroutine. Text chunks only (no
+// bytecode). Memory: a custom allocator refuses to pass the cap. Time: an
+// instruction-count hook ends a call that runs over its budget; once over,
+// the hook fires at every instruction, so a script's own pcall can catch the
+// error only until control is back in unprotected code, which is at once.
+// Errors carry the chunk name and line ("policies/lfu.lua:12: ...").
+//
+// Thread safety: none; one thread (the agent's loop) owns a Sandbox.
+#pragma once
+
+#include <lua.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "agent/base/status.h"
+
+namespace strata::policy {
+
+struct SandboxLimits {
+  size_t memory_bytes = 64u << 20;
+  uint64_t instructions = 10'000'000;  // per Load() or Call()
+};
+
+class Sandbox {
+ public:
+  explicit Sandbox(SandboxLimits limits = {});
+  ~Sandbox();
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  lua_State* L() { return L_; }
+  // Compiles and runs a text chunk (the body of a policy file).
+  Status Run(const std::string& code, const std::string& chunk_name);
+  // Calls the function below `nargs` arguments on the stack, budgeted;
+  // leaves `nresults` results on success, nothing on failure.
+  Status Call(int nargs, int nresults);
+  size_t memory_used() const { return used_; }
+
+ private:
+  static void* Alloc(void* ud, void* ptr, size_t osize, size_t nsize);
+  static void Hook(lua_State* L, lua_Debug* ar);
+  Status Protected(int nargs, int nresults);
+
+  SandboxLimits limits_;
+  lua_State* L_ = nullptr;
+  size_t used_ = 0;
+  uint64_t spent_ = 0;  // instructions of the current call, in hook steps
+  bool over_ = false;
+};
+
+}  // namespace strata::policy
