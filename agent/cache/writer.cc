@@ -276,8 +276,21 @@ Status Writer::FillBlockLocked(File& f, uint64_t b) {
   return Status::OK();
 }
 
+Result<uint64_t> Writer::NextSeq() {
+  // Reserved from the index in ranges: a created file costs no LMDB commit
+  // (each one is a sync to disk). Unused numbers of a range are skipped.
+  std::lock_guard<std::mutex> lock(seq_mu_);
+  if (next_seq_ == seq_end_) {
+    Result<uint64_t> first = index_->ReserveJournalSeqs(kSeqBatch);
+    if (!first.ok()) return first.status();
+    next_seq_ = *first;
+    seq_end_ = *first + kSeqBatch;
+  }
+  return next_seq_++;
+}
+
 Result<Writer::FilePtr> Writer::NewFile(const std::string& path, size_t mount, uint8_t kind) {
-  Result<uint64_t> seq = index_->NextJournalSeq();
+  Result<uint64_t> seq = NextSeq();
   if (!seq.ok()) return seq.status();
   auto f = std::make_shared<File>();
   f->mount = mount;

@@ -171,6 +171,7 @@ class Writer {
   std::string StagingPath(uint64_t seq) const;
   ufs::Ufs* StoreOf(size_t mount);
   Result<FilePtr> NewFile(const std::string& path, size_t mount, uint8_t kind);
+  Result<uint64_t> NextSeq();
 
   const WriterOptions opts_;
   MountTable* const mounts_;
@@ -178,6 +179,9 @@ class Writer {
   Engine* const engine_;
   Metadata* const meta_;
 
+  static constexpr uint64_t kSeqBatch = 1024;
+  std::mutex seq_mu_;
+  uint64_t next_seq_ = 0, seq_end_ = 0;  // guarded by seq_mu_: the reserved range
   static constexpr size_t kOpenLocks = 64;
   std::mutex open_mu_[kOpenLocks];  // by path hash: one open of a path at a time
   std::mutex mu_;

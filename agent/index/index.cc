@@ -560,14 +560,14 @@ Status Index::LoadJournal(std::vector<JournalEntry>* out) {
   });
 }
 
-Result<uint64_t> Index::NextJournalSeq() {
+Result<uint64_t> Index::ReserveJournalSeqs(uint64_t count) {
   uint64_t seq = 0;
   Status s = Write([&](Txn& t) -> Status {
     std::string_view v;
     seq = 1;
     if (t.Get(info_, "next_journal_seq", &v)) seq = Reader(v).U64();
     Writer w;
-    w.U64(seq + 1);
+    w.U64(seq + count);
     t.Put(info_, "next_journal_seq", w.data());
     return Status::OK();
   });

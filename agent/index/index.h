@@ -135,7 +135,8 @@ class Index {
   Status PutJournal(const JournalEntry& e);
   Status DeleteJournal(uint64_t seq);
   Status LoadJournal(std::vector<JournalEntry>* out);
-  Result<uint64_t> NextJournalSeq();
+  // Reserves `count` journal sequence numbers; returns the first.
+  Result<uint64_t> ReserveJournalSeqs(uint64_t count);
 
   // Block rows. Writes are batched by the caller (the cache's index writer).
   struct BlockOp {
