@@ -20,7 +20,9 @@ class Buffer {
     void* p = std::aligned_alloc(kAlign, cap == 0 ? kAlign : cap);
     if (p == nullptr) throw std::bad_alloc();
     std::shared_ptr<char> mem(static_cast<char*>(p), [](char* q) { std::free(q); });
-    return std::make_shared<Buffer>(std::move(mem), static_cast<char*>(p), size);
+    auto b = std::make_shared<Buffer>(std::move(mem), static_cast<char*>(p), size);
+    b->whole_ = true;
+    return b;
   }
   // Bytes [off, off+len) of this buffer, sharing its memory.
   std::shared_ptr<Buffer> View(size_t off, size_t len) const {
@@ -31,11 +33,14 @@ class Buffer {
   char* data() { return ptr_; }
   const char* data() const { return ptr_; }
   size_t size() const { return size_; }
+  // False for a view: keeping it keeps the whole allocation alive.
+  bool whole() const { return whole_; }
 
  private:
   std::shared_ptr<char> mem_;
   char* ptr_;
   size_t size_;
+  bool whole_ = false;
 };
 
 }  // namespace strata

@@ -2,6 +2,7 @@
 // time for deadlines and rates.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 
@@ -22,5 +23,35 @@ inline int64_t NowMonoMs() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+// The wall clock as the cache's policies see it: block access times, idle
+// ages, TTLs and schedules. The agent uses the system clock; tests (and
+// `strata-agent --test-clock`) use a ManualClock they move by hand.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual int64_t NowMs() const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  int64_t NowMs() const override { return NowUnixMs(); }
+  static const Clock* Get() {
+    static const SystemClock clock;
+    return &clock;
+  }
+};
+
+// Thread safety: all methods may be called from any thread.
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(int64_t start_ms) : now_ms_(start_ms) {}
+  int64_t NowMs() const override { return now_ms_.load(); }
+  void Advance(int64_t ms) { now_ms_ += ms; }
+  void Set(int64_t ms) { now_ms_ = ms; }
+
+ private:
+  std::atomic<int64_t> now_ms_;
+};
 
 }  // namespace strata

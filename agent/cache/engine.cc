@@ -1,6 +1,7 @@
 #include "agent/cache/engine.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "agent/base/clock.h"
 #include "agent/base/hash.h"
@@ -13,6 +14,7 @@ namespace strata::cache {
 // arrive; late waiters once the block is stored (or could not be).
 struct Engine::Fetch {
   std::atomic<bool> started{false};
+  std::optional<Tier> tier;  // forced by a load
   bool done = false;                          // guarded by Engine::mu_
   std::shared_ptr<const Buffer> data;    // guarded by Engine::mu_, set when done and OK
   std::vector<std::function<void(Status, std::shared_ptr<const Buffer>)>> waiters;
@@ -23,16 +25,29 @@ namespace {
 constexpr uint64_t kMaxChunk = 256 * 1024;
 constexpr size_t kMaxOpenFds = 1024;
 constexpr uint64_t kMaxGetBytes = 16u << 20;
+constexpr size_t kMaxCandidates = 16384;  // per scorer call
+size_t T(Tier t) { return static_cast<size_t>(t); }
 }  // namespace
+
+bool PinRule::Matches(const std::string& p) const {
+  if (p == path) return true;
+  if (!recursive) return false;
+  if (path.empty()) return true;
+  return p.size() > path.size() && p.compare(0, path.size(), path) == 0 && p[path.size()] == '/';
+}
 
 Engine::Engine(EngineOptions opts, MountTable* mounts, index::Index* index, tier::SsdTier* ssd)
     : opts_(opts),
+      clock_(opts.clock != nullptr ? opts.clock : SystemClock::Get()),
       chunk_(std::min<uint64_t>(kMaxChunk, opts.block_size)),
       mounts_(mounts),
       index_(index),
       ssd_(ssd),
-      policy_(std::make_unique<LruPolicy>()),
-      mount_used_(mounts->size(), 0) {}
+      mount_used_(mounts->size(), 0) {
+  tiers_[T(Tier::kMem)].capacity = opts.mem_capacity;
+  tiers_[T(Tier::kSsd)].capacity = opts.capacity;
+  for (TierState& t : tiers_) t.policy = std::make_unique<LruPolicy>();
+}
 
 Engine::~Engine() { Stop(); }
 
@@ -63,16 +78,20 @@ Status Engine::Start() {
   }
   std::sort(live.begin(), live.end(),
             [](const auto& a, const auto& b) { return a.second.atime_ms < b.second.atime_ms; });
-  std::unordered_map<uint64_t, size_t> mount_of;
+  std::unordered_map<uint64_t, FileRef> file_of;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [k, r] : live) {
-      auto m = mount_of.find(k.file_id);
-      if (m == mount_of.end()) {
-        size_t mount = 0;
+      auto m = file_of.find(k.file_id);
+      if (m == file_of.end()) {
+        FileRef f;
+        f.file_id = k.file_id;
         Result<std::optional<std::string>> path = index_->PathOf(k.file_id);
-        if (path.ok() && path->has_value()) mount = mounts_->Resolve(**path).mount;
-        m = mount_of.emplace(k.file_id, mount).first;
+        if (path.ok() && path->has_value()) {
+          f.path = **path;
+          f.mount = mounts_->Resolve(f.path).mount;
+        }
+        m = file_of.emplace(k.file_id, std::move(f)).first;
       }
       InsertLocked(k, Block{r.length, r.atime_ms, std::move(r.checksums)}, m->second);
     }
@@ -80,7 +99,7 @@ Status Engine::Start() {
   index_writer_ = std::thread([this] { IndexWriterLoop(); });
   fetchers_ = std::make_unique<ThreadPool>(opts_.fetch_threads, "strata-fetch");
   // A smaller --cache-size than last time: shrink now.
-  if (!Reserve(0)) LOG_WARN("cache: over capacity and nothing evictable");
+  if (!Reserve(Tier::kSsd, 0)) LOG_WARN("cache: over capacity and nothing evictable");
   EngineStats st = Stats();
   LOG_INFO("cache: %llu block(s), %s of %s in use, warm from the index",
            static_cast<unsigned long long>(st.blocks), FormatSize(st.used_bytes).c_str(),
@@ -124,85 +143,290 @@ uint32_t Engine::BlockLength(const FileRef& f, uint64_t idx) const {
   return static_cast<uint32_t>(std::min<uint64_t>(opts_.block_size, f.size - start));
 }
 
-void Engine::InsertLocked(const BlockKey& key, Block block, size_t mount) {
+void Engine::InsertLocked(const BlockKey& key, Block block, const FileRef& f) {
   if (blocks_.count(key)) return;
   uint32_t len = block.length;
   block.gen = next_gen_++;
-  policy_->OnInsert(key, len, block.atime_ms);
-  blocks_.emplace(key, std::move(block));
+  if (!f.path.empty() || !file_path_.count(key.file_id)) file_path_[key.file_id] = f.path;
+  if (f.size > 0) file_size_[key.file_id] = f.size;
+  file_mount_[key.file_id] = f.mount;
   by_file_[key.file_id].insert(key.index);
-  file_mount_[key.file_id] = mount;
-  used_ += len;
-  if (mount < mount_used_.size()) mount_used_[mount] += len;
+  TierState& t = tiers_[T(block.tier)];
+  block.pinned = PinnedLocked(key.file_id);
+  if (block.pinned) t.pinned += len;
+  else t.policy->OnInsert(key, len, block.atime_ms);
+  t.used += len;
+  t.blocks++;
+  blocks_.emplace(key, std::move(block));
+  if (f.mount < mount_used_.size()) mount_used_[f.mount] += len;
 }
 
-std::vector<BlockKey> Engine::DetachLocked(const std::vector<BlockKey>& keys, uint64_t* bytes) {
-  std::vector<BlockKey> out;
-  *bytes = 0;
+bool Engine::PinnedLocked(uint64_t file_id) const {
+  if (pins_.empty()) return false;
+  auto it = file_path_.find(file_id);
+  if (it == file_path_.end()) return false;
+  for (const PinRule& r : pins_)
+    if (r.Matches(it->second)) return true;
+  return false;
+}
+
+void Engine::SetPinnedLocked(const BlockKey& key, Block& b, bool pinned) {
+  if (b.pinned == pinned) return;
+  TierState& t = tiers_[T(b.tier)];
+  if (pinned) {
+    t.policy->OnRemove(key);
+    t.pinned += b.length;
+  } else {
+    t.policy->OnInsert(key, b.length, b.atime_ms);
+    t.pinned -= b.length;
+  }
+  b.pinned = pinned;
+}
+
+void Engine::SetPins(std::vector<PinRule> rules) {
+  std::lock_guard<std::mutex> lock(mu_);
+  pins_ = std::move(rules);
+  for (auto& [file_id, indexes] : by_file_) {
+    bool pinned = PinnedLocked(file_id);
+    for (uint64_t idx : indexes) {
+      auto it = blocks_.find({file_id, idx});
+      if (it != blocks_.end()) SetPinnedLocked(it->first, it->second, pinned);
+    }
+  }
+}
+
+std::vector<Engine::Detached> Engine::DetachLocked(const std::vector<BlockKey>& keys) {
+  std::vector<Detached> out;
   for (const BlockKey& k : keys) {
     auto it = blocks_.find(k);
     if (it == blocks_.end()) continue;
-    uint32_t len = it->second.length;
-    *bytes += len;
-    used_ -= len;
-    releasing_ += len;
+    Block& b = it->second;
+    uint32_t len = b.length;
+    TierState& t = tiers_[T(b.tier)];
+    t.used -= len;
+    t.blocks--;
+    if (b.pinned) t.pinned -= len;
+    else t.policy->OnRemove(k);
+    if (b.tier == Tier::kSsd) {
+      t.releasing += len;
+      unlinking_.insert(k);
+    }
+    Detached d;
+    d.key = k;
+    d.file.file_id = k.file_id;
     auto fm = file_mount_.find(k.file_id);
-    if (fm != file_mount_.end() && fm->second < mount_used_.size()) mount_used_[fm->second] -= len;
+    if (fm != file_mount_.end()) {
+      d.file.mount = fm->second;
+      if (fm->second < mount_used_.size()) mount_used_[fm->second] -= len;
+    }
+    if (auto fp = file_path_.find(k.file_id); fp != file_path_.end()) d.file.path = fp->second;
+    if (auto fs = file_size_.find(k.file_id); fs != file_size_.end()) d.file.size = fs->second;
     auto bf = by_file_.find(k.file_id);
     if (bf != by_file_.end()) {
       bf->second.erase(k.index);
       if (bf->second.empty()) {
         by_file_.erase(bf);
         file_mount_.erase(k.file_id);
+        file_path_.erase(k.file_id);
+        file_size_.erase(k.file_id);
       }
     }
-    policy_->OnRemove(k);
     dirty_atime_.erase(k);
+    d.block = std::move(b);
     blocks_.erase(it);
-    unlinking_.insert(k);
-    out.push_back(k);
+    out.push_back(std::move(d));
   }
   return out;
 }
 
-void Engine::Release(const std::vector<BlockKey>& keys, uint64_t bytes) {
-  for (const BlockKey& k : keys) {
-    DropFd(k);
-    Status s = ssd_->Remove(k);
+void Engine::Release(const std::vector<Detached>& blocks) {
+  uint64_t bytes = 0;
+  for (const Detached& d : blocks) {
+    if (d.block.tier != Tier::kSsd) continue;
+    DropFd(d.key);
+    Status s = ssd_->Remove(d.key);
     if (!s.ok()) LOG_WARN("cache: %s", s.message().c_str());
-    QueueIndexOp({k, true, {}});
+    QueueIndexOp({d.key, true, {}});
+    bytes += d.block.length;
   }
+  if (bytes == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
-  releasing_ -= bytes;
-  for (const BlockKey& k : keys) unlinking_.erase(unlinking_.find(k));
+  tiers_[T(Tier::kSsd)].releasing -= bytes;
+  for (const Detached& d : blocks)
+    if (d.block.tier == Tier::kSsd) unlinking_.erase(unlinking_.find(d.key));
 }
 
-bool Engine::Reserve(uint64_t len) {
-  const uint64_t high = static_cast<uint64_t>(opts_.capacity * opts_.high_watermark);
-  const uint64_t low = static_cast<uint64_t>(opts_.capacity * opts_.low_watermark);
+std::vector<BlockKey> Engine::ChooseVictims(Tier tier, uint64_t need, std::unique_lock<std::mutex>& lock,
+                                            std::vector<int8_t>* demote) {
+  TierState& t = tiers_[T(tier)];
+  std::vector<BlockKey> lru;
+  demote->clear();
+  if (scorer_ == nullptr) {
+    t.policy->Select(need, &lru);
+    demote->assign(lru.size(), -1);
+    return lru;
+  }
+  // The scorer ranks a window of the least recently used blocks, several
+  // times what is needed, so it has a choice.
+  t.policy->Select(std::max<uint64_t>(need * 4, 64 * opts_.block_size), &lru);
+  if (lru.size() > kMaxCandidates) lru.resize(kMaxCandidates);
+  if (lru.empty()) return lru;
+  std::vector<EvictCandidate> cands;
+  cands.reserve(lru.size());
+  for (const BlockKey& k : lru) {
+    auto it = blocks_.find(k);
+    if (it == blocks_.end()) continue;
+    EvictCandidate c;
+    c.key = k;
+    c.length = it->second.length;
+    c.atime_ms = it->second.atime_ms;
+    c.hits = it->second.hits;
+    c.tier = tier;
+    if (auto fp = file_path_.find(k.file_id); fp != file_path_.end()) c.path = fp->second;
+    if (auto fs = file_size_.find(k.file_id); fs != file_size_.end()) c.file_size = fs->second;
+    cands.push_back(std::move(c));
+  }
+  lock.unlock();
+  std::vector<size_t> order;
+  std::vector<int8_t> dem(cands.size(), -1);
+  bool ranked = scorer_->Rank(cands, &order, &dem);
+  lock.lock();
+  if (ranked) scorer_rankings_++;
+  else {
+    scorer_failures_++;
+    order.clear();
+    dem.assign(cands.size(), -1);
+  }
+  std::vector<char> taken(cands.size(), 0);
+  std::vector<size_t> seq;
+  for (size_t i : order)
+    if (i < cands.size() && !taken[i]) taken[i] = 1, seq.push_back(i);
+  for (size_t i = 0; i < cands.size(); i++)
+    if (!taken[i]) seq.push_back(i);
+  std::vector<BlockKey> victims;
+  uint64_t got = 0;
+  for (size_t i : seq) {
+    if (got >= need) break;
+    auto it = blocks_.find(cands[i].key);
+    // Gone, pinned or moved while the scorer ran.
+    if (it == blocks_.end() || it->second.pinned || it->second.tier != tier) continue;
+    victims.push_back(cands[i].key);
+    demote->push_back(dem.size() > i ? dem[i] : -1);
+    got += it->second.length;
+  }
+  return victims;
+}
+
+bool Engine::Reserve(Tier tier, uint64_t len) {
+  TierState& t = tiers_[T(tier)];
+  const uint64_t high = static_cast<uint64_t>(t.capacity * opts_.high_watermark);
+  const uint64_t low = static_cast<uint64_t>(t.capacity * opts_.low_watermark);
   std::unique_lock<std::mutex> lock(mu_);
+  if (t.capacity == 0) return false;
   for (int round = 0; round < 4; round++) {
-    uint64_t total = used_ + releasing_ + reserved_;
+    uint64_t total = t.used + t.releasing + t.reserved;
     if (total + len <= high) {
-      reserved_ += len;
+      t.reserved += len;
       return true;
     }
-    std::vector<BlockKey> victims;
-    policy_->Select(total + len - std::min(low, total + len), &victims);
+    std::vector<int8_t> demote;
+    std::vector<BlockKey> victims = ChooseVictims(tier, total + len - std::min(low, total + len), lock, &demote);
     if (victims.empty()) break;
-    uint64_t bytes = 0;
-    std::vector<BlockKey> detached = DetachLocked(victims, &bytes);
-    evicted_blocks_ += detached.size();
-    evicted_bytes_ += bytes;
+    std::vector<Detached> detached = DetachLocked(victims);
     lock.unlock();
-    Release(detached, bytes);
+    // Leaving RAM: to the SSD tier when read again since it was stored (or
+    // the scorer says so), else dropped.
+    std::vector<Detached> drop, keep;
+    for (size_t i = 0; i < detached.size(); i++) {
+      Detached& d = detached[i];
+      int8_t want = i < demote.size() ? demote[i] : -1;
+      bool to_ssd = tier == Tier::kMem && (want == 1 || (want == -1 && d.block.hits >= 1));
+      (to_ssd ? keep : drop).push_back(std::move(d));
+    }
+    for (const Detached& d : drop) {
+      evicted_bytes_ += d.block.length;
+      evicted_blocks_++;
+    }
+    tier_evicted_[T(tier)] += detached.size();
+    Release(drop);
+    for (Detached& d : keep) Demote(std::move(d));
     lock.lock();
   }
-  if (used_ + releasing_ + reserved_ + len <= opts_.capacity) {
-    reserved_ += len;
+  if (t.used + t.releasing + t.reserved + len <= t.capacity) {
+    t.reserved += len;
     return true;
   }
   return false;
+}
+
+void Engine::Demote(Detached d) {
+  auto fetch = std::make_shared<Fetch>();
+  fetch->started = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_ || blocks_.count(d.key) || inflight_.count(d.key)) return;
+    inflight_.emplace(d.key, fetch);  // readers meanwhile are answered from these bytes
+  }
+  demotions_++;
+  CompleteFetch(d.file, d.key.index, fetch, Tier::kSsd, Status::OK(), d.block.mem, false);
+}
+
+void Engine::Promote(BlockKey key, uint64_t gen) {
+  auto clear = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = blocks_.find(key);
+    if (it != blocks_.end() && it->second.gen == gen) it->second.promoting = false;
+  };
+  uint32_t len = 0;
+  std::vector<uint64_t> sums;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = blocks_.find(key);
+    if (it == blocks_.end() || it->second.gen != gen || it->second.tier != Tier::kSsd) return;
+    len = it->second.length;
+    sums = it->second.checksums;
+  }
+  std::shared_ptr<Fd> fd = OpenFd(key, gen);
+  auto buf = Buffer::Make(len);
+  size_t got = 0;
+  bool good = fd && PreadFull(fd->get(), buf->data(), len, 0, &got).ok() && got == len;
+  for (uint64_t c = 0; good && c * chunk_ < len; c++)
+    good = c < sums.size() && Xxh64(buf->data() + c * chunk_, std::min<uint64_t>(chunk_, len - c * chunk_)) == sums[c];
+  // A bad copy is left for the next read to find and drop.
+  if (!good || !Reserve(Tier::kMem, len)) return clear();
+  std::vector<Detached> ssd_copy;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    TierState& m = tiers_[T(Tier::kMem)];
+    m.reserved -= len;
+    auto it = blocks_.find(key);
+    if (it == blocks_.end() || it->second.gen != gen || it->second.tier != Tier::kSsd || it->second.pinned) {
+      if (it != blocks_.end() && it->second.gen == gen) it->second.promoting = false;
+      return;
+    }
+    Block& b = it->second;
+    TierState& t = tiers_[T(Tier::kSsd)];
+    t.policy->OnRemove(key);
+    t.used -= len;
+    t.blocks--;
+    t.releasing += len;
+    unlinking_.insert(key);
+    dirty_atime_.erase(key);
+    Detached d;
+    d.key = key;
+    d.block.length = len;
+    d.block.tier = Tier::kSsd;
+    ssd_copy.push_back(std::move(d));
+    b.tier = Tier::kMem;
+    b.mem = std::move(buf);
+    b.gen = next_gen_++;
+    b.promoting = false;
+    m.used += len;
+    m.blocks++;
+    m.policy->OnInsert(key, len, b.atime_ms);
+  }
+  promotions_++;
+  Release(ssd_copy);
 }
 
 std::shared_ptr<Fd> Engine::OpenFd(const BlockKey& key, uint64_t gen) {
@@ -233,6 +457,7 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
   uint32_t blen;
   uint64_t gen;
   std::vector<uint64_t> sums;
+  bool promote = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = blocks_.find(key);
@@ -240,13 +465,22 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     Block& b = it->second;
     if (off + len > b.length || c1 >= b.checksums.size())
       return Status::InvalidArgument("read past the end of a cached block");
+    int64_t now = clock_->NowMs();
+    b.atime_ms = now;
+    b.hits++;
+    if (!b.pinned) tiers_[T(b.tier)].policy->OnAccess(key, now);
+    if (b.tier == Tier::kMem) {
+      served_[T(Tier::kMem)] += len;
+      return Slice{b.mem, off, len};
+    }
+    dirty_atime_.insert(key);
     blen = b.length;
     gen = b.gen;
     sums.assign(b.checksums.begin() + c0, b.checksums.begin() + c1 + 1);
-    int64_t now = NowUnixMs();
-    b.atime_ms = now;
-    policy_->OnAccess(key, now);
-    dirty_atime_.insert(key);
+    if (opts_.mem_capacity > 0 && !b.pinned && !b.promoting && b.hits >= opts_.promote_hits) {
+      b.promoting = true;
+      promote = true;
+    }
   }
   uint64_t start = c0 * chunk_, end = std::min<uint64_t>((c1 + 1) * chunk_, blen);
   auto buf = Buffer::Make(end - start);
@@ -270,13 +504,12 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     }
   }
   if (!problem.empty()) {
-    uint64_t bytes = 0;
-    std::vector<BlockKey> detached;
+    std::vector<Detached> detached;
     {
       // Only the copy this read looked at: a refetched one is good.
       std::lock_guard<std::mutex> lock(mu_);
       auto it = blocks_.find(key);
-      if (it != blocks_.end() && it->second.gen == gen) detached = DetachLocked({key}, &bytes);
+      if (it != blocks_.end() && it->second.gen == gen) detached = DetachLocked({key});
     }
     // Concurrent readers of a bad block all see it; the one that drops it reports.
     if (!detached.empty()) {
@@ -284,8 +517,13 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
       LOG_WARN("cache: dropping block %s (copy %llu): %s; fetching it again", ssd_->PathOf(key).c_str(),
                static_cast<unsigned long long>(gen), problem.c_str());
     }
-    Release(detached, bytes);
+    Release(detached);
     return Status::Corrupt(problem);
+  }
+  served_[T(Tier::kSsd)] += len;
+  if (promote) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopped_) fetchers_->Submit([this, key, gen] { Promote(key, gen); }, false);
   }
   return Slice{std::move(buf), off - start, len};
 }
@@ -321,6 +559,7 @@ bool Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
       if (waiter) fetch->waiters.push_back(std::move(waiter));
       inflight_.emplace(key, fetch);
       submit = true;
+      if (admission_ != nullptr) admission_->Prepare(f);
     }
     // Under mu_: Stop() cannot drop the pool between the check and here.
     if (submit) fetchers_->Submit([this, f, idx, fetch] { RunFetches(f, idx, {fetch}); }, urgent);
@@ -347,11 +586,9 @@ void Engine::RunFetches(FileRef f, uint64_t first, std::vector<std::shared_ptr<F
 
 void Engine::FetchRun(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run) {
   std::vector<uint32_t> lens(run.size());
-  std::vector<bool> keep(run.size());
   uint64_t total = 0;
   for (size_t i = 0; i < run.size(); i++) {
     lens[i] = BlockLength(f, first + i);
-    keep[i] = lens[i] > 0 && Reserve(lens[i]);
     total += lens[i];
   }
   std::shared_ptr<Buffer> all = Buffer::Make(total);
@@ -369,7 +606,7 @@ void Engine::FetchRun(const FileRef& f, uint64_t first, const std::vector<std::s
   for (size_t i = 0; i < run.size(); i++) {
     std::shared_ptr<Buffer> buf = run.size() == 1 ? all : all->View(off, lens[i]);
     off += lens[i];
-    CompleteFetch(f, first + i, run[i], keep[i], st, std::move(buf));
+    CompleteFetch(f, first + i, run[i], run[i]->tier, st, std::move(buf));
   }
 }
 
@@ -382,14 +619,15 @@ void Engine::Adopt(const FileRef& f, uint64_t idx, std::shared_ptr<Buffer> data)
     if (stopped_ || blocks_.count(key) || inflight_.count(key) || retired_.count(f.file_id)) return;
     inflight_.emplace(key, fetch);  // readers arriving now wait for these bytes
   }
-  bool keep = Reserve(data->size());
-  CompleteFetch(f, idx, fetch, keep, Status::OK(), std::move(data), false);
+  if (admission_ != nullptr) admission_->Prepare(f);
+  CompleteFetch(f, idx, fetch, std::nullopt, Status::OK(), std::move(data), false);
 }
 
 void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr<Fetch>& fetch,
-                           bool keep, const Status& st, std::shared_ptr<Buffer> buf, bool fetched) {
+                           std::optional<Tier> tier, const Status& st, std::shared_ptr<const Buffer> buf,
+                           bool fetched) {
   BlockKey key{f.file_id, idx};
-  uint32_t len = static_cast<uint32_t>(buf->size());
+  uint32_t len = st.ok() ? static_cast<uint32_t>(buf->size()) : 0;
   std::vector<uint64_t> sums;
   if (st.ok()) {
     for (uint64_t c = 0; c * chunk_ < len; c++)
@@ -410,13 +648,20 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
 
   bool inserted = false;
   if (st.ok()) {
-    bool stored = false;
-    if (keep) {
+    // Where it goes: forced (a load, a demotion), else the admission hook.
+    if (!tier.has_value()) {
+      tier = admission_ != nullptr ? admission_->Decide(f, Tier::kSsd) : std::optional<Tier>(Tier::kSsd);
+      if (!tier.has_value()) not_admitted_++;
+    }
+    if (tier == Tier::kMem && opts_.mem_capacity == 0) tier = Tier::kSsd;
+    bool keep = tier.has_value() && len > 0 && Reserve(*tier, len);
+    if (keep && *tier == Tier::kSsd) {
       std::lock_guard<std::mutex> lock(mu_);
       keep = !unlinking_.count(key);  // rare: serve it, keep it next time
-      if (!keep) reserved_ -= len;
+      if (!keep) tiers_[T(*tier)].reserved -= len;
     }
-    if (keep) {
+    bool stored = false;
+    if (keep && *tier == Tier::kSsd) {
       Status ws = ssd_->Put(key, buf->data(), len);
       stored = ws.ok();
       if (!ws.ok()) {
@@ -425,28 +670,36 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
         if (now - last >= 10000 && last_put_warning_ms_.compare_exchange_strong(last, now))
           LOG_WARN("cache: not keeping blocks (serving them uncached): %s", ws.message().c_str());
       }
+    } else if (keep) {
+      // RAM keeps its own allocation, not a view pinning a whole multi-block GET.
+      if (!buf->whole()) {
+        auto copy = Buffer::Make(len);
+        std::memcpy(copy->data(), buf->data(), len);
+        buf = std::move(copy);
+      }
+      stored = true;
     }
     index::BlockRecord rec;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (keep) reserved_ -= len;
+      if (keep) tiers_[T(*tier)].reserved -= len;
       inflight_.erase(key);
       if (stored && !retired_.count(f.file_id)) {
-        int64_t now = NowUnixMs();
+        int64_t now = clock_->NowMs();
         rec = {len, now, sums};
-        InsertLocked(key, Block{len, now, std::move(sums)}, f.mount);
+        Block b{len, now, std::move(sums)};
+        b.tier = *tier;
+        if (*tier == Tier::kMem) b.mem = buf;
+        InsertLocked(key, std::move(b), f);
         inserted = true;
       }
     }
-    if (inserted) QueueIndexOp({key, false, std::move(rec)});
-    else if (stored) (void)ssd_->Remove(key);
+    bool on_ssd = stored && *tier == Tier::kSsd;
+    if (inserted && on_ssd) QueueIndexOp({key, false, std::move(rec)});
+    else if (on_ssd) (void)ssd_->Remove(key);
     if (!inserted) uncached_fetches_++;
   } else {
     LOG_WARN("cache: fetch failed: %s", st.message().c_str());
-    if (keep) {
-      std::lock_guard<std::mutex> lock(mu_);
-      reserved_ -= len;
-    }
   }
   decltype(fetch->late_waiters) late;
   {
@@ -462,7 +715,6 @@ void Engine::GetBlock(const FileRef& f, uint64_t idx, uint32_t off, uint32_t len
   for (int attempt = 0; attempt < 3; attempt++) {
     Result<Slice> r = ReadCached(key, off, len);
     if (r.ok()) {
-      bytes_from_cache_ += len;
       done(Status::OK(), std::move(r).value());
       return;
     }
@@ -542,6 +794,7 @@ void Engine::Prefetch(const FileRef& f, uint64_t first, uint64_t count) {
       groups.back().second.push_back(std::move(fetch));
       open = true;
     }
+    if (admission_ != nullptr && !groups.empty()) admission_->Prepare(f);
     for (auto& [start, fetches] : groups)
       fetchers_->Submit([this, f, start = start, fetches = std::move(fetches)] { RunFetches(f, start, fetches); },
                         false);
@@ -549,7 +802,7 @@ void Engine::Prefetch(const FileRef& f, uint64_t first, uint64_t count) {
 }
 
 Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uint64_t)>& progress,
-                    const std::atomic<bool>* cancel) {
+                    const std::atomic<bool>* cancel, std::optional<Tier> tier) {
   struct Wait {
     std::mutex mu;
     std::condition_variable cv;
@@ -581,8 +834,10 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
         fetch = it->second;
       } else {
         fetch = std::make_shared<Fetch>();
+        fetch->tier = tier;
         inflight_.emplace(key, fetch);
         submit = true;
+        if (!tier.has_value() && admission_ != nullptr) admission_->Prepare(f);
       }
       {
         std::lock_guard<std::mutex> wl(w->mu);
@@ -615,19 +870,50 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
 
 uint64_t Engine::EvictFile(uint64_t file_id, uint64_t* blocks_freed) {
   uint64_t bytes = 0;
-  std::vector<BlockKey> detached;
+  std::vector<Detached> detached;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = by_file_.find(file_id);
     if (it != by_file_.end()) {
       std::vector<BlockKey> keys;
       for (uint64_t idx : it->second) keys.push_back({file_id, idx});
-      detached = DetachLocked(keys, &bytes);
+      detached = DetachLocked(keys);
     }
   }
-  Release(detached, bytes);
+  for (const Detached& d : detached) bytes += d.block.length;
+  Release(detached);
   if (blocks_freed) *blocks_freed = detached.size();
   return bytes;
+}
+
+EvictResult Engine::EvictMatching(const PinRule& rule, int64_t idle_before_ms) {
+  EvictResult r;
+  std::vector<Detached> detached;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<BlockKey> keys;
+    for (const auto& [file_id, indexes] : by_file_) {
+      auto fp = file_path_.find(file_id);
+      if (fp == file_path_.end() || !rule.Matches(fp->second)) continue;
+      for (uint64_t idx : indexes) {
+        auto it = blocks_.find({file_id, idx});
+        if (it == blocks_.end()) continue;
+        if (idle_before_ms > 0 && it->second.atime_ms >= idle_before_ms) continue;
+        if (it->second.pinned) {
+          r.pinned_blocks++;
+          continue;
+        }
+        keys.push_back(it->first);
+      }
+    }
+    detached = DetachLocked(keys);
+  }
+  for (const Detached& d : detached) r.bytes += d.block.length;
+  r.blocks = detached.size();
+  evicted_blocks_ += r.blocks;
+  evicted_bytes_ += r.bytes;
+  Release(detached);
+  return r;
 }
 
 void Engine::Retire(uint64_t file_id) {
@@ -657,15 +943,32 @@ EngineStats Engine::Stats() {
   EngineStats st;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    st.used_bytes = used_ + releasing_;
-    st.reserved_bytes = reserved_;
+    for (int i = 0; i < kTierCount; i++) {
+      const TierState& t = tiers_[i];
+      TierStats& ts = st.tiers[i];
+      ts.capacity = t.capacity;
+      ts.used_bytes = t.used + t.releasing;
+      ts.reserved_bytes = t.reserved;
+      ts.pinned_bytes = t.pinned;
+      ts.blocks = t.blocks;
+      ts.bytes_served = served_[i];
+      ts.evicted_blocks = tier_evicted_[i];
+      st.capacity += ts.capacity;
+      st.used_bytes += ts.used_bytes;
+      st.reserved_bytes += ts.reserved_bytes;
+      st.pinned_bytes += ts.pinned_bytes;
+      st.bytes_from_cache += ts.bytes_served;
+    }
     st.blocks = blocks_.size();
     st.inflight_fetches = inflight_.size();
     st.mount_used_bytes = mount_used_;
   }
-  st.capacity = opts_.capacity;
   st.bytes_read = bytes_read_;
-  st.bytes_from_cache = bytes_from_cache_;
+  st.promotions = promotions_;
+  st.demotions = demotions_;
+  st.not_admitted = not_admitted_;
+  st.scorer_rankings = scorer_rankings_;
+  st.scorer_failures = scorer_failures_;
   st.fetched_blocks = fetched_blocks_;
   st.fetch_errors = fetch_errors_;
   st.uncached_fetches = uncached_fetches_;
@@ -673,6 +976,24 @@ EngineStats Engine::Stats() {
   st.evicted_bytes = evicted_bytes_;
   st.checksum_failures = checksum_failures_;
   return st;
+}
+
+std::vector<EvictCandidate> Engine::Blocks() {
+  std::vector<EvictCandidate> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  out.reserve(blocks_.size());
+  for (const auto& [k, b] : blocks_) {
+    EvictCandidate c;
+    c.key = k;
+    c.length = b.length;
+    c.atime_ms = b.atime_ms;
+    c.hits = b.hits;
+    c.tier = b.tier;
+    if (auto fp = file_path_.find(k.file_id); fp != file_path_.end()) c.path = fp->second;
+    if (auto fs = file_size_.find(k.file_id); fs != file_size_.end()) c.file_size = fs->second;
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 void Engine::QueueIndexOp(index::Index::BlockOp op) {
@@ -699,7 +1020,7 @@ void Engine::IndexWriterLoop() {
       std::lock_guard<std::mutex> lock(mu_);
       for (const BlockKey& k : dirty_atime_) {
         auto it = blocks_.find(k);
-        if (it == blocks_.end()) continue;
+        if (it == blocks_.end() || it->second.tier != Tier::kSsd) continue;
         ops.push_back({k, false, {it->second.length, it->second.atime_ms, it->second.checksums}});
       }
       dirty_atime_.clear();

@@ -1,26 +1,37 @@
-// The block cache engine: which blocks are cached, fetching the missing ones
-// exactly once, reading cached ones back with their checksums verified,
-// keeping the cache under its size limit.
+// The block cache engine: which blocks are cached and in which tier,
+// fetching the missing ones exactly once, reading cached ones back with their
+// checksums verified, keeping each tier under its size limit.
 //
 // Data path. A read of [off, off+len) of one file version is split into
-// blocks (default 4 MiB). A cached block is read from its SSD block file; the
-// 256 KiB chunks the read touches are checked against their xxh3 checksums,
-// and a mismatch drops the block and fetches it again (never served). A
-// missing block is fetched by one worker (single-flight): every reader of the
-// same block waits on that one fetch and is answered from memory as soon as
-// the bytes arrive, before they are written to the SSD. FUSE workers never
-// wait for the network: a miss parks its callback and returns.
+// blocks (default 4 MiB). A block cached in RAM is answered from memory; one
+// on the SSD is read from its block file, the 256 KiB chunks the read touches
+// checked against their xxh3 checksums (a mismatch drops the block and
+// fetches it again, never served). A missing block is fetched by one worker
+// (single-flight): every reader of the same block waits on that one fetch
+// and is answered as soon as the bytes arrive, before they are stored. FUSE
+// workers never wait for the network, nor for a policy: a miss parks its
+// callback and returns.
 //
-// Capacity. used + releasing + reserved <= capacity at all times: a fetch
-// reserves its block's bytes before it starts; when a reservation would pass
-// the high watermark, least-recently-used blocks are evicted down to the low
-// watermark; bytes being unlinked still count until they are gone. When
-// nothing can be evicted the block is served but not kept.
+// Tiers. An optional RAM tier sits above the SSD tier; a block lives in one
+// of them. Where a fetched block goes is the admission hook's answer (none:
+// the SSD tier), decided while the GET is in flight; an SSD block read a
+// second time is promoted to RAM in the background; a block leaving RAM is
+// demoted to the SSD tier when it was read again there (or the scorer says
+// so), else dropped. RAM blocks are not indexed: they do not survive a restart.
 //
-// Persistence. Block rows go to the LMDB index through one writer thread in
-// batches, after the block file is in place; access times are kept in memory
-// and flushed every few seconds. At Start() the index and the block files are
-// reconciled (orphans removed, missing files dropped) without asking any store.
+// Capacity. Per tier, used + releasing + reserved <= capacity: a block's bytes
+// are reserved before it is stored; when a reservation would pass the high
+// watermark, blocks are evicted down to the low watermark, in the order of
+// the scorer (the Lua on_evict hook) or least-recently-used; bytes being
+// unlinked still count until they are gone. Pinned blocks (paths given to
+// SetPins) are never chosen. When nothing can be evicted the block is served
+// but not kept.
+//
+// Persistence. SSD block rows go to the LMDB index through one writer thread
+// in batches, after the block file is in place; access times are kept in
+// memory and flushed every few seconds. At Start() the index and the block
+// files are reconciled (orphans removed, missing files dropped) without
+// asking any store.
 //
 // Thread safety: every public method may be called from any thread.
 #pragma once
@@ -39,6 +50,7 @@
 
 #include "agent/base/block_key.h"
 #include "agent/base/buffer.h"
+#include "agent/base/clock.h"
 #include "agent/base/fd.h"
 #include "agent/base/status.h"
 #include "agent/base/thread_pool.h"
@@ -50,20 +62,49 @@
 namespace strata::cache {
 
 struct EngineOptions {
-  uint64_t capacity = 0;
+  uint64_t capacity = 0;      // SSD tier
+  uint64_t mem_capacity = 0;  // RAM tier; 0: none
   uint64_t block_size = 4u << 20;
   double high_watermark = 0.95;
   double low_watermark = 0.85;
   int fetch_threads = 8;
+  uint32_t promote_hits = 2;  // an SSD block read this often moves to RAM
+  const Clock* clock = nullptr;  // access times; default the system clock
 };
 
 // One version of one file, as a reader sees it.
 struct FileRef {
   uint64_t file_id = 0;
   size_t mount = 0;
+  std::string path;  // in the mount (policies match on it)
   std::string ufs_path;
   std::string etag;
   uint64_t size = 0;
+};
+
+// Where a new block of a file goes (the Lua on_admit hook).
+class Admission {
+ public:
+  virtual ~Admission() = default;
+  // A fetch of `f` is starting: begin deciding. Must not block.
+  virtual void Prepare(const FileRef& f) = 0;
+  // The decision, on a fetch worker once the bytes are here; may wait a
+  // bounded time. A tier, std::nullopt for "do not keep", or `fallback`.
+  virtual std::optional<Tier> Decide(const FileRef& f, Tier fallback) = 0;
+};
+
+// Paths whose blocks are never evicted: `path` itself, and with
+// `recursive` everything below it ("" = the whole mount).
+struct PinRule {
+  std::string path;
+  bool recursive = false;
+  bool Matches(const std::string& p) const;
+};
+
+struct EvictResult {
+  uint64_t blocks = 0;
+  uint64_t bytes = 0;
+  uint64_t pinned_blocks = 0;  // matched but kept: pinned
 };
 
 // A piece of a read's reply: `length` bytes at `offset` of `data`.
@@ -73,14 +114,31 @@ struct Slice {
   size_t length = 0;
 };
 
-struct EngineStats {
+struct TierStats {
   uint64_t capacity = 0;
   uint64_t used_bytes = 0;
   uint64_t reserved_bytes = 0;
+  uint64_t pinned_bytes = 0;
   uint64_t blocks = 0;
+  uint64_t bytes_served = 0;  // reads answered from this tier
+  uint64_t evicted_blocks = 0;
+};
+
+struct EngineStats {
+  uint64_t capacity = 0;  // both tiers
+  uint64_t used_bytes = 0;
+  uint64_t reserved_bytes = 0;
+  uint64_t pinned_bytes = 0;
+  uint64_t blocks = 0;
+  TierStats tiers[kTierCount];
+  uint64_t promotions = 0;      // SSD -> RAM
+  uint64_t demotions = 0;       // RAM -> SSD
+  uint64_t not_admitted = 0;    // blocks the admission hook kept out
+  uint64_t scorer_rankings = 0; // evictions ordered by the scorer
+  uint64_t scorer_failures = 0; // ... that fell back to LRU
   uint64_t inflight_fetches = 0;
   uint64_t bytes_read = 0;       // bytes returned to readers
-  uint64_t bytes_from_cache = 0; // of those, served from the SSD tier
+  uint64_t bytes_from_cache = 0; // of those, served from a tier
   uint64_t fetched_blocks = 0;
   uint64_t fetch_errors = 0;
   uint64_t uncached_fetches = 0;  // served but not kept (no room / disk error)
@@ -104,6 +162,15 @@ class Engine {
   void Stop();
 
   uint64_t block_size() const { return opts_.block_size; }
+  const Clock* clock() const { return clock_; }
+  bool has_mem_tier() const { return opts_.mem_capacity > 0; }
+
+  // Hooks; set before Start(), or nullptr for the built-in rules. Both must
+  // outlive the engine's workers (Stop()).
+  void SetAdmission(Admission* a) { admission_ = a; }
+  void SetScorer(Scorer* s) { scorer_ = s; }
+  // Replaces the pin rules; blocks that become unpinned are evictable again.
+  void SetPins(std::vector<PinRule> rules);
 
   using ReadDone = std::function<void(Status, std::vector<Slice>)>;
   // Reads [off, off+len) (clamped to the file size). `done` is called exactly
@@ -116,10 +183,15 @@ class Engine {
   // waits. `progress` gets the byte count of each block as it is done
   // (cached ones too). Not counted as reads in the hit ratio.
   // Stops early (with what is in flight finished) when *cancel becomes true.
+  // `tier` overrides the admission hook for the blocks it fetches.
   Status Load(const FileRef& f, int parallel, const std::function<void(uint64_t)>& progress,
-              const std::atomic<bool>* cancel = nullptr);
-  // Drops the cached blocks of a file version. Returns the bytes freed.
+              const std::atomic<bool>* cancel = nullptr, std::optional<Tier> tier = std::nullopt);
+  // Drops the cached blocks of a file version (pinned ones too). Returns the
+  // bytes freed.
   uint64_t EvictFile(uint64_t file_id, uint64_t* blocks_freed);
+  // Drops the cached blocks of files matching `rule` whose last access is
+  // before `idle_before_ms` (0: any), except pinned ones.
+  EvictResult EvictMatching(const PinRule& rule, int64_t idle_before_ms);
   // The file version is gone (changed or deleted): drop its blocks now and
   // never keep a block of it that is still being fetched.
   void Retire(uint64_t file_id);
@@ -134,6 +206,8 @@ class Engine {
   };
   FileCache CachedOf(uint64_t file_id);
   EngineStats Stats();
+  // Every cached block as an eviction candidate (for policies and tests).
+  std::vector<EvictCandidate> Blocks();
 
  private:
   struct Block {
@@ -141,6 +215,21 @@ class Engine {
     int64_t atime_ms = 0;
     std::vector<uint64_t> checksums;
     uint64_t gen = 0;  // which insertion of this key (a refetch gets a new one)
+    Tier tier = Tier::kSsd;
+    bool pinned = false;     // then not in its tier's policy
+    bool promoting = false;  // a copy to RAM is under way
+    uint32_t hits = 0;
+    std::shared_ptr<const Buffer> mem;  // RAM tier: the bytes
+  };
+  struct TierState {
+    uint64_t capacity = 0, used = 0, releasing = 0, reserved = 0, pinned = 0, blocks = 0;
+    std::unique_ptr<EvictionPolicy> policy;
+  };
+  // A block taken out of the maps, to unlink (SSD) or demote (RAM).
+  struct Detached {
+    BlockKey key;
+    Block block;
+    FileRef file;  // file_id, mount, path, size
   };
   struct Fetch;
   using BlockDone = std::function<void(Status, Slice)>;
@@ -158,17 +247,30 @@ class Engine {
   // run of blocks this worker could claim.
   void RunFetches(FileRef f, uint64_t first, std::vector<std::shared_ptr<Fetch>> fetches);
   void FetchRun(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run);
-  // Answers a block's waiters, stores it (when `keep`), indexes it.
-  void CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr<Fetch>& fetch, bool keep,
-                     const Status& st, std::shared_ptr<Buffer> buf, bool fetched = true);
-  // Reserves room for `len` bytes, evicting if needed. False: no room.
-  bool Reserve(uint64_t len);
-  // Removes blocks from the maps (caller holds mu_), moving their bytes from
-  // used to releasing; returns what the caller must unlink.
-  std::vector<BlockKey> DetachLocked(const std::vector<BlockKey>& keys, uint64_t* bytes);
-  // Unlinks detached blocks and queues their index rows for deletion.
-  void Release(const std::vector<BlockKey>& keys, uint64_t bytes);
-  void InsertLocked(const BlockKey& key, Block block, size_t mount);
+  // Answers a block's waiters, decides its tier (`tier`: forced), stores
+  // and indexes it.
+  void CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr<Fetch>& fetch,
+                     std::optional<Tier> tier, const Status& st, std::shared_ptr<const Buffer> buf,
+                     bool fetched = true);
+  // Reserves room for `len` bytes in `tier`, evicting if needed. False: no room.
+  bool Reserve(Tier tier, uint64_t len);
+  // Picks victims worth `need` bytes in `tier` (caller holds `lock` on mu_;
+  // released while the scorer runs). demote[i]: RAM victims to keep on SSD.
+  std::vector<BlockKey> ChooseVictims(Tier tier, uint64_t need, std::unique_lock<std::mutex>& lock,
+                                      std::vector<int8_t>* demote);
+  // Removes blocks from the maps (caller holds mu_). SSD bytes move from
+  // used to releasing until Release() unlinked them.
+  std::vector<Detached> DetachLocked(const std::vector<BlockKey>& keys);
+  // Unlinks detached SSD blocks and queues their index rows for deletion;
+  // RAM blocks are just let go.
+  void Release(const std::vector<Detached>& blocks);
+  // Writes a block leaving RAM to the SSD tier.
+  void Demote(Detached d);
+  // Copies a hot SSD block to RAM (on a fetch worker).
+  void Promote(BlockKey key, uint64_t gen);
+  void InsertLocked(const BlockKey& key, Block block, const FileRef& f);
+  bool PinnedLocked(uint64_t file_id) const;
+  void SetPinnedLocked(const BlockKey& key, Block& b, bool pinned);
   uint32_t BlockLength(const FileRef& f, uint64_t idx) const;
   // An open descriptor of the block file of insertion `gen` of `key`.
   std::shared_ptr<Fd> OpenFd(const BlockKey& key, uint64_t gen);
@@ -177,6 +279,7 @@ class Engine {
   void IndexWriterLoop();
 
   const EngineOptions opts_;
+  const Clock* const clock_;
   const uint64_t chunk_;  // checksum granularity
   MountTable* const mounts_;
   index::Index* const index_;
@@ -187,13 +290,15 @@ class Engine {
   std::unordered_map<BlockKey, std::shared_ptr<Fetch>, BlockKeyHash> inflight_;  // guarded by mu_
   std::unordered_map<uint64_t, std::unordered_set<uint64_t>> by_file_;     // guarded by mu_
   std::unordered_map<uint64_t, size_t> file_mount_;                        // guarded by mu_
+  std::unordered_map<uint64_t, std::string> file_path_;                    // guarded by mu_
+  std::unordered_map<uint64_t, uint64_t> file_size_;                       // guarded by mu_
+  std::vector<PinRule> pins_;                                              // guarded by mu_
   std::unordered_set<uint64_t> retired_;                                   // guarded by mu_
   std::unordered_set<BlockKey, BlockKeyHash> dirty_atime_;                 // guarded by mu_
   // Detached blocks whose files are still being unlinked: a new copy of the
   // same key must not be written until then (the unlink is by path).
   std::unordered_multiset<BlockKey, BlockKeyHash> unlinking_;               // guarded by mu_
-  std::unique_ptr<EvictionPolicy> policy_;                                 // guarded by mu_
-  uint64_t used_ = 0, releasing_ = 0, reserved_ = 0;                       // guarded by mu_
+  TierState tiers_[kTierCount];                                            // guarded by mu_
   uint64_t next_gen_ = 1;                                                  // guarded by mu_
   std::vector<uint64_t> mount_used_;                                       // guarded by mu_
 
@@ -210,12 +315,16 @@ class Engine {
   bool index_stop_ = false;                       // guarded by index_mu_
   std::thread index_writer_;
 
+  Admission* admission_ = nullptr;
+  Scorer* scorer_ = nullptr;
   std::unique_ptr<ThreadPool> fetchers_;
   std::atomic<bool> stopped_{false};
   std::atomic<int64_t> last_put_warning_ms_{-100000};
 
-  std::atomic<uint64_t> bytes_read_{0}, bytes_from_cache_{0}, fetched_blocks_{0}, fetch_errors_{0},
-      uncached_fetches_{0}, evicted_blocks_{0}, evicted_bytes_{0}, checksum_failures_{0};
+  std::atomic<uint64_t> bytes_read_{0}, fetched_blocks_{0}, fetch_errors_{0}, uncached_fetches_{0},
+      evicted_blocks_{0}, evicted_bytes_{0}, checksum_failures_{0}, promotions_{0}, demotions_{0},
+      not_admitted_{0}, scorer_rankings_{0}, scorer_failures_{0};
+  std::atomic<uint64_t> served_[kTierCount] = {}, tier_evicted_[kTierCount] = {};
 };
 
 }  // namespace strata::cache

@@ -6,12 +6,45 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "agent/base/block_key.h"
 
 namespace strata::cache {
+
+// The cache's tiers, fastest first. A block lives in exactly one of them.
+enum class Tier : uint8_t { kMem = 0, kSsd = 1 };
+constexpr int kTierCount = 2;
+const char* TierName(Tier t);
+std::optional<Tier> ParseTier(const std::string& name);  // "mem" / "ram", "ssd"
+
+// A block that may be evicted, as a scorer sees it.
+struct EvictCandidate {
+  BlockKey key;
+  std::string path;  // the file's path in the mount
+  uint64_t file_size = 0;
+  uint32_t length = 0;
+  int64_t atime_ms = 0;
+  uint32_t hits = 0;  // reads served from the cache since it was stored
+  Tier tier = Tier::kSsd;
+};
+
+// Ranks eviction candidates (the Lua on_evict hook). Called on the thread
+// that needs room, never under the engine's lock; may wait, within a
+// deadline, for the policy thread.
+class Scorer {
+ public:
+  virtual ~Scorer() = default;
+  // Fills `order` with candidate indexes, first to go first (unlisted ones
+  // follow in least-recently-used order) and, for RAM-tier candidates,
+  // `demote[i]` = 1 to move the block to the SSD tier, 0 to drop it, -1 for
+  // the built-in rule. False: no answer (the built-in LRU order is used).
+  virtual bool Rank(const std::vector<EvictCandidate>& candidates, std::vector<size_t>* order,
+                    std::vector<int8_t>* demote) = 0;
+};
 
 class EvictionPolicy {
  public:

@@ -36,6 +36,7 @@ FileRef Metadata::RefOf(const index::FileMeta& meta) const {
   FileRef f;
   f.file_id = meta.file_id;
   f.mount = r.mount;
+  f.path = meta.path;
   f.ufs_path = r.ufs_path;
   f.etag = meta.etag;
   f.size = meta.size;
