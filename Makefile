@@ -52,7 +52,7 @@ $(foreach m,$(MODULES),$(eval $(call LIB_RULE,$(m))))
 $(BUILD)/strata-agent: $(BUILD)/obj/agent/agent_main.o $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/agentctl: $(BUILD)/obj/agent/agentctl_main.o $(call lib_name,agent/base)
+$(BUILD)/agentctl: $(BUILD)/obj/agent/agentctl_main.o $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 
 UNIT_SRCS := $(wildcard tests/unit/*.cc)

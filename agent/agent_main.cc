@@ -24,11 +24,13 @@
 #include "agent/cache/metadata.h"
 #include "agent/cache/writer.h"
 #include "agent/cache/mounts.h"
+#include "agent/cache/pins.h"
 #include "agent/control/api.h"
 #include "agent/control/server.h"
 #include "agent/fuse/frontend.h"
 #include "agent/index/index.h"
 #include "agent/loop/loop.h"
+#include "agent/policy/runtime.h"
 #include "agent/tier/ssd_tier.h"
 #include "ufs/ufs.h"
 
@@ -63,6 +65,11 @@ struct Config {
   int upload_parallel = 4;
   uint32_t uid = ::getuid(), gid = ::getgid();
   std::string file_mode = "0644", dir_mode = "0755";
+  std::string mem_size;
+  std::string policy_dir = "/etc/strata/policies";
+  std::string policy_memory = "64MiB";
+  uint64_t policy_instructions = 10'000'000;
+  int64_t test_clock = -1;
 };
 
 // "0644" -> 0644; only permission bits.
@@ -170,6 +177,15 @@ int Run(int argc, char** argv) {
   app.add_option("--gid", c.gid, "group of files the store keeps no group for (default: the agent's)");
   app.add_option("--file-mode", c.file_mode, "permissions of files the store keeps none for")->capture_default_str();
   app.add_option("--dir-mode", c.dir_mode, "permissions of directories the store keeps none for")->capture_default_str();
+  app.add_option("--mem-size", c.mem_size, "RAM tier above the SSD cache, e.g. 2GiB (default: none)");
+  app.add_option("--policy-dir", c.policy_dir, "Lua policies: every *.lua here, loaded in name order (SIGHUP reloads)")
+      ->capture_default_str();
+  app.add_option("--policy-memory", c.policy_memory, "memory the Lua policies may use")->capture_default_str();
+  app.add_option("--policy-instructions", c.policy_instructions, "Lua instructions one policy call may run")
+      ->capture_default_str()->check(CLI::Range(uint64_t{10000}, uint64_t{10'000'000'000}));
+  app.add_option("--test-clock", c.test_clock,
+                 "for tests: the policies' clock starts at this Unix time and moves only by POST /v1/clock?advance=D")
+      ->group("");  // hidden
   app.add_option("--log-level", c.log_level, "debug, info, warn or error")
       ->capture_default_str()->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   try {
@@ -201,6 +217,16 @@ int Run(int argc, char** argv) {
   if (!part_size.ok()) return Fail("--upload-part-size: " + part_size.status().message());
   if (*part_size < (5u << 20) || *part_size > (5ull << 30))
     return Fail("--upload-part-size must be between 5 MiB and 5 GiB (S3's limits)");
+  uint64_t mem_size = 0;
+  if (!c.mem_size.empty()) {
+    Result<uint64_t> v = ParseSize(c.mem_size);
+    if (!v.ok()) return Fail("--mem-size: " + v.status().message());
+    mem_size = *v;
+    if (mem_size != 0 && mem_size < *block_size * 4) return Fail("--mem-size must hold at least 4 blocks");
+  }
+  Result<uint64_t> policy_memory = ParseSize(c.policy_memory);
+  if (!policy_memory.ok()) return Fail("--policy-memory: " + policy_memory.status().message());
+  if (*policy_memory < (1u << 20)) return Fail("--policy-memory must be at least 1MiB");
   Result<uint32_t> file_mode = ParseMode(c.file_mode);
   if (!file_mode.ok()) return Fail("--file-mode: " + file_mode.status().message());
   Result<uint32_t> dir_mode = ParseMode(c.dir_mode);
@@ -279,13 +305,32 @@ int Run(int argc, char** argv) {
   Result<std::unique_ptr<tier::SsdTier>> ssd = tier::SsdTier::Open(c.cache_dir + "/blocks");
   if (!ssd.ok()) return Fail(ssd.status().message());
 
+  std::unique_ptr<ManualClock> test_clock;
+  if (c.test_clock >= 0) test_clock = std::make_unique<ManualClock>(c.test_clock * 1000);
+  const Clock* clock = test_clock ? static_cast<const Clock*>(test_clock.get()) : SystemClock::Get();
+
+  loop::Loop loop;
+  policy::RuntimeOptions ro;
+  ro.dir = c.policy_dir;
+  ro.clock = clock;
+  ro.limits.memory_bytes = *policy_memory;
+  ro.limits.instructions = c.policy_instructions;
+  policy::Runtime runtime(ro, &loop, nullptr);
+
   cache::EngineOptions eo;
   eo.capacity = *cache_size;
+  eo.mem_capacity = mem_size;
+  eo.clock = clock;
   eo.block_size = *block_size;
   eo.high_watermark = c.high_watermark;
   eo.low_watermark = c.low_watermark;
   eo.fetch_threads = c.fetch_threads;
   cache::Engine engine(eo, &mounts, idx->get(), ssd->get());
+  engine.SetAdmission(&runtime);
+  engine.SetScorer(&runtime);
+  cache::PinTable pins(idx->get(), &engine);
+  s = pins.Load();
+  if (!s.ok()) return Fail("cache dir " + c.cache_dir + ": " + s.message());
   s = engine.Start();
   if (!s.ok()) return Fail(s.message());
   cache::Metadata meta(&mounts, idx->get(), &engine, static_cast<int64_t>(c.metadata_ttl * 1000));
@@ -305,8 +350,15 @@ int Run(int argc, char** argv) {
       LOG_WARN("/%s (%s) is cache-only: files written there are NEVER uploaded to the store",
                mounts.at(i).path.c_str(), mounts.at(i).ufs->uri().c_str());
 
-  loop::Loop loop;
-  control::Api api({mount_point, *block_size, &mounts, &meta, &engine, idx->get(), &writer});
+  control::Api api({mount_point, *block_size, &mounts, &meta, &engine, idx->get(), &writer, &pins, clock,
+                    test_clock.get()});
+  api.SetRuntime(&runtime);
+  runtime.SetHost(&api);
+  // A broken policy does not stop the agent: it serves with the built-in
+  // default, and `agentctl policy status` shows why.
+  s = runtime.Reload();
+  if (!s.ok()) LOG_ERROR("policies in %s not loaded, serving with the built-in default: %s", c.policy_dir.c_str(),
+                         s.message().c_str());
   control::Server server(&loop, [&api](const control::HttpRequest& r, control::Server::Reply reply) {
     api.Handle(r, std::move(reply));
   });
@@ -327,12 +379,24 @@ int Run(int argc, char** argv) {
   fo.gid = c.gid;
   fo.file_mode = *file_mode;
   fo.dir_mode = *dir_mode;
+  fo.on_open = [&runtime](const cache::FileRef& f) { runtime.OnAccess(f); };
   fuse::Frontend frontend(fo, &meta, &engine, &writer);
   s = frontend.Mount();
   if (!s.ok()) {
     loop.Stop([&server] { server.Close(); });
     return Fail(s.message());
   }
+  // After Mount: SIGHUP reloads the policies instead of ending the FUSE loop.
+  uv_signal_t* hup = new uv_signal_t;
+  loop.Post([&loop, &runtime, hup] {
+    uv_signal_init(loop.uv(), hup);
+    hup->data = &runtime;
+    uv_signal_start(hup, [](uv_signal_t* h, int) {
+      LOG_INFO("SIGHUP: reloading the policies");
+      (void)static_cast<policy::Runtime*>(h->data)->Reload();
+    }, SIGHUP);
+    runtime.Start();
+  });
   LOG_INFO("serving %s at %s (cache %s in %s, control socket %s)", mounts.at(0).ufs->uri().c_str(),
            mount_point.c_str(), FormatSize(*cache_size).c_str(), c.cache_dir.c_str(), socket.c_str());
   SdNotify("READY=1");
@@ -352,7 +416,11 @@ int Run(int argc, char** argv) {
   SdNotify("STOPPING=1");
   frontend.Unmount();
   api.Shutdown();
-  loop.Stop([&server] { server.Close(); });
+  loop.Stop([&server, &runtime, hup] {
+    runtime.Stop();
+    uv_close(reinterpret_cast<uv_handle_t*>(hup), [](uv_handle_t* h) { delete reinterpret_cast<uv_signal_t*>(h); });
+    server.Close();
+  });
   writer.Stop();
   cache::WriterStats left = writer.Stats();
   if (left.pending_files > 0)

@@ -1,5 +1,6 @@
-// agentctl: load / evict / stat against a running strata-agent, over its
-// control socket (HTTP/1.1 + JSON, via libcurl's Unix-socket support).
+// agentctl: load / evict / stat / flush / pin / unpin / ttl / policy against
+// a running strata-agent, over its control socket (HTTP/1.1 + JSON, via
+// libcurl's Unix-socket support). `policy check` works without an agent.
 // See man/agentctl.1.
 #include <curl/curl.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "agent/base/hash.h"
 #include "agent/base/paths.h"
 #include "agent/base/units.h"
+#include "agent/policy/runtime.h"
 
 namespace strata {
 namespace {
@@ -132,6 +134,40 @@ int Stat(Client& cl, const std::string& path, bool as_json) {
               FormatSize(j["evicted_bytes"].get<uint64_t>()).c_str(),
               static_cast<unsigned long long>(j["checksum_failures"].get<uint64_t>()),
               static_cast<unsigned long long>(j["fetch_errors"].get<uint64_t>()));
+  if (j.contains("tiers") && j["tiers"].size() > 1) {
+    std::printf("Tiers\n  %-5s %10s %10s %7s %10s %9s %12s %9s\n", "TIER", "CAPACITY", "USED", "USE%", "PINNED",
+                "BLOCKS", "SERVED", "EVICTED");
+    for (const json& t : j["tiers"]) {
+      uint64_t tc = t["capacity_bytes"], tu = t["used_bytes"];
+      std::printf("  %-5s %10s %10s %7s %10s %9llu %12s %9llu\n", t["tier"].get<std::string>().c_str(),
+                  FormatSize(tc).c_str(), FormatSize(tu).c_str(), Pct(tc ? 100.0 * tu / tc : 0).c_str(),
+                  FormatSize(t["pinned_bytes"].get<uint64_t>()).c_str(),
+                  static_cast<unsigned long long>(t["blocks"].get<uint64_t>()),
+                  FormatSize(t["bytes_served"].get<uint64_t>()).c_str(),
+                  static_cast<unsigned long long>(t["evicted_blocks"].get<uint64_t>()));
+    }
+    std::printf("  promoted %llu block(s) to RAM, demoted %llu to SSD\n",
+                static_cast<unsigned long long>(j["promotions"].get<uint64_t>()),
+                static_cast<unsigned long long>(j["demotions"].get<uint64_t>()));
+  }
+  if (!j["pins"].empty() || !j["ttls"].empty()) {
+    std::printf("Pins and TTLs (%s pinned)\n", FormatSize(j["pinned_bytes"].get<uint64_t>()).c_str());
+    for (const json& p : j["pins"])
+      std::printf("  pin  %s%s\n", p["path"].get<std::string>().c_str(), p["recursive"].get<bool>() ? " (recursive)" : "");
+    for (const json& t : j["ttls"]) {
+      time_t when = t["expires_ms"].get<int64_t>() / 1000;
+      char buf[32];
+      std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", std::localtime(&when));
+      std::printf("  ttl  %s%s expires %s\n", t["path"].get<std::string>().c_str(),
+                  t["recursive"].get<bool>() ? " (recursive)" : "", buf);
+    }
+  }
+  if (j.contains("policy")) {
+    const json& pol = j["policy"];
+    std::printf("Policies\n  %zu file(s) loaded, %zu hook(s) failed%s%s\n", pol["files"].get<size_t>(),
+                pol["failed_hooks"].get<size_t>(), pol["last_reload"].value("ok", true) ? "" : "; LAST RELOAD REFUSED: ",
+                pol["last_reload"].value("error", "").c_str());
+  }
   std::printf("Mounts\n  %-12s %-36s %-10s %10s %10s %8s %7s  %s\n", "PATH", "STORE", "WRITES", "CACHED", "FETCHED", "GETS", "ERRORS", "STATE");
   for (const json& m : j["mounts"])
     std::printf("  %-12s %-36s %-10s %10s %10s %8llu %7llu  %s\n", m["path"].get<std::string>().c_str(),
@@ -158,8 +194,8 @@ int Stat(Client& cl, const std::string& path, bool as_json) {
                   m["path"].get<std::string>().c_str(), static_cast<unsigned long long>(w["cache_only_files"].get<uint64_t>()),
                   FormatSize(w["cache_only_bytes"].get<uint64_t>()).c_str());
   for (const json& job : j["jobs"])
-    std::printf("Job %llu: %s %s, %s of %s\n", static_cast<unsigned long long>(job["id"].get<uint64_t>()),
-                job["state"].get<std::string>().c_str(), job["path"].get<std::string>().c_str(),
+    std::printf("Job %llu (%s): %s %s, %s of %s\n", static_cast<unsigned long long>(job["id"].get<uint64_t>()),
+                job.value("origin", "").c_str(), job["state"].get<std::string>().c_str(), job["path"].get<std::string>().c_str(),
                 FormatSize(job["bytes_done"].get<uint64_t>()).c_str(), FormatSize(job["bytes_total"].get<uint64_t>()).c_str());
   return 0;
 }
@@ -176,9 +212,16 @@ void DrawBar(const json& j) {
                FormatSize(total).c_str(), FormatSize(static_cast<uint64_t>(j["bytes_per_second"].get<double>())).c_str());
 }
 
-int Load(Client& cl, const std::string& path, bool recursive, bool as_json) {
-  json started = cl.CallJson("POST", "/v1/load" + Q(path, recursive));
-  std::string job = "/v1/jobs/" + std::to_string(started["job"].get<uint64_t>());
+// Follows a job to its end with a progress bar; exit status 0 when done.
+int FollowJob(Client& cl, uint64_t id, bool as_json);
+
+int Load(Client& cl, const std::string& path, bool recursive, const std::string& tier, bool as_json) {
+  json started = cl.CallJson("POST", "/v1/load" + Q(path, recursive) + (tier.empty() ? "" : "&tier=" + tier));
+  return FollowJob(cl, started["job"].get<uint64_t>(), as_json);
+}
+
+int FollowJob(Client& cl, uint64_t id, bool as_json) {
+  std::string job = "/v1/jobs/" + std::to_string(id);
   bool tty = ::isatty(STDERR_FILENO) && !as_json;
   json j;
   for (;;) {
@@ -212,6 +255,83 @@ int Evict(Client& cl, const std::string& path, bool recursive, bool as_json) {
   return 0;
 }
 
+int Pin(Client& cl, const std::string& path, bool recursive, bool as_json) {
+  json j = cl.CallJson("POST", "/v1/pin" + Q(path, recursive), 600);
+  if (!as_json)
+    std::printf("pinned %s (%s); loading it\n", j["path"].get<std::string>().c_str(),
+                FormatSize(j["bytes"].get<uint64_t>()).c_str());
+  return FollowJob(cl, j["job"].get<uint64_t>(), as_json);
+}
+
+int Simple(Client& cl, const std::string& target, const std::string& done, bool as_json) {
+  json j = cl.CallJson("POST", target);
+  if (as_json) std::cout << j.dump(2) << "\n";
+  else std::printf("%s %s\n", done.c_str(), j["path"].get<std::string>().c_str());
+  return 0;
+}
+
+void PrintPolicyStatus(const json& j) {
+  std::printf("Policies from %s: %zu file(s)%s\n", j["dir"].get<std::string>().c_str(), j["files"].size(),
+              j.contains("loaded_at") ? (", loaded " + j["loaded_at"].get<std::string>()).c_str() : "");
+  for (const json& f : j["files"]) std::printf("  %s\n", f.get<std::string>().c_str());
+  const json& lr = j["last_reload"];
+  if (!lr["ok"].get<bool>())
+    std::printf("LAST RELOAD REFUSED (%s), the policies above stay in force:\n  %s\n", lr["at"].get<std::string>().c_str(),
+                lr["error"].get<std::string>().c_str());
+  std::printf("Hooks\n");
+  if (j["hooks"].empty()) std::printf("  (none)\n");
+  for (const json& h : j["hooks"]) {
+    std::printf("  %-10s %s:%d  %s, %llu call(s)\n", h["hook"].get<std::string>().c_str(), h["file"].get<std::string>().c_str(),
+                h["line"].get<int>(), h["state"].get<std::string>().c_str(),
+                static_cast<unsigned long long>(h["calls"].get<uint64_t>()));
+    if (!h["error"].get<std::string>().empty()) std::printf("             error: %s\n", h["error"].get<std::string>().c_str());
+  }
+  std::printf("  in use: on_admit %s, on_evict %s\n", j["default"]["on_admit"].get<std::string>().c_str(),
+              j["default"]["on_evict"].get<std::string>().c_str());
+  std::printf("Schedules (now %s)\n", j["now"].get<std::string>().c_str());
+  if (j["schedules"].empty()) std::printf("  (none)\n");
+  for (const json& s : j["schedules"]) {
+    std::printf("  %-18s %-6s %s:%d  next %s", ("\"" + s["spec"].get<std::string>() + "\"").c_str(),
+                s["tz"].get<std::string>().c_str(), s["file"].get<std::string>().c_str(), s["line"].get<int>(),
+                s["next_run"].get<std::string>().c_str());
+    if (s["runs"].get<uint64_t>() > 0)
+      std::printf("  last %s %s (%.3f s), %llu run(s), %llu failed", s["last_run"].get<std::string>().c_str(),
+                  s["last_result"].get<std::string>().c_str(), s["last_seconds"].get<double>(),
+                  static_cast<unsigned long long>(s["runs"].get<uint64_t>()),
+                  static_cast<unsigned long long>(s["failures"].get<uint64_t>()));
+    std::printf("\n");
+    if (!s["error"].get<std::string>().empty()) std::printf("    error: %s\n", s["error"].get<std::string>().c_str());
+  }
+}
+
+int Policy(Client& cl, const std::string& verb, const std::string& file, bool as_json) {
+  if (verb == "check") {
+    // Locally, in a scratch state: no agent needed, nothing applied.
+    policy::Runtime rt({}, nullptr, nullptr);
+    Result<std::string> r = rt.Check(file);
+    if (!r.ok()) {
+      std::cerr << "agentctl: " << file << " is not a valid policy: " << r.status().message() << "\n";
+      return 1;
+    }
+    std::cout << *r;
+    return 0;
+  }
+  Http r = cl.Call(verb == "reload" ? "POST" : "GET", verb == "reload" ? "/v1/policy/reload" : "/v1/policy/status");
+  json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded()) {
+    std::cerr << "agentctl: the agent sent an answer that is not JSON (HTTP " << r.status << ")\n";
+    return 1;
+  }
+  if (r.status >= 400) {
+    std::cerr << "agentctl: " << j.value("error", "HTTP " + std::to_string(r.status)) << "\n";
+    return 1;
+  }
+  if (as_json) std::cout << j.dump(2) << "\n";
+  else if (verb == "reload") std::printf("reloaded: %zu policy file(s) in force\n", j["files"].size());
+  else PrintPolicyStatus(j);
+  return 0;
+}
+
 int Flush(Client& cl, const std::string& path, double timeout_s, bool as_json) {
   std::string target = "/v1/flush?path=" + UriEncode(path, true) + "&timeout=" + std::to_string(timeout_s);
   json j = cl.CallJson("POST", target, static_cast<long>(timeout_s) + 30);
@@ -226,25 +346,36 @@ int Flush(Client& cl, const std::string& path, double timeout_s, bool as_json) {
 }  // namespace strata
 
 int main(int argc, char** argv) {
-  CLI::App app{"agentctl: drive a running strata-agent (load, evict, stat, flush)"};
+  CLI::App app{"agentctl: drive a running strata-agent (load, evict, stat, flush, pin, unpin, ttl, policy)"};
   std::string socket = strata::DefaultSocketPath();
   app.add_option("--socket", socket, "the agent's control socket")->capture_default_str();
   app.require_subcommand(1);
-  std::string path;
+  std::string path, tier, ttl, file;
   bool recursive = false, as_json = false;
   auto* load = app.add_subcommand("load", "fetch a file (or a tree with -r) into the cache");
-  auto* evict = app.add_subcommand("evict", "drop a file (or a tree with -r) from the cache");
+  auto* evict = app.add_subcommand("evict", "drop a file (or a tree with -r) from the cache (pinned blocks stay)");
   auto* stat = app.add_subcommand("stat", "cache statistics, or what is cached of PATH");
   auto* flush = app.add_subcommand("flush", "wait until files written below PATH (default: all) are in the store");
+  auto* pin = app.add_subcommand("pin", "never evict PATH (a tree with -r); refused when it cannot fit; loads it");
+  auto* unpin = app.add_subcommand("unpin", "remove the pin of PATH");
+  auto* ttl_cmd = app.add_subcommand("ttl", "evict PATH's blocks DURATION from now (\"off\" removes the TTL)");
+  auto* pol = app.add_subcommand("policy", "Lua policies: reload, check FILE, status");
+  pol->require_subcommand(1);
+  auto* pol_reload = pol->add_subcommand("reload", "reload the policy directory (refused as a whole on any error)");
+  auto* pol_check = pol->add_subcommand("check", "validate a policy file without loading it (no agent needed)");
+  auto* pol_status = pol->add_subcommand("status", "loaded policies, hooks, schedules, last results and errors");
+  pol_check->add_option("FILE", file, "a policy file")->required()->check(CLI::ExistingFile);
   double timeout_s = 600;
   flush->add_option("PATH", path, "path under the mount point, or relative to the mount root");
   flush->add_option("--timeout", timeout_s, "seconds to wait before giving up (exit 1)")->capture_default_str()->check(CLI::Range(0.0, 86400.0));
-  for (auto* sc : {load, evict}) {
+  for (auto* sc : {load, evict, pin, unpin, ttl_cmd})
     sc->add_option("PATH", path, "path under the mount point, or relative to the mount root")->required();
-    sc->add_flag("-r,--recursive", recursive, "include everything below a directory");
-  }
+  for (auto* sc : {load, evict, pin, ttl_cmd}) sc->add_flag("-r,--recursive", recursive, "include everything below a directory");
+  load->add_option("--tier", tier, "the tier to load into: mem or ssd (default ssd)")->check(CLI::IsMember({"mem", "ssd"}));
+  ttl_cmd->add_option("DURATION", ttl, "e.g. 30m, 12h, 7d; off removes it")->required();
   stat->add_option("PATH", path, "path under the mount point, or relative to the mount root");
-  for (auto* sc : {load, evict, stat, flush}) sc->add_flag("--json", as_json, "machine-readable output");
+  for (auto* sc : {load, evict, stat, flush, pin, unpin, ttl_cmd, pol_reload, pol_status})
+    sc->add_flag("--json", as_json, "machine-readable output");
   CLI11_PARSE(app, argc, argv);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   if (!path.empty() && path[0] == '/') {
@@ -253,8 +384,14 @@ int main(int argc, char** argv) {
     if (::realpath(path.c_str(), real) != nullptr) path = real;
   }
   strata::Client cl(socket);
-  if (*load) return strata::Load(cl, path, recursive, as_json);
+  if (*load) return strata::Load(cl, path, recursive, tier, as_json);
   if (*evict) return strata::Evict(cl, path, recursive, as_json);
   if (*flush) return strata::Flush(cl, path, timeout_s, as_json);
+  if (*pin) return strata::Pin(cl, path, recursive, as_json);
+  if (*unpin) return strata::Simple(cl, "/v1/unpin" + strata::Q(path, false), "unpinned", as_json);
+  if (*ttl_cmd)
+    return strata::Simple(cl, "/v1/ttl" + strata::Q(path, recursive) + "&ttl=" + strata::UriEncode(ttl, true),
+                          ttl == "off" ? "TTL removed from" : "TTL " + ttl + " set on", as_json);
+  if (*pol) return strata::Policy(cl, *pol_reload ? "reload" : *pol_check ? "check" : "status", file, as_json);
   return strata::Stat(cl, path, as_json);
 }

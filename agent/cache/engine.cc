@@ -261,7 +261,7 @@ std::vector<BlockKey> Engine::ChooseVictims(Tier tier, uint64_t need, std::uniqu
   TierState& t = tiers_[T(tier)];
   std::vector<BlockKey> lru;
   demote->clear();
-  if (scorer_ == nullptr) {
+  if (scorer_ == nullptr || !scorer_->Active()) {
     t.policy->Select(need, &lru);
     demote->assign(lru.size(), -1);
     return lru;
@@ -465,9 +465,10 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     Block& b = it->second;
     if (off + len > b.length || c1 >= b.checksums.size())
       return Status::InvalidArgument("read past the end of a cached block");
-    int64_t now = clock_->NowMs();
+    int64_t now = clock_->NowMs(), mono = NowMonoMs();
     b.atime_ms = now;
-    b.hits++;
+    if (mono - b.last_read_mono_ms >= 1000) b.hits++;
+    b.last_read_mono_ms = mono;
     if (!b.pinned) tiers_[T(b.tier)].policy->OnAccess(key, now);
     if (b.tier == Tier::kMem) {
       served_[T(Tier::kMem)] += len;
@@ -689,6 +690,7 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
         rec = {len, now, sums};
         Block b{len, now, std::move(sums)};
         b.tier = *tier;
+        b.last_read_mono_ms = NowMonoMs();  // the read that fetched it
         if (*tier == Tier::kMem) b.mem = buf;
         InsertLocked(key, std::move(b), f);
         inserted = true;
@@ -908,7 +910,12 @@ EvictResult Engine::EvictMatching(const PinRule& rule, int64_t idle_before_ms) {
     }
     detached = DetachLocked(keys);
   }
-  for (const Detached& d : detached) r.bytes += d.block.length;
+  std::unordered_set<uint64_t> files;
+  for (const Detached& d : detached) {
+    r.bytes += d.block.length;
+    files.insert(d.key.file_id);
+  }
+  r.files = files.size();
   r.blocks = detached.size();
   evicted_blocks_ += r.blocks;
   evicted_bytes_ += r.bytes;

@@ -68,7 +68,7 @@ struct EngineOptions {
   double high_watermark = 0.95;
   double low_watermark = 0.85;
   int fetch_threads = 8;
-  uint32_t promote_hits = 2;  // an SSD block read this often moves to RAM
+  uint32_t promote_hits = 1;  // an SSD block hit this often moves to RAM
   const Clock* clock = nullptr;  // access times; default the system clock
 };
 
@@ -102,6 +102,7 @@ struct PinRule {
 };
 
 struct EvictResult {
+  uint64_t files = 0;
   uint64_t blocks = 0;
   uint64_t bytes = 0;
   uint64_t pinned_blocks = 0;  // matched but kept: pinned
@@ -218,7 +219,10 @@ class Engine {
     Tier tier = Tier::kSsd;
     bool pinned = false;     // then not in its tier's policy
     bool promoting = false;  // a copy to RAM is under way
+    // Accesses since stored: reads more than a second apart (one sequential
+    // pass over a block is one access, however many reads it takes).
     uint32_t hits = 0;
+    int64_t last_read_mono_ms = 0;
     std::shared_ptr<const Buffer> mem;  // RAM tier: the bytes
   };
   struct TierState {

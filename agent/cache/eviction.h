@@ -38,6 +38,8 @@ struct EvictCandidate {
 class Scorer {
  public:
   virtual ~Scorer() = default;
+  // False: nothing to rank with now (the engine uses LRU without asking).
+  virtual bool Active() const { return true; }
   // Fills `order` with candidate indexes, first to go first (unlisted ones
   // follow in least-recently-used order) and, for RAM-tier candidates,
   // `demote[i]` = 1 to move the block to the SSD tier, 0 to drop it, -1 for

@@ -9,6 +9,7 @@
 
 #include "agent/base/clock.h"
 #include "agent/base/log.h"
+#include "agent/base/units.h"
 
 namespace strata::control {
 
@@ -18,6 +19,8 @@ struct Api::Job {
   uint64_t id = 0;
   std::string path;
   bool recursive = false;
+  std::optional<cache::Tier> tier;
+  std::string origin;
   std::atomic<bool> walking{true};
   std::atomic<bool> finished{false};
   std::atomic<uint64_t> files_total{0}, files_done{0}, bytes_total{0}, bytes_done{0};
@@ -36,6 +39,8 @@ struct Api::Job {
     j["id"] = id;
     j["path"] = "/" + path;
     j["recursive"] = recursive;
+    j["origin"] = origin;
+    j["tier"] = tier ? cache::TierName(*tier) : "ssd";
     j["state"] = !finished ? (walking ? "listing" : "loading") : (files_failed ? "failed" : "done");
     j["files_total"] = files_total.load();
     j["files_done"] = files_done.load();
@@ -217,31 +222,14 @@ void Api::Handle(const HttpRequest& req, Server::Reply reply) {
   } else if (p == "/v1/load" && req.method == "POST") {
     std::string path;
     if (!path_param(&path)) return;
-    auto job = std::make_shared<Job>();
-    job->path = path;
-    job->recursive = recursive;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      job->id = next_job_++;
-      jobs_[job->id] = job;
-      // Keep the last 100 jobs.
-      while (jobs_.size() > 100 && jobs_.begin()->second->finished) jobs_.erase(jobs_.begin());
+    std::optional<cache::Tier> tier;
+    if (auto it = req.query.find("tier"); it != req.query.end()) {
+      tier = cache::ParseTier(it->second);
+      if (!tier) return ReplyError(reply, 400, "bad tier '" + it->second + "': mem or ssd");
+      if (*tier == cache::Tier::kMem && !ctx_.engine->has_mem_tier())
+        return ReplyError(reply, 400, "there is no RAM tier (start the agent with --mem-size)");
     }
-    {
-      // A job has its own thread: a long load must not hold up stat or evict.
-      // Threads of finished jobs are reaped here.
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto it = job_threads_.begin(); it != job_threads_.end();) {
-        if (it->first->finished) {
-          it->second.join();
-          it = job_threads_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      job_threads_.emplace_back(job, std::thread([this, job] { RunLoad(job); }));
-    }
-    ReplyJson(reply, 202, {{"job", job->id}});
+    ReplyJson(reply, 202, {{"job", StartLoad(path, recursive, tier, "agentctl")}});
   } else if (p.rfind("/v1/jobs/", 0) == 0 && req.method == "GET") {
     uint64_t id = std::strtoull(p.c_str() + 9, nullptr, 10);
     std::shared_ptr<Job> job;
@@ -256,16 +244,58 @@ void Api::Handle(const HttpRequest& req, Server::Reply reply) {
     std::string path;
     if (!path_param(&path)) return;
     workers_->Submit([this, path, recursive, reply] {
-      uint64_t files = 0, blocks = 0, bytes = 0;
-      Status s = Walk(ctx_.meta, path, recursive, cancel_, [&](const index::FileMeta& f) {
-        uint64_t b = 0;
-        bytes += ctx_.engine->EvictFile(f.file_id, &b);
-        blocks += b;
-        files++;
-      });
-      if (!s.ok()) return ReplyError(reply, HttpCodeOf(s), s.message());
-      ReplyJson(reply, 200, {{"path", "/" + path}, {"files", files}, {"blocks", blocks}, {"bytes", bytes}});
+      Result<index::FileMeta> m = ctx_.meta->Stat(path);
+      if (!m.ok()) return ReplyError(reply, HttpCodeOf(m.status()), m.status().message());
+      if (m->is_dir && !recursive) return ReplyError(reply, 400, "/" + path + " is a directory (use -r)");
+      // By what is cached, not by listing the store; pinned blocks stay.
+      cache::EvictResult r = ctx_.engine->EvictMatching({path, recursive}, 0);
+      ReplyJson(reply, 200, {{"path", "/" + path}, {"files", r.files}, {"blocks", r.blocks}, {"bytes", r.bytes},
+                             {"pinned_blocks", r.pinned_blocks}});
     });
+  } else if (p == "/v1/pin" && req.method == "POST") {
+    std::string path;
+    if (!path_param(&path)) return;
+    workers_->Submit([this, path, recursive, reply] {
+      uint64_t bytes = 0;
+      Result<uint64_t> job = PinAndLoad(path, recursive, &bytes);
+      if (!job.ok()) return ReplyError(reply, HttpCodeOf(job.status()), job.status().message());
+      ReplyJson(reply, 200, {{"path", "/" + path}, {"recursive", recursive}, {"bytes", bytes}, {"job", *job}});
+    });
+  } else if (p == "/v1/unpin" && req.method == "POST") {
+    std::string path;
+    if (!path_param(&path)) return;
+    Status s = ctx_.pins->Unpin(path);
+    if (!s.ok()) return ReplyError(reply, HttpCodeOf(s), s.message());
+    ReplyJson(reply, 200, {{"path", "/" + path}});
+  } else if (p == "/v1/ttl" && req.method == "POST") {
+    std::string path;
+    if (!path_param(&path)) return;
+    std::string ttl = req.query.count("ttl") ? req.query.at("ttl") : "";
+    int64_t ms = 0;
+    if (ttl != "off" && ttl != "0") {
+      Result<uint64_t> d = ParseDurationMs(ttl);
+      if (!d.ok()) return ReplyError(reply, 400, "bad ttl '" + ttl + "': " + d.status().message() + " (or off)");
+      ms = static_cast<int64_t>(*d);
+    }
+    Status s = Ttl("/" + path, recursive, ms);
+    if (!s.ok()) return ReplyError(reply, HttpCodeOf(s), s.message());
+    ReplyJson(reply, 200, {{"path", "/" + path}, {"expires", ms ? ctx_.clock->NowMs() + ms : 0}});
+  } else if (p == "/v1/policy/reload" && req.method == "POST") {
+    if (runtime_ == nullptr) return ReplyError(reply, 503, "the policy runtime is not running");
+    Status s = runtime_->Reload();
+    if (!s.ok()) return ReplyError(reply, 422, "reload refused, the policies in force stay in force: " + s.message());
+    reply(200, "application/json", runtime_->StatusJson() + "\n");
+  } else if (p == "/v1/policy/status" && req.method == "GET") {
+    if (runtime_ == nullptr) return ReplyError(reply, 503, "the policy runtime is not running");
+    reply(200, "application/json", runtime_->StatusJson() + "\n");
+  } else if (p == "/v1/clock" && req.method == "POST") {
+    if (ctx_.test_clock == nullptr) return ReplyError(reply, 403, "the clock can only be moved when the agent runs with --test-clock");
+    std::string adv = req.query.count("advance") ? req.query.at("advance") : "";
+    Result<uint64_t> d = ParseDurationMs(adv);
+    if (!d.ok()) return ReplyError(reply, 400, "bad advance '" + adv + "': " + d.status().message());
+    ctx_.test_clock->Advance(static_cast<int64_t>(*d));
+    if (runtime_ != nullptr) runtime_->Tick();
+    ReplyJson(reply, 200, {{"now_ms", ctx_.test_clock->NowMs()}});
   } else if (p == "/v1/flush" && req.method == "POST") {
     std::string path;
     if (!path_param(&path)) return;
@@ -283,7 +313,8 @@ void Api::Handle(const HttpRequest& req, Server::Reply reply) {
       ReplyJson(reply, 200, {{"path", "/" + path}, {"files", files}});
     });
   } else if (p == "/metrics" || p == "/v1/info" || p == "/v1/stat" || p == "/v1/load" || p == "/v1/evict" ||
-             p == "/v1/flush") {
+             p == "/v1/flush" || p == "/v1/pin" || p == "/v1/unpin" || p == "/v1/ttl" || p == "/v1/clock" ||
+             p.rfind("/v1/policy/", 0) == 0) {
     ReplyError(reply, 405, "method " + req.method + " not allowed on " + p);
   } else {
     ReplyError(reply, 404, "no such endpoint: " + p);
@@ -308,7 +339,8 @@ void Api::RunLoad(std::shared_ptr<Job> job) {
     auto worker = [&] {
       for (size_t i = next++; i < files.size() && !cancel_; i = next++) {
         Status ls = ctx_.engine->Load(ctx_.meta->RefOf(files[i]), kBlocksPerFile,
-                                      [&](uint64_t n) { job->bytes_done += n; }, &cancel_);
+                                      [&](uint64_t n) { job->bytes_done += n; }, &cancel_,
+                                      job->tier.value_or(cache::Tier::kSsd));
         if (!ls.ok()) {
           job->files_failed++;
           job->AddError("/" + files[i].path + ": " + ls.message());
@@ -324,10 +356,153 @@ void Api::RunLoad(std::shared_ptr<Job> job) {
   }
   job->finished_ms = NowUnixMs();
   job->finished = true;
-  LOG_INFO("load /%s: %llu file(s), %llu byte(s), %llu failed", job->path.c_str(),
+  LOG_INFO("load /%s (%s): %llu file(s), %llu byte(s), %llu failed", job->path.c_str(), job->origin.c_str(),
            static_cast<unsigned long long>(job->files_done.load()),
            static_cast<unsigned long long>(job->bytes_done.load()),
            static_cast<unsigned long long>(job->files_failed.load()));
+}
+
+uint64_t Api::StartLoad(const std::string& path, bool recursive, std::optional<cache::Tier> tier,
+                       const std::string& origin) {
+  auto job = std::make_shared<Job>();
+  job->path = path;
+  job->recursive = recursive;
+  job->tier = tier;
+  job->origin = origin;
+  std::lock_guard<std::mutex> lock(mu_);
+  job->id = next_job_++;
+  jobs_[job->id] = job;
+  // Keep the last 100 jobs.
+  while (jobs_.size() > 100 && jobs_.begin()->second->finished) jobs_.erase(jobs_.begin());
+  // A job has its own thread: a long load must not hold up stat or evict.
+  // Threads of finished jobs are reaped here.
+  for (auto it = job_threads_.begin(); it != job_threads_.end();) {
+    if (it->first->finished) {
+      it->second.join();
+      it = job_threads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  job_threads_.emplace_back(job, std::thread([this, job] { RunLoad(job); }));
+  return job->id;
+}
+
+Result<uint64_t> Api::PinAndLoad(const std::string& path, bool recursive, uint64_t* bytes) {
+  uint64_t total = 0;
+  Status s = Walk(ctx_.meta, path, recursive, cancel_, [&](const index::FileMeta& f) { total += f.size; });
+  if (!s.ok()) return s;
+  cache::EngineStats st = ctx_.engine->Stats();
+  const cache::TierStats& ssd = st.tiers[static_cast<int>(cache::Tier::kSsd)];
+  // Pinned data must fit below the eviction threshold, with room to spare
+  // for everything else; overlapping pins are counted twice (conservative).
+  uint64_t limit = ssd.capacity / 100 * 90;
+  if (st.pinned_bytes + total > limit)
+    return Status::NoSpace("cannot pin /" + path + ": its " + FormatSize(total) + " do not fit: " +
+                           FormatSize(st.pinned_bytes) + " are pinned already and pinned data may use at most " +
+                           FormatSize(limit) + " (90% of the " + FormatSize(ssd.capacity) +
+                           " SSD tier); unpin something or raise --cache-size");
+  STRATA_RETURN_IF_ERROR(ctx_.pins->Pin(path, recursive));
+  *bytes = total;
+  LOG_INFO("pinned /%s%s (%s)", path.c_str(), recursive ? " (recursive)" : "", FormatSize(total).c_str());
+  return StartLoad(path, recursive, cache::Tier::kSsd, "pin");
+}
+
+Result<std::string> Api::PolicyPath(const std::string& raw) {
+  const std::string& mp = ctx_.mount_point;
+  if (raw == mp || (raw.size() > mp.size() && raw.compare(0, mp.size(), mp) == 0 && raw[mp.size()] == '/'))
+    return ResolveUserPath(mp, raw);
+  return cache::NormalizePath(raw);
+}
+
+Result<uint64_t> Api::Load(const std::string& raw, bool recursive, std::optional<cache::Tier> tier) {
+  Result<std::string> path = PolicyPath(raw);
+  if (!path.ok()) return path.status();
+  if (tier == cache::Tier::kMem && !ctx_.engine->has_mem_tier())
+    return Status::InvalidArgument("there is no RAM tier (start the agent with --mem-size)");
+  return StartLoad(*path, recursive, tier, "policy");
+}
+
+Result<cache::EvictResult> Api::Evict(const std::string& raw, bool recursive, int64_t idle_ms) {
+  Result<std::string> path = PolicyPath(raw);
+  if (!path.ok()) return path.status();
+  int64_t before = idle_ms > 0 ? ctx_.clock->NowMs() - idle_ms : 0;
+  return ctx_.engine->EvictMatching({*path, recursive}, before);
+}
+
+Status Api::Pin(const std::string& raw, bool recursive) {
+  Result<std::string> path = PolicyPath(raw);
+  if (!path.ok()) return path.status();
+  // Checking the fit lists the store: not on the loop thread.
+  workers_->Submit([this, p = *path, recursive] {
+    uint64_t bytes = 0;
+    Result<uint64_t> job = PinAndLoad(p, recursive, &bytes);
+    if (!job.ok()) LOG_WARN("policy: pin /%s: %s", p.c_str(), job.status().message().c_str());
+  });
+  return Status::OK();
+}
+
+Status Api::Unpin(const std::string& raw) {
+  Result<std::string> path = PolicyPath(raw);
+  if (!path.ok()) return path.status();
+  return ctx_.pins->Unpin(*path);
+}
+
+Status Api::Ttl(const std::string& raw, bool recursive, int64_t ttl_ms) {
+  Result<std::string> path = PolicyPath(raw);
+  if (!path.ok()) return path.status();
+  return ctx_.pins->SetTtl(*path, recursive, ttl_ms > 0 ? ctx_.clock->NowMs() + ttl_ms : 0);
+}
+
+Result<std::vector<policy::Host::Entry>> Api::List(const std::string& raw) {
+  Result<std::string> path = PolicyPath(raw);
+  if (!path.ok()) return path.status();
+  Result<std::vector<index::DirEntry>> entries = ctx_.meta->List(*path);
+  if (!entries.ok()) return entries.status();
+  std::vector<Entry> out;
+  for (const index::DirEntry& e : *entries) {
+    Entry x;
+    x.name = e.name;
+    x.path = "/" + JoinPath(*path, e.name);
+    x.etag = e.etag;
+    x.is_dir = e.is_dir;
+    x.size = e.size;
+    x.mtime_ns = e.mtime_ns;
+    if (!e.is_dir) {
+      Result<index::FileMeta> fm = ctx_.meta->Stat(JoinPath(*path, e.name));
+      if (fm.ok() && fm->file_id != 0)
+        x.cached_percent = fm->size ? 100.0 * ctx_.engine->CachedOf(fm->file_id).bytes / fm->size : 100.0;
+    }
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, double>> Api::Stat() {
+  cache::EngineStats st = ctx_.engine->Stats();
+  const cache::TierStats& mem = st.tiers[static_cast<int>(cache::Tier::kMem)];
+  const cache::TierStats& ssd = st.tiers[static_cast<int>(cache::Tier::kSsd)];
+  return {{"capacity", st.capacity},
+          {"used", st.used_bytes},
+          {"blocks", st.blocks},
+          {"pinned", st.pinned_bytes},
+          {"mem_capacity", mem.capacity},
+          {"mem_used", mem.used_bytes},
+          {"ssd_capacity", ssd.capacity},
+          {"ssd_used", ssd.used_bytes},
+          {"bytes_read", st.bytes_read},
+          {"hit_ratio", st.bytes_read ? static_cast<double>(st.bytes_from_cache) / st.bytes_read : 0.0},
+          {"evicted_blocks", st.evicted_blocks},
+          {"pending_uploads", ctx_.writer->Stats().pending_files}};
+}
+
+void Api::Tick(int64_t now_ms) {
+  for (const cache::TtlRule& t : ctx_.pins->TakeExpired(now_ms)) {
+    cache::EvictResult r = ctx_.engine->EvictMatching(t.target, 0);
+    LOG_INFO("ttl: /%s expired: %llu block(s), %s evicted%s", t.target.path.c_str(),
+             static_cast<unsigned long long>(r.blocks), FormatSize(r.bytes).c_str(),
+             r.pinned_blocks ? (", " + std::to_string(r.pinned_blocks) + " pinned block(s) kept").c_str() : "");
+  }
 }
 
 namespace {
@@ -385,7 +560,33 @@ std::string Api::StatJson() {
       {"mounts", mounts},
       {"jobs", jobs},
       {"writes", WritesJson(ctx_.writer->Stats())},
+      {"pinned_bytes", st.pinned_bytes},
+      {"promotions", st.promotions},
+      {"demotions", st.demotions},
+      {"not_admitted", st.not_admitted},
   };
+  json tiers = json::array();
+  for (int i = 0; i < cache::kTierCount; i++) {
+    const cache::TierStats& t = st.tiers[i];
+    if (t.capacity == 0) continue;
+    tiers.push_back({{"tier", cache::TierName(static_cast<cache::Tier>(i))}, {"capacity_bytes", t.capacity},
+                     {"used_bytes", t.used_bytes}, {"pinned_bytes", t.pinned_bytes}, {"blocks", t.blocks},
+                     {"bytes_served", t.bytes_served}, {"evicted_blocks", t.evicted_blocks}});
+  }
+  j["tiers"] = tiers;
+  json pins = json::array(), ttls = json::array();
+  for (const cache::PinRule& r : ctx_.pins->pins()) pins.push_back({{"path", "/" + r.path}, {"recursive", r.recursive}});
+  for (const cache::TtlRule& t : ctx_.pins->ttls())
+    ttls.push_back({{"path", "/" + t.target.path}, {"recursive", t.target.recursive}, {"expires_ms", t.expire_ms}});
+  j["pins"] = pins;
+  j["ttls"] = ttls;
+  if (runtime_ != nullptr) {
+    json ps = json::parse(runtime_->StatusJson(), nullptr, false);
+    size_t failed = 0;
+    for (const json& h : ps.value("hooks", json::array())) failed += h.value("state", "") == "failed";
+    j["policy"] = {{"files", ps.value("files", json::array()).size()}, {"failed_hooks", failed},
+                   {"last_reload", ps.value("last_reload", json::object())}};
+  }
   return j.dump() + "\n";
 }
 
@@ -410,6 +611,18 @@ std::string Api::MetricsText() {
   metric("strata_evicted_bytes_total", "counter", "Bytes evicted.", st.evicted_bytes);
   metric("strata_checksum_failures_total", "counter", "Cached blocks that failed verification.",
          st.checksum_failures);
+  metric("strata_cache_pinned_bytes", "gauge", "Bytes of pinned blocks.", st.pinned_bytes);
+  metric("strata_promotions_total", "counter", "Blocks moved from the SSD tier to RAM.", st.promotions);
+  metric("strata_demotions_total", "counter", "Blocks moved from RAM to the SSD tier.", st.demotions);
+  metric("strata_not_admitted_blocks_total", "counter", "Blocks the admission policy kept out.", st.not_admitted);
+  out += "# HELP strata_tier_used_bytes Bytes of cached blocks per tier.\n# TYPE strata_tier_used_bytes gauge\n";
+  for (int i = 0; i < cache::kTierCount; i++)
+    out += std::string("strata_tier_used_bytes{tier=\"") + cache::TierName(static_cast<cache::Tier>(i)) + "\"} " +
+           std::to_string(st.tiers[i].used_bytes) + "\n";
+  out += "# HELP strata_tier_served_bytes_total Bytes read from each tier.\n# TYPE strata_tier_served_bytes_total counter\n";
+  for (int i = 0; i < cache::kTierCount; i++)
+    out += std::string("strata_tier_served_bytes_total{tier=\"") + cache::TierName(static_cast<cache::Tier>(i)) + "\"} " +
+           std::to_string(st.tiers[i].bytes_served) + "\n";
   cache::WriterStats ws = ctx_.writer->Stats();
   metric("strata_write_pending_files", "gauge", "Committed files waiting for upload.", ws.pending_files);
   metric("strata_write_pending_bytes", "gauge", "Bytes of committed files waiting for upload.", ws.pending_bytes);

@@ -341,6 +341,8 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
       return (void)fuse_reply_err(req, EAGAIN);
     }
   }
+  // Policies hear of it in the background (on_access, e.g. to prefetch).
+  if (self->opts.on_open && !fh->staged && fh->ref.file_id != 0) self->opts.on_open(fh->ref);
   ReplyOpen(req, self, ino, fi, fh, file_id, nullptr);
 }
 

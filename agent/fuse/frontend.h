@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <functional>
 #include <string>
 
 #include "agent/base/status.h"
@@ -32,6 +33,8 @@ struct Options {
   // Strata or s3fs).
   uint32_t uid = 0, gid = 0;
   uint32_t file_mode = 0644, dir_mode = 0755;
+  // Called when a stored file is opened (must not block).
+  std::function<void(const cache::FileRef&)> on_open;
 };
 
 class Frontend {

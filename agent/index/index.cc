@@ -575,6 +575,24 @@ Result<uint64_t> Index::ReserveJournalSeqs(uint64_t count) {
   return seq;
 }
 
+Result<std::optional<std::string>> Index::GetSetting(const std::string& key) {
+  std::optional<std::string> out;
+  Status s = Read([&](Txn& t) -> Status {
+    std::string_view v;
+    if (t.Get(info_, "setting:" + key, &v)) out = std::string(v);
+    return Status::OK();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status Index::PutSetting(const std::string& key, const std::string& value) {
+  return Write([&](Txn& t) -> Status {
+    t.Put(info_, "setting:" + key, value);
+    return Status::OK();
+  });
+}
+
 Status Index::ApplyBlockOps(const std::vector<BlockOp>& ops) {
   if (ops.empty()) return Status::OK();
   return Write([&](Txn& t) -> Status {

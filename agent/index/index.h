@@ -2,7 +2,8 @@
 // and directory metadata), kept in one environment under the cache directory.
 //
 // Schema (named databases; keys fixed-width, big-endian):
-//   info    "schema" -> u32 version; "block_size" -> u64; "next_file_id" -> u64
+//   info    "schema" -> u32 version; "block_size" -> u64; "next_file_id" -> u64;
+//           "setting:<key>" -> text (pins, TTLs)
 //   meta    xxh3-128(path)          -> FileMeta   (one row per known path)
 //   dirs    xxh3-128(dir path)      -> DirListing (the listing and when it was fetched)
 //   blocks  file_id u64, index u64  -> BlockRecord
@@ -137,6 +138,11 @@ class Index {
   Status LoadJournal(std::vector<JournalEntry>* out);
   // Reserves `count` journal sequence numbers; returns the first.
   Result<uint64_t> ReserveJournalSeqs(uint64_t count);
+
+  // Small settings kept with the cache (pins and TTLs), in the info table
+  // under "setting:<key>". PutSetting returns once committed.
+  Result<std::optional<std::string>> GetSetting(const std::string& key);
+  Status PutSetting(const std::string& key, const std::string& value);
 
   // Block rows. Writes are batched by the caller (the cache's index writer).
   struct BlockOp {

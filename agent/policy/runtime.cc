@@ -1,0 +1,763 @@
+#include "agent/policy/runtime.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "agent/base/clock.h"
+#include "agent/base/log.h"
+#include "agent/base/paths.h"
+#include "agent/base/units.h"
+#include "agent/policy/cron.h"
+
+namespace strata::policy {
+
+using nlohmann::json;
+
+namespace {
+
+struct HookRef {
+  std::string file;
+  int line = 0;
+  int ref = LUA_NOREF;
+  bool failed = false;
+  std::string error;
+  uint64_t calls = 0;
+};
+
+struct JobRef {
+  std::string file;
+  int line = 0;
+  Schedule schedule;
+  int ref = LUA_NOREF;
+  int64_t next_s = -1;
+  int64_t last_run_ms = 0;
+  double last_seconds = 0;
+  bool last_ok = true;
+  std::string last_error;
+  uint64_t runs = 0, failures = 0;
+};
+
+// An action a file called while loading: run once the reload is in force.
+struct Deferred {
+  std::string where;  // file:line
+  std::string what;   // "pin /ref (recursive)"
+  std::function<Status(Host*)> run;
+};
+
+std::string Where(lua_State* L) {
+  lua_Debug ar;
+  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
+    return std::string(ar.short_src) + ":" + std::to_string(ar.currentline);
+  return "?";
+}
+
+std::pair<std::string, int> SplitWhere(const std::string& w) {
+  size_t colon = w.rfind(':');
+  if (colon == std::string::npos) return {w, 0};
+  return {w.substr(0, colon), std::atoi(w.c_str() + colon + 1)};
+}
+
+bool OptBool(lua_State* L, int opts, const char* key) {
+  if (lua_type(L, opts) != LUA_TTABLE) return false;
+  lua_getfield(L, opts, key);
+  bool v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+std::string OptString(lua_State* L, int opts, const char* key) {
+  if (lua_type(L, opts) != LUA_TTABLE) return "";
+  lua_getfield(L, opts, key);
+  std::string v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+  lua_pop(L, 1);
+  return v;
+}
+
+// A duration given as seconds (number) or text ("7d", "15m"); -1 when absent.
+int64_t DurationAt(lua_State* L, int idx, const char* what) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TNONE || t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, idx))) return -1;
+  if (t == LUA_TNUMBER) {
+    double s = lua_tonumber(L, idx);
+    if (!(s >= 0)) luaL_error(L, "%s: a duration must not be negative", what);
+    return static_cast<int64_t>(s * 1000);
+  }
+  if (t == LUA_TSTRING) {
+    Result<uint64_t> ms = ParseDurationMs(lua_tostring(L, idx));
+    if (!ms.ok()) luaL_error(L, "%s: %s", what, ms.status().message().c_str());
+    return static_cast<int64_t>(*ms);
+  }
+  luaL_error(L, "%s: a duration is a number of seconds or text like \"7d\"", what);
+  return -1;
+}
+
+int64_t OptDuration(lua_State* L, int opts, const char* key, const char* what) {
+  if (lua_type(L, opts) != LUA_TTABLE) return -1;
+  lua_getfield(L, opts, key);
+  int64_t v = DurationAt(L, -1, what);
+  lua_pop(L, 1);
+  return v;
+}
+
+void SetNumber(lua_State* L, const char* k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+void SetInteger(lua_State* L, const char* k, int64_t v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+void SetString(lua_State* L, const char* k, const std::string& v) {
+  lua_pushlstring(L, v.data(), v.size());
+  lua_setfield(L, -2, k);
+}
+
+// The file table hooks get.
+void PushFile(lua_State* L, const cache::FileRef& f) {
+  lua_createtable(L, 0, 4);
+  SetString(L, "path", "/" + f.path);
+  SetString(L, "name", SplitPath(f.path).second);
+  SetInteger(L, "size", static_cast<int64_t>(f.size));
+  SetString(L, "etag", f.etag);
+}
+
+// nil, message: the Lua convention for a failed action.
+int Fail(lua_State* L, const Status& s) {
+  lua_pushnil(L);
+  lua_pushstring(L, s.message().c_str());
+  return 2;
+}
+
+std::string IsoTime(int64_t ms) {
+  if (ms <= 0) return "";
+  time_t t = ms / 1000;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Result<std::string> ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError("cannot read " + path + ": " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+struct Runtime::Generation {
+  Runtime* rt = nullptr;
+  std::unique_ptr<Sandbox> sb;
+  std::vector<std::string> files;
+  std::vector<HookRef> admit, evict, access;
+  std::vector<JobRef> jobs;
+  std::vector<Deferred> deferred;
+  bool loading = true;  // registrations allowed; actions deferred
+  int64_t loaded_ms = 0;
+  std::string running;  // the file whose code runs now (for strata.log)
+
+  // Calls the function `ref` with the `nargs` values on the stack; on
+  // failure switches the hook off.
+  Status CallHook(HookRef& h, const char* kind, int nargs, int nresults) {
+    lua_State* L = sb->L();
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h.ref);
+    lua_insert(L, -nargs - 1);
+    running = h.file;
+    h.calls++;
+    Status s = sb->Call(nargs, nresults);
+    if (!s.ok()) {
+      h.failed = true;
+      h.error = s.message();
+      LOG_WARN("policy: the %s hook of %s:%d failed and is off until the next reload (the built-in default "
+               "takes its place): %s", kind, h.file.c_str(), h.line, s.message().c_str());
+      rt->UpdateFlags();
+    }
+    return s;
+  }
+};
+
+Runtime::Runtime(RuntimeOptions opts, loop::Loop* loop, Host* host)
+    : opts_(std::move(opts)), clock_(opts_.clock != nullptr ? opts_.clock : SystemClock::Get()), loop_(loop), host_(host) {}
+
+Runtime::~Runtime() = default;
+
+void Runtime::UpdateFlags() {
+  auto any = [](const std::vector<HookRef>& v) {
+    return std::any_of(v.begin(), v.end(), [](const HookRef& h) { return !h.failed; });
+  };
+  has_admit_ = live_ && any(live_->admit);
+  has_evict_ = live_ && any(live_->evict);
+  has_access_ = live_ && any(live_->access);
+}
+
+void Runtime::InstallApi(Generation& g) {
+  lua_State* L = g.sb->L();
+  using Fn = int (*)(lua_State*);
+  static auto gen = [](lua_State* L) { return static_cast<Generation*>(lua_touserdata(L, lua_upvalueindex(1))); };
+  static auto hook = [](lua_State* L, std::vector<HookRef> Generation::*list, const char* name) {
+    Generation* g = gen(L);
+    if (!g->loading) return luaL_error(L, "strata.%s may only be called while the policy file loads", name);
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    auto [file, line] = SplitWhere(Where(L));
+    lua_pushvalue(L, 1);
+    HookRef h;
+    h.file = file;
+    h.line = line;
+    h.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    (g->*list).push_back(std::move(h));
+    return 0;
+  };
+  // An action now, or (while loading) once the reload is in force.
+  struct Action {
+    static int Run(lua_State* L, const std::string& what, std::function<Status(Host*)> fn) {
+      Generation* g = gen(L);
+      if (g->loading || g->rt->host_ == nullptr) {
+        g->deferred.push_back({Where(L), what, std::move(fn)});
+        lua_pushboolean(L, 1);
+        return 1;
+      }
+      Status s = fn(g->rt->host_);
+      if (!s.ok()) return Fail(L, s);
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+  };
+  const std::pair<const char*, Fn> fns[] = {
+      {"schedule",
+       [](lua_State* L) -> int {
+         Generation* g = gen(L);
+         if (!g->loading) return luaL_error(L, "strata.schedule may only be called while the policy file loads");
+         const char* spec = luaL_checkstring(L, 1);
+         luaL_checktype(L, 2, LUA_TFUNCTION);
+         std::string tz = OptString(L, 3, "tz");
+         Result<Schedule> sched = Schedule::Parse(spec, tz.empty() ? "UTC" : tz);
+         if (!sched.ok()) return luaL_error(L, "strata.schedule: %s", sched.status().message().c_str());
+         auto [file, line] = SplitWhere(Where(L));
+         lua_pushvalue(L, 2);
+         JobRef j;
+         j.file = file;
+         j.line = line;
+         j.schedule = *sched;
+         j.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+         j.next_s = sched->Next(g->rt->clock_->NowMs() / 1000);
+         g->jobs.push_back(std::move(j));
+         return 0;
+       }},
+      {"on_admit", [](lua_State* L) -> int { return hook(L, &Generation::admit, "on_admit"); }},
+      {"on_evict", [](lua_State* L) -> int { return hook(L, &Generation::evict, "on_evict"); }},
+      {"on_access", [](lua_State* L) -> int { return hook(L, &Generation::access, "on_access"); }},
+      {"load",
+       [](lua_State* L) -> int {
+         std::string path = luaL_checkstring(L, 1);
+         bool recursive = OptBool(L, 2, "recursive");
+         std::string tier_name = OptString(L, 2, "tier");
+         std::optional<cache::Tier> tier;
+         if (!tier_name.empty()) {
+           tier = cache::ParseTier(tier_name);
+           if (!tier) return luaL_error(L, "strata.load: tier must be \"mem\" or \"ssd\", not \"%s\"", tier_name.c_str());
+         }
+         Generation* g = gen(L);
+         if (!g->loading && g->rt->host_ != nullptr) {
+           Result<uint64_t> job = g->rt->host_->Load(path, recursive, tier);
+           if (!job.ok()) return Fail(L, job.status());
+           lua_pushinteger(L, static_cast<lua_Integer>(*job));
+           return 1;
+         }
+         return Action::Run(L, "load " + path + (recursive ? " (recursive)" : ""), [=](Host* h) {
+           return h->Load(path, recursive, tier).status();
+         });
+       }},
+      {"evict",
+       [](lua_State* L) -> int {
+         std::string path = luaL_checkstring(L, 1);
+         bool recursive = OptBool(L, 2, "recursive");
+         int64_t idle = OptDuration(L, 2, "idle", "strata.evict");
+         Generation* g = gen(L);
+         if (!g->loading && g->rt->host_ != nullptr) {
+           Result<cache::EvictResult> r = g->rt->host_->Evict(path, recursive, std::max<int64_t>(0, idle));
+           if (!r.ok()) return Fail(L, r.status());
+           lua_createtable(L, 0, 3);
+           SetInteger(L, "blocks", static_cast<int64_t>(r->blocks));
+           SetInteger(L, "bytes", static_cast<int64_t>(r->bytes));
+           SetInteger(L, "pinned", static_cast<int64_t>(r->pinned_blocks));
+           return 1;
+         }
+         return Action::Run(L, "evict " + path, [=](Host* h) {
+           return h->Evict(path, recursive, std::max<int64_t>(0, idle)).status();
+         });
+       }},
+      {"pin",
+       [](lua_State* L) -> int {
+         std::string path = luaL_checkstring(L, 1);
+         bool recursive = OptBool(L, 2, "recursive");
+         return Action::Run(L, "pin " + path + (recursive ? " (recursive)" : ""),
+                            [=](Host* h) { return h->Pin(path, recursive); });
+       }},
+      {"unpin",
+       [](lua_State* L) -> int {
+         std::string path = luaL_checkstring(L, 1);
+         return Action::Run(L, "unpin " + path, [=](Host* h) { return h->Unpin(path); });
+       }},
+      {"ttl",
+       [](lua_State* L) -> int {
+         std::string path = luaL_checkstring(L, 1);
+         int64_t ms = DurationAt(L, 2, "strata.ttl");
+         bool recursive = OptBool(L, 3, "recursive");
+         if (ms == 0) return luaL_error(L, "strata.ttl: a TTL must be longer than 0 (nil removes it)");
+         return Action::Run(L, "ttl " + path + " " + (ms < 0 ? "off" : std::to_string(ms / 1000) + "s"),
+                            [=](Host* h) { return h->Ttl(path, recursive, std::max<int64_t>(0, ms)); });
+       }},
+      {"list",
+       [](lua_State* L) -> int {
+         std::string path = luaL_checkstring(L, 1);
+         Generation* g = gen(L);
+         if (g->rt->host_ == nullptr) {
+           lua_newtable(L);
+           return 1;
+         }
+         Result<std::vector<Host::Entry>> r = g->rt->host_->List(path);
+         if (!r.ok()) return Fail(L, r.status());
+         lua_createtable(L, static_cast<int>(r->size()), 0);
+         for (size_t i = 0; i < r->size(); i++) {
+           const Host::Entry& e = (*r)[i];
+           lua_createtable(L, 0, 7);
+           SetString(L, "name", e.name);
+           SetString(L, "path", e.path);
+           SetString(L, "etag", e.etag);
+           lua_pushboolean(L, e.is_dir);
+           lua_setfield(L, -2, "is_dir");
+           SetInteger(L, "size", static_cast<int64_t>(e.size));
+           SetNumber(L, "mtime", e.mtime_ns / 1e9);
+           SetNumber(L, "cached", e.cached_percent);
+           lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+         }
+         return 1;
+       }},
+      {"stat",
+       [](lua_State* L) -> int {
+         Generation* g = gen(L);
+         lua_newtable(L);
+         if (g->rt->host_ == nullptr) return 1;
+         for (const auto& [k, v] : g->rt->host_->Stat()) SetNumber(L, k.c_str(), v);
+         return 1;
+       }},
+      {"now",
+       [](lua_State* L) -> int {
+         lua_pushnumber(L, gen(L)->rt->clock_->NowMs() / 1000.0);
+         return 1;
+       }},
+      {"log",
+       [](lua_State* L) -> int {
+         std::string msg;
+         for (int i = 1; i <= lua_gettop(L); i++) {
+           if (i > 1) msg += " ";
+           msg += luaL_tolstring(L, i, nullptr);
+           lua_pop(L, 1);
+         }
+         LOG_INFO("policy %s: %s", gen(L)->running.c_str(), msg.c_str());
+         return 0;
+       }},
+  };
+  lua_createtable(L, 0, static_cast<int>(std::size(fns)));
+  for (const auto& [name, fn] : fns) {
+    lua_pushlightuserdata(L, &g);
+    lua_pushcclosure(L, fn, 1);
+    lua_setfield(L, -2, name);
+  }
+  lua_setglobal(L, "strata");
+}
+
+Status Runtime::LoadInto(Generation& g, const std::vector<std::string>& files) {
+  g.rt = this;
+  g.sb = std::make_unique<Sandbox>(opts_.limits);
+  InstallApi(g);
+  g.loading = true;
+  for (const std::string& path : files) {
+    Result<std::string> code = ReadText(path);
+    if (!code.ok()) return code.status();
+    std::string name = SplitPath(path).second;
+    g.running = name;
+    g.files.push_back(name);
+    Status s = g.sb->Run(*code, name);
+    if (!s.ok()) return s;
+  }
+  g.loading = false;
+  g.loaded_ms = clock_->NowMs();
+  return Status::OK();
+}
+
+Status Runtime::Reload() {
+  std::vector<std::string> files;
+  if (!opts_.dir.empty()) {
+    DIR* d = ::opendir(opts_.dir.c_str());
+    if (d == nullptr && errno != ENOENT) {
+      Status s = Status::IOError("cannot read the policy directory " + opts_.dir + ": " + std::strerror(errno));
+      last_reload_error_ = s.message();
+      failed_reloads_++;
+      return s;
+    }
+    if (d != nullptr) {
+      while (dirent* e = ::readdir(d)) {
+        std::string n = e->d_name;
+        if (n.size() > 4 && n.compare(n.size() - 4, 4, ".lua") == 0 && n[0] != '.') files.push_back(JoinPath(opts_.dir, n));
+      }
+      ::closedir(d);
+    }
+    std::sort(files.begin(), files.end());
+  }
+  auto g = std::make_unique<Generation>();
+  Status s = LoadInto(*g, files);
+  last_reload_ms_ = clock_->NowMs();
+  if (!s.ok()) {
+    failed_reloads_++;
+    last_reload_error_ = s.message();
+    LOG_ERROR("policy: reload refused, the policies in force stay in force: %s", s.message().c_str());
+    return s;
+  }
+  last_reload_error_.clear();
+  reloads_++;
+  live_ = std::move(g);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    decisions_.clear();
+    generation_++;
+  }
+  UpdateFlags();
+  LOG_INFO("policy: %zu file(s) loaded from %s: %zu schedule(s), on_admit %zu, on_evict %zu, on_access %zu",
+           live_->files.size(), opts_.dir.c_str(), live_->jobs.size(), live_->admit.size(), live_->evict.size(),
+           live_->access.size());
+  for (Deferred& d : live_->deferred) {
+    Status r = d.run(host_);
+    if (!r.ok()) LOG_WARN("policy %s: %s: %s", d.where.c_str(), d.what.c_str(), r.message().c_str());
+  }
+  return Status::OK();
+}
+
+Result<std::string> Runtime::Check(const std::string& file) {
+  Generation g;
+  Status s = LoadInto(g, {file});
+  if (!s.ok()) return s;
+  std::ostringstream out;
+  std::string name = SplitPath(file).second;
+  out << name << ": OK (" << g.sb->memory_used() / 1024 << " KiB of Lua memory after loading)\n";
+  for (const auto& [list, kind] : {std::pair{&g.admit, "on_admit"}, {&g.evict, "on_evict"}, {&g.access, "on_access"}})
+    for (const HookRef& h : *list) out << "  hook     " << kind << " (line " << h.line << ")\n";
+  for (const JobRef& j : g.jobs)
+    out << "  schedule \"" << j.schedule.spec() << "\"" << (j.schedule.is_interval() ? "" : " " + j.schedule.tz())
+        << " (line " << j.line << "), next run " << (j.next_s < 0 ? "never" : IsoTime(j.next_s * 1000)) << "\n";
+  for (const Deferred& d : g.deferred) out << "  at load  " << d.what << " (" << d.where << ")\n";
+  if (g.admit.empty() && g.evict.empty() && g.access.empty() && g.jobs.empty() && g.deferred.empty())
+    out << "  (registers nothing)\n";
+  return out.str();
+}
+
+void Runtime::Start() {
+  if (loop_ == nullptr) return;
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop_->uv(), timer_);
+  timer_->data = this;
+  uv_timer_start(timer_, [](uv_timer_t* t) { static_cast<Runtime*>(t->data)->Tick(); }, 1000, 1000);
+}
+
+void Runtime::Stop() {
+  if (timer_ == nullptr) return;
+  uv_timer_stop(timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  timer_ = nullptr;
+}
+
+void Runtime::Tick() {
+  int64_t now_ms = clock_->NowMs();
+  if (live_) {
+    for (JobRef& j : live_->jobs) {
+      if (j.next_s < 0 || j.next_s * 1000 > now_ms) continue;
+      // Late (a busy loop, a moved clock): runs once, then the next time after now.
+      lua_State* L = live_->sb->L();
+      lua_rawgeti(L, LUA_REGISTRYINDEX, j.ref);
+      live_->running = j.file;
+      int64_t t0 = NowMonoMs();
+      Status s = live_->sb->Call(0, 0);
+      j.last_seconds = (NowMonoMs() - t0) / 1000.0;
+      j.runs++;
+      j.last_run_ms = now_ms;
+      j.last_ok = s.ok();
+      j.last_error = s.ok() ? "" : s.message();
+      if (!s.ok()) {
+        j.failures++;
+        LOG_WARN("policy: the job scheduled at %s:%d (\"%s\") failed: %s", j.file.c_str(), j.line,
+                 j.schedule.spec().c_str(), s.message().c_str());
+      }
+      j.next_s = j.schedule.Next(now_ms / 1000);
+    }
+  }
+  if (host_ != nullptr) host_->Tick(now_ms);
+}
+
+void Runtime::Prepare(const cache::FileRef& f) {
+  if (!has_admit_ || loop_ == nullptr) return;
+  uint64_t gen;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (decisions_.count(f.file_id)) return;
+    // Bounded: a long scan of distinct files starts over rather than grow.
+    if (decisions_.size() >= 65536) decisions_.clear();
+    decisions_[f.file_id] = Decision{};
+    gen = generation_;
+  }
+  loop_->Post([this, f, gen] {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (gen != generation_) return;
+    }
+    RunAdmit(f);
+  });
+}
+
+void Runtime::RunAdmit(const cache::FileRef& f) {
+  Decision d;
+  d.ready = true;
+  if (live_) {
+    lua_State* L = live_->sb->L();
+    for (HookRef& h : live_->admit) {
+      if (h.failed) continue;
+      PushFile(L, f);
+      if (!live_->CallHook(h, "on_admit", 1, 1).ok()) continue;
+      int t = lua_type(L, -1);
+      if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+        d.has_answer = true;  // not kept
+      } else if (t == LUA_TSTRING) {
+        std::optional<cache::Tier> tier = cache::ParseTier(lua_tostring(L, -1));
+        if (tier) {
+          d.has_answer = true;
+          d.tier = tier;
+        } else {
+          h.failed = true;
+          h.error = h.file + ":" + std::to_string(h.line) + ": on_admit returned \"" + lua_tostring(L, -1) +
+                    "\" (a tier is \"mem\" or \"ssd\"; false keeps the file out; nil has no opinion)";
+          LOG_WARN("policy: %s; the hook is off until the next reload", h.error.c_str());
+          UpdateFlags();
+        }
+      } else if (t == LUA_TBOOLEAN) {
+        d.has_answer = true;  // true: the default tier
+        d.tier = cache::Tier::kSsd;
+      }
+      lua_pop(L, 1);
+      if (d.has_answer) break;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    decisions_[f.file_id] = d;
+  }
+  cv_.notify_all();
+}
+
+std::optional<cache::Tier> Runtime::Decide(const cache::FileRef& f, cache::Tier fallback) {
+  if (!has_admit_) return fallback;
+  Prepare(f);  // a no-op when already asked
+  std::unique_lock<std::mutex> lock(mu_);
+  bool ready = cv_.wait_for(lock, std::chrono::milliseconds(opts_.admit_wait_ms), [&] {
+    auto it = decisions_.find(f.file_id);
+    return it == decisions_.end() || it->second.ready;
+  });
+  auto it = decisions_.find(f.file_id);
+  if (!ready || it == decisions_.end() || !it->second.ready) {
+    admit_timeouts_++;
+    return fallback;
+  }
+  if (!it->second.has_answer) return fallback;
+  return it->second.tier;
+}
+
+void Runtime::OnAccess(const cache::FileRef& f) {
+  if (!has_access_ || loop_ == nullptr) return;
+  loop_->Post([this, f] { RunAccess(f); });
+}
+
+void Runtime::RunAccess(const cache::FileRef& f) {
+  if (!live_) return;
+  lua_State* L = live_->sb->L();
+  for (HookRef& h : live_->access) {
+    if (h.failed) continue;
+    PushFile(L, f);
+    (void)live_->CallHook(h, "on_access", 1, 0);
+  }
+}
+
+bool Runtime::Score(const std::vector<cache::EvictCandidate>& c, std::vector<double>* scores,
+                    std::vector<int8_t>* demote) {
+  if (!live_) return false;
+  HookRef* h = nullptr;
+  // The last registered scorer wins (a later file overrides an earlier one).
+  for (HookRef& x : live_->evict)
+    if (!x.failed) h = &x;
+  if (h == nullptr) return false;
+  lua_State* L = live_->sb->L();
+  scores->assign(c.size(), 0);
+  demote->assign(c.size(), -1);
+  const size_t batch = std::max<size_t>(1, opts_.evict_batch);
+  for (size_t start = 0; start < c.size(); start += batch) {
+    size_t n = std::min(batch, c.size() - start);
+    lua_createtable(L, static_cast<int>(n), 0);
+    for (size_t i = 0; i < n; i++) {
+      const cache::EvictCandidate& e = c[start + i];
+      lua_createtable(L, 0, 9);
+      SetInteger(L, "id", static_cast<int64_t>(i + 1));
+      SetString(L, "path", "/" + e.path);
+      SetInteger(L, "block", static_cast<int64_t>(e.key.index));
+      SetInteger(L, "size", e.length);
+      SetInteger(L, "file_size", static_cast<int64_t>(e.file_size));
+      SetNumber(L, "atime", e.atime_ms / 1000.0);
+      SetInteger(L, "hits", e.hits);
+      SetString(L, "tier", cache::TierName(e.tier));
+      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    }
+    int batch_idx = lua_gettop(L);
+    lua_pushvalue(L, batch_idx);
+    if (!live_->CallHook(*h, "on_evict", 1, 1).ok()) {
+      lua_settop(L, batch_idx - 1);
+      return false;
+    }
+    std::string bad;
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_rawgeti(L, -1, 1);
+      bool ordering = lua_type(L, -1) == LUA_TTABLE;
+      lua_pop(L, 1);
+      size_t len = lua_rawlen(L, -1);
+      if (ordering) {
+        // Candidate tables, first to go first: the position is the score.
+        std::vector<double> s(n, 2.0);  // unlisted: after the listed ones
+        for (size_t p = 1; p <= len; p++) {
+          lua_rawgeti(L, -1, static_cast<lua_Integer>(p));
+          if (lua_type(L, -1) == LUA_TTABLE) {
+            lua_getfield(L, -1, "id");
+            lua_Integer id = lua_tointeger(L, -1);
+            lua_pop(L, 1);
+            if (id >= 1 && static_cast<size_t>(id) <= n) s[id - 1] = std::min(s[id - 1], static_cast<double>(p) / (len + 1));
+          }
+          lua_pop(L, 1);
+        }
+        for (size_t i = 0; i < n; i++) (*scores)[start + i] = s[i];
+      } else if (len == n) {
+        for (size_t i = 0; i < n && bad.empty(); i++) {
+          lua_rawgeti(L, -1, static_cast<lua_Integer>(i + 1));
+          int isnum = 0;
+          double v = lua_tonumberx(L, -1, &isnum);
+          if (!isnum || std::isnan(v)) bad = "score " + std::to_string(i + 1) + " is not a number";
+          (*scores)[start + i] = v;
+          lua_pop(L, 1);
+        }
+      } else {
+        bad = "returned " + std::to_string(len) + " scores for " + std::to_string(n) + " candidates";
+      }
+    } else {
+      bad = "must return a table of scores or the candidates in eviction order";
+    }
+    lua_pop(L, 1);  // the result
+    if (!bad.empty()) {
+      h->failed = true;
+      h->error = h->file + ":" + std::to_string(h->line) + ": on_evict " + bad;
+      LOG_WARN("policy: %s; the hook is off until the next reload (LRU takes its place)", h->error.c_str());
+      UpdateFlags();
+      lua_settop(L, batch_idx - 1);
+      return false;
+    }
+    // demote = true / false set by the script on RAM-tier candidates.
+    for (size_t i = 0; i < n; i++) {
+      lua_rawgeti(L, batch_idx, static_cast<lua_Integer>(i + 1));
+      lua_getfield(L, -1, "demote");
+      if (lua_type(L, -1) == LUA_TBOOLEAN) (*demote)[start + i] = lua_toboolean(L, -1) ? 1 : 0;
+      lua_pop(L, 2);
+    }
+    lua_settop(L, batch_idx - 1);
+  }
+  return true;
+}
+
+bool Runtime::Rank(const std::vector<cache::EvictCandidate>& candidates, std::vector<size_t>* order,
+                   std::vector<int8_t>* demote) {
+  if (!has_evict_) return false;
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false, ok = false;
+    std::vector<double> scores;
+    std::vector<int8_t> demote;
+  };
+  auto w = std::make_shared<Wait>();
+  // The candidates are copied: a late answer must not touch the caller's.
+  auto copy = std::make_shared<std::vector<cache::EvictCandidate>>(candidates);
+  auto run = [this, w, copy] {
+    std::vector<double> scores;
+    std::vector<int8_t> dem;
+    bool ok = Score(*copy, &scores, &dem);
+    std::lock_guard<std::mutex> lock(w->mu);
+    w->ok = ok;
+    w->scores = std::move(scores);
+    w->demote = std::move(dem);
+    w->done = true;
+    w->cv.notify_all();
+  };
+  if (loop_ == nullptr) run();
+  else loop_->Post(std::move(run));
+  std::unique_lock<std::mutex> lock(w->mu);
+  if (!w->cv.wait_for(lock, std::chrono::milliseconds(opts_.evict_wait_ms), [&] { return w->done; })) {
+    evict_timeouts_++;
+    return false;
+  }
+  if (!w->ok) return false;
+  order->resize(candidates.size());
+  for (size_t i = 0; i < order->size(); i++) (*order)[i] = i;
+  std::stable_sort(order->begin(), order->end(), [&](size_t a, size_t b) { return w->scores[a] < w->scores[b]; });
+  *demote = std::move(w->demote);
+  return true;
+}
+
+std::string Runtime::StatusJson() {
+  json j;
+  j["dir"] = opts_.dir;
+  j["reloads"] = reloads_;
+  j["failed_reloads"] = failed_reloads_;
+  j["last_reload"] = {{"at", IsoTime(last_reload_ms_)}, {"ok", last_reload_error_.empty()}, {"error", last_reload_error_}};
+  j["now"] = IsoTime(clock_->NowMs());
+  j["admit_timeouts"] = admit_timeouts_.load();
+  j["evict_timeouts"] = evict_timeouts_.load();
+  json files = json::array(), hooks = json::array(), schedules = json::array();
+  if (live_) {
+    j["loaded_at"] = IsoTime(live_->loaded_ms);
+    j["memory_bytes"] = live_->sb->memory_used();
+    files = live_->files;
+    for (const auto& [list, kind] :
+         {std::pair{&live_->admit, "on_admit"}, {&live_->evict, "on_evict"}, {&live_->access, "on_access"}})
+      for (const HookRef& h : *list)
+        hooks.push_back({{"hook", kind}, {"file", h.file}, {"line", h.line}, {"calls", h.calls},
+                         {"state", h.failed ? "failed" : "active"}, {"error", h.error}});
+    for (const JobRef& jr : live_->jobs)
+      schedules.push_back({{"file", jr.file}, {"line", jr.line}, {"spec", jr.schedule.spec()},
+                           {"tz", jr.schedule.is_interval() ? "" : jr.schedule.tz()},
+                           {"next_run", jr.next_s < 0 ? "never" : IsoTime(jr.next_s * 1000)},
+                           {"last_run", IsoTime(jr.last_run_ms)}, {"last_seconds", jr.last_seconds},
+                           {"last_result", jr.runs == 0 ? "" : jr.last_ok ? "ok" : "error"},
+                           {"error", jr.last_error}, {"runs", jr.runs}, {"failures", jr.failures}});
+  }
+  j["files"] = files;
+  j["hooks"] = hooks;
+  j["schedules"] = schedules;
+  j["default"] = {{"on_admit", has_admit_ ? "policy" : "built-in (everything to the SSD tier)"},
+                  {"on_evict", has_evict_ ? "policy" : "built-in (LRU)"}};
+  return j.dump();
+}
+
+}  // namespace strata::policy
