@@ -467,7 +467,7 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
       return Status::InvalidArgument("read past the end of a cached block");
     int64_t now = clock_->NowMs(), mono = NowMonoMs();
     b.atime_ms = now;
-    if (mono - b.last_read_mono_ms >= 1000) b.hits++;
+    if (mono - b.last_read_mono_ms >= opts_.access_gap_ms) b.hits++;
     b.last_read_mono_ms = mono;
     if (!b.pinned) tiers_[T(b.tier)].policy->OnAccess(key, now);
     if (b.tier == Tier::kMem) {

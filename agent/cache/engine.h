@@ -69,6 +69,7 @@ struct EngineOptions {
   double low_watermark = 0.85;
   int fetch_threads = 8;
   uint32_t promote_hits = 1;  // an SSD block hit this often moves to RAM
+  int64_t access_gap_ms = 1000;  // reads closer together are one access
   const Clock* clock = nullptr;  // access times; default the system clock
 };
 

@@ -1,10 +1,24 @@
 #include "agent/policy/sandbox.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 namespace strata::policy {
 namespace {
 constexpr int kHookStep = 1000;  // instructions between budget checks
+
+// "file:line: " of the innermost running Lua code, "" when none. Allocates
+// nothing (it runs inside the allocator).
+void WhereInto(lua_State* L, char* out, size_t size) {
+  out[0] = '\0';
+  lua_Debug ar;
+  for (int level = 0; level < 32 && lua_getstack(L, level, &ar); level++) {
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+      std::snprintf(out, size, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+}
 }  // namespace
 
 void* Sandbox::Alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
@@ -17,7 +31,10 @@ void* Sandbox::Alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   }
   // Lua must be able to free and shrink; growth past the cap fails (an
   // out-of-memory error inside the script).
-  if (nsize > old && self->used_ + (nsize - old) > self->limits_.memory_bytes && self->L_ != nullptr) return nullptr;
+  if (nsize > old && self->used_ + (nsize - old) > self->limits_.memory_bytes && self->L_ != nullptr) {
+    if (self->oom_where_[0] == '\0') WhereInto(self->L_, self->oom_where_, sizeof(self->oom_where_));
+    return nullptr;
+  }
   void* p = std::realloc(ptr, nsize);
   if (p != nullptr) self->used_ = self->used_ - old + nsize;
   return p;
@@ -34,7 +51,9 @@ void Sandbox::Hook(lua_State* L, lua_Debug*) {
     // keep it running.
     lua_sethook(L, Hook, LUA_MASKCOUNT, 1);
   }
-  luaL_error(L, "policy ran over its budget of %d instructions", static_cast<int>(self->limits_.instructions));
+  char where[256];
+  WhereInto(L, where, sizeof(where));
+  luaL_error(L, "%spolicy ran over its budget of %d instructions", where, static_cast<int>(self->limits_.instructions));
 }
 
 Sandbox::Sandbox(SandboxLimits limits) : limits_(limits) {
@@ -60,13 +79,15 @@ Sandbox::~Sandbox() {
 Status Sandbox::Protected(int nargs, int nresults) {
   spent_ = 0;
   over_ = false;
+  oom_where_[0] = '\0';
   lua_sethook(L_, Hook, LUA_MASKCOUNT, kHookStep);
   int rc = lua_pcall(L_, nargs, nresults, 0);
   lua_sethook(L_, nullptr, 0, 0);
   if (rc == LUA_OK) return Status::OK();
   std::string msg = lua_type(L_, -1) == LUA_TSTRING ? lua_tostring(L_, -1) : "error object is not a string";
   lua_pop(L_, 1);
-  if (rc == LUA_ERRMEM) msg = "policy ran out of memory (limit " + std::to_string(limits_.memory_bytes >> 20) + " MiB)";
+  if (rc == LUA_ERRMEM)
+    msg = std::string(oom_where_) + "policy ran out of memory (limit " + std::to_string(limits_.memory_bytes >> 20) + " MiB)";
   if (over_ && msg.find("budget") == std::string::npos) msg += " (after running over its instruction budget)";
   lua_gc(L_, LUA_GCCOLLECT);
   return Status::InvalidArgument(msg);

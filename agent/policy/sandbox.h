@@ -50,6 +50,7 @@ class Sandbox {
   size_t used_ = 0;
   uint64_t spent_ = 0;  // instructions of the current call, in hook steps
   bool over_ = false;
+  char oom_where_[256] = {};  // where the allocation that passed the cap was made
 };
 
 }  // namespace strata::policy

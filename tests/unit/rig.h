@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <condition_variable>
+#include <functional>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -44,12 +45,23 @@ struct Rig {
   std::unique_ptr<cache::Metadata> meta;
   cache::EngineOptions opts;
 
+  // Called on the engine before Start() (hooks, pins).
+  std::function<void(cache::Engine&)> setup;
+
   explicit Rig(uint64_t capacity, uint64_t block = 64 * 1024) {
+    cache::EngineOptions o;
+    o.capacity = capacity;
+    o.block_size = block;
+    Init(o);
+  }
+  Rig(cache::EngineOptions o, std::function<void(cache::Engine&)> before_start) : setup(std::move(before_start)) {
+    Init(o);
+  }
+  void Init(cache::EngineOptions o) {
     auto s = std::make_unique<FakeUfs>();
     store = s.get();
     REQUIRE(mounts.Add("", std::move(s)).ok());
-    opts.capacity = capacity;
-    opts.block_size = block;
+    opts = o;
     opts.fetch_threads = 8;
     Open();
   }
@@ -62,6 +74,7 @@ struct Rig {
     REQUIRE(t.ok());
     ssd = std::move(t).value();
     engine = std::make_unique<cache::Engine>(opts, &mounts, idx.get(), ssd.get());
+    if (setup) setup(*engine);
     REQUIRE(engine->Start().ok());
     meta = std::make_unique<cache::Metadata>(&mounts, idx.get(), engine.get(), 60000);
   }
