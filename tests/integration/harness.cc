@@ -350,7 +350,9 @@ Agent::~Agent() {
 std::vector<std::string> Agent::Args(const std::string& ufs, const std::vector<std::string>& extra) const {
   std::vector<std::string> a = {kAgent,        "-f",          "--mount-point", mnt_,       "--ufs", ufs,
                                 "--cache-dir", cache_,        "--cache-size",  "256MiB",   "--socket",
-                                sock_,         "--s3-timeout", "10"};
+                                sock_,         "--s3-timeout", "10",
+                                // No policies unless a test gives some (not /etc/strata/policies).
+                                "--policy-dir", dir_.path + "/no-policies"};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
