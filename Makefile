@@ -61,6 +61,8 @@ $(BUILD)/unit_tests: $(patsubst %.cc,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/integration_tests: $(patsubst %.cc,$(BUILD)/obj/%.o,$(INTEG_SRCS)) $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/policy_bench: $(BUILD)/obj/tests/bench/policy_bench.o $(LIBS)
+	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 
 .PHONY: all run test unit integration bench install clean deps asan soak
 
@@ -78,7 +80,7 @@ test: all $(BUILD)/unit_tests $(BUILD)/integration_tests
 soak: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests "[slow]"
 
-bench: all
+bench: all $(BUILD)/policy_bench
 	bash packaging/install-deps.sh --bench
 	bash tests/bench/bench.sh $(BUILD)
 
@@ -91,6 +93,11 @@ install: all
 	test -f $(DESTDIR)/etc/strata/agent.conf || install -D -m 0644 packaging/agent.conf $(DESTDIR)/etc/strata/agent.conf
 	install -D -m 0644 man/strata-agent.8 $(DESTDIR)$(PREFIX)/share/man/man8/strata-agent.8
 	install -D -m 0644 man/agentctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/agentctl.1
+	install -D -m 0644 man/strata-policy.7 $(DESTDIR)$(PREFIX)/share/man/man7/strata-policy.7
+	install -d $(DESTDIR)$(PREFIX)/share/strata/policies $(DESTDIR)/etc/strata/policies
+	install -m 0644 policies/*.lua $(DESTDIR)$(PREFIX)/share/strata/policies/
+	for f in default.lua preload.lua cleanup.lua; do \
+	  test -f $(DESTDIR)/etc/strata/policies/$$f || install -m 0644 policies/$$f $(DESTDIR)/etc/strata/policies/$$f; done
 
 # Unit tests under ASan/UBSan, and the same agent for the integration tests:
 #   STRATA_AGENT=build-asan/strata-agent build/integration_tests
