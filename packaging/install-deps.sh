@@ -2,7 +2,7 @@
 # Installs what building, running and testing Strata needs on Debian 12.
 #   install-deps.sh            build + run dependencies
 #   install-deps.sh --test     also the test tools (s3rver from npm, curl, rsync)
-#   install-deps.sh --bench    also the comparison tools (s3fs-fuse, rclone)
+#   install-deps.sh --bench    also the comparison tools (s3fs-fuse, rclone) and jq
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
 
@@ -10,7 +10,7 @@ build_pkgs=(g++ make pkg-config fuse3 libfuse3-dev liblua5.4-dev libuv1-dev
             libcurl4-openssl-dev liblmdb-dev libcli11-dev catch2 libssl-dev
             nlohmann-json3-dev libxxhash-dev)
 test_pkgs=(curl rsync git tzdata nodejs npm xxd)
-bench_pkgs=(s3fs rclone)
+bench_pkgs=(s3fs rclone jq)
 
 want=("${build_pkgs[@]}")
 for arg in "$@"; do

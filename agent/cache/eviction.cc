@@ -1,5 +1,7 @@
 #include "agent/cache/eviction.h"
 
+#include <iterator>
+
 namespace strata::cache {
 
 const char* TierName(Tier t) { return t == Tier::kMem ? "mem" : "ssd"; }
@@ -12,9 +14,16 @@ std::optional<Tier> ParseTier(const std::string& name) {
 
 void LruPolicy::OnInsert(const BlockKey& key, uint32_t length, int64_t atime_ms) {
   OnRemove(key);
-  // Usually the newest: walk from the front past anything more recent.
+  // Ordered by atime, newest first. A new block is the newest (no walk); an
+  // older one (a restart, a demotion, an unpin) is placed by walking from the
+  // nearer end in time, so a batch of old blocks does not walk the whole list.
   auto it = order_.begin();
-  while (it != order_.end() && it->atime_ms > atime_ms) ++it;
+  if (!order_.empty() && atime_ms < order_.front().atime_ms / 2 + order_.back().atime_ms / 2) {
+    it = order_.end();
+    while (it != order_.begin() && std::prev(it)->atime_ms <= atime_ms) --it;
+  } else {
+    while (it != order_.end() && it->atime_ms > atime_ms) ++it;
+  }
   pos_[key] = order_.insert(it, Item{key, length, atime_ms});
 }
 

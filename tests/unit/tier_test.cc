@@ -2,9 +2,12 @@
 // real index and SSD tier with an in-memory store.
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <unordered_map>
+#include <random>
 #include <thread>
 
 #include "agent/cache/engine.h"
+#include "agent/cache/eviction.h"
 #include "tests/unit/rig.h"
 
 using namespace strata;
@@ -221,4 +224,23 @@ TEST_CASE("the scorer's order decides which blocks go; a failed scorer falls bac
       CHECK(rig.engine->Stats().scorer_failures > 0);
     }
   }
+}
+
+TEST_CASE("the LRU order holds whatever order blocks arrive in", "[unit][tier]") {
+  cache::LruPolicy lru;
+  std::mt19937 rng(3);
+  std::unordered_map<BlockKey, int64_t, BlockKeyHash> atime;
+  for (uint64_t i = 0; i < 5000; i++) {
+    int64_t t = static_cast<int64_t>(rng() % 100000);
+    lru.OnInsert({i, 0}, 1, t);
+    atime[{i, 0}] = t;
+  }
+  for (uint64_t i = 0; i < 500; i++) {  // touches move blocks to the front
+    lru.OnAccess({i * 7, 0}, 200000 + static_cast<int64_t>(i));
+    atime[{i * 7, 0}] = 200000 + static_cast<int64_t>(i);
+  }
+  std::vector<BlockKey> v;
+  lru.Select(UINT64_MAX, &v);
+  REQUIRE(v.size() == 5000);
+  for (size_t i = 1; i < v.size(); i++) REQUIRE(atime[v[i - 1]] <= atime[v[i]]);
 }
