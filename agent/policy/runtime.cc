@@ -82,30 +82,47 @@ std::string OptString(lua_State* L, int opts, const char* key) {
   return v;
 }
 
-// A duration given as seconds (number) or text ("7d", "15m"); -1 when absent.
-int64_t DurationAt(lua_State* L, int idx, const char* what) {
+// A duration given as seconds (number) or text ("7d", "15m") into *ms; -1
+// when absent. False, with *err set, when it is neither.
+bool DurationAt(lua_State* L, int idx, const char* what, int64_t* ms, std::string* err) {
+  *ms = -1;
   int t = lua_type(L, idx);
-  if (t == LUA_TNONE || t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, idx))) return -1;
+  if (t == LUA_TNONE || t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, idx))) return true;
   if (t == LUA_TNUMBER) {
-    double s = lua_tonumber(L, idx);
-    if (!(s >= 0)) luaL_error(L, "%s: a duration must not be negative", what);
-    return static_cast<int64_t>(s * 1000);
+    double secs = lua_tonumber(L, idx);
+    if (!(secs >= 0)) return *err = std::string(what) + ": a duration must not be negative", false;
+    *ms = static_cast<int64_t>(secs * 1000);
+    return true;
   }
   if (t == LUA_TSTRING) {
-    Result<uint64_t> ms = ParseDurationMs(lua_tostring(L, idx));
-    if (!ms.ok()) luaL_error(L, "%s: %s", what, ms.status().message().c_str());
-    return static_cast<int64_t>(*ms);
+    Result<uint64_t> d = ParseDurationMs(lua_tostring(L, idx));
+    if (!d.ok()) return *err = std::string(what) + ": " + d.status().message(), false;
+    *ms = static_cast<int64_t>(*d);
+    return true;
   }
-  luaL_error(L, "%s: a duration is a number of seconds or text like \"7d\"", what);
-  return -1;
+  *err = std::string(what) + ": a duration is a number of seconds or text like \"7d\"";
+  return false;
 }
 
-int64_t OptDuration(lua_State* L, int opts, const char* key, const char* what) {
-  if (lua_type(L, opts) != LUA_TTABLE) return -1;
+bool OptDuration(lua_State* L, int opts, const char* key, const char* what, int64_t* ms, std::string* err) {
+  *ms = -1;
+  if (lua_type(L, opts) != LUA_TTABLE) return true;
   lua_getfield(L, opts, key);
-  int64_t v = DurationAt(L, -1, what);
+  bool ok = DurationAt(L, -1, what, ms, err);
   lua_pop(L, 1);
-  return v;
+  return ok;
+}
+
+// Argument `idx` as a string, or false with *err set.
+bool ArgString(lua_State* L, int idx, const char* what, std::string* out, std::string* err) {
+  if (lua_type(L, idx) != LUA_TSTRING) {
+    *err = std::string(what) + ": argument " + std::to_string(idx) + " must be a string, not " + luaL_typename(L, idx);
+    return false;
+  }
+  size_t len = 0;
+  const char* p = lua_tolstring(L, idx, &len);
+  out->assign(p, len);
+  return true;
 }
 
 void SetNumber(lua_State* L, const char* k, double v) {
@@ -122,10 +139,22 @@ void SetString(lua_State* L, const char* k, const std::string& v) {
 }
 
 // The file table hooks get.
+// Pushes "/" .. path (no C++ temporary: a Lua error may unwind through here).
+void PushPath(lua_State* L, const std::string& path) {
+  lua_pushliteral(L, "/");
+  lua_pushlstring(L, path.data(), path.size());
+  lua_concat(L, 2);
+}
+
+// Runs inside the sandbox's protected call (see Runtime::Generation::Call).
 void PushFile(lua_State* L, const cache::FileRef& f) {
   lua_createtable(L, 0, 4);
-  SetString(L, "path", "/" + f.path);
-  SetString(L, "name", SplitPath(f.path).second);
+  PushPath(L, f.path);
+  lua_setfield(L, -2, "path");
+  size_t slash = f.path.rfind('/');
+  size_t from = slash == std::string::npos ? 0 : slash + 1;
+  lua_pushlstring(L, f.path.data() + from, f.path.size() - from);
+  lua_setfield(L, -2, "name");
   SetInteger(L, "size", static_cast<int64_t>(f.size));
   SetString(L, "etag", f.etag);
 }
@@ -168,23 +197,24 @@ struct Runtime::Generation {
   int64_t loaded_ms = 0;
   std::string running;  // the file whose code runs now (for strata.log)
 
-  // Calls the function `ref` with the `nargs` values on the stack; on
-  // failure switches the hook off.
-  Status CallHook(HookRef& h, const char* kind, int nargs, int nresults) {
-    lua_State* L = sb->L();
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h.ref);
-    lua_insert(L, -nargs - 1);
+  // Runs `body(L, ud)` in protected mode with the sandbox's budget: the
+  // body pushes the hook (lua_rawgeti of h.ref) and its arguments, calls
+  // it and reads the results into `ud`, so running out of memory while
+  // building arguments is an error of the hook, not a panic of the agent.
+  // On failure the hook is switched off.
+  Status Call(HookRef& h, const char* kind, lua_CFunction body, void* ud) {
     running = h.file;
     h.calls++;
-    Status s = sb->Call(nargs, nresults);
-    if (!s.ok()) {
-      h.failed = true;
-      h.error = s.message();
-      LOG_WARN("policy: the %s hook of %s:%d failed and is off until the next reload (the built-in default "
-               "takes its place): %s", kind, h.file.c_str(), h.line, s.message().c_str());
-      rt->UpdateFlags();
-    }
+    Status s = sb->CallFunction(body, ud);
+    if (!s.ok()) Fail(h, kind, s.message());
     return s;
+  }
+  void Fail(HookRef& h, const char* kind, const std::string& error) {
+    h.failed = true;
+    h.error = error;
+    LOG_WARN("policy: the %s hook of %s:%d failed and is off until the next reload (the built-in default "
+             "takes its place): %s", kind, h.file.c_str(), h.line, error.c_str());
+    rt->UpdateFlags();
   }
 };
 
@@ -202,178 +232,232 @@ void Runtime::UpdateFlags() {
   has_access_ = live_ && any(live_->access);
 }
 
+namespace {
+
+// Lua raises errors with longjmp, which skips C++ destructors. So an API
+// function's body works with C++ objects and returns its error as text;
+// Dispatch raises it only after they are gone.
+using ApiBody = int (*)(lua_State* L, Runtime::Generation* g, std::string* err);
+
+int Dispatch(lua_State* L) {
+  auto* g = static_cast<Runtime::Generation*>(lua_touserdata(L, lua_upvalueindex(1)));
+  auto body = reinterpret_cast<ApiBody>(lua_touserdata(L, lua_upvalueindex(2)));
+  char msg[512];
+  {
+    std::string err;
+    int n = body(L, g, &err);
+    if (err.empty()) return n;
+    std::snprintf(msg, sizeof(msg), "%s", err.c_str());
+  }
+  return luaL_error(L, "%s", msg);
+}
+
+bool Registration(Runtime::Generation* g, const char* name, std::string* err);
+
+}  // namespace
+
+// The pieces of Generation the API bodies need, without exposing it.
+struct ApiAccess {
+  static bool Loading(Runtime::Generation* g) { return g->loading; }
+  static Host* HostOf(Runtime::Generation* g) { return g->rt->host_; }
+  static const Clock* ClockOf(Runtime::Generation* g) { return g->rt->clock_; }
+  static const std::string& Running(Runtime::Generation* g) { return g->running; }
+  static void AddHook(Runtime::Generation* g, int which, HookRef h) {
+    (which == 0 ? g->admit : which == 1 ? g->evict : g->access).push_back(std::move(h));
+  }
+  static void AddJob(Runtime::Generation* g, JobRef j) { g->jobs.push_back(std::move(j)); }
+  static void Defer(Runtime::Generation* g, Deferred d) { g->deferred.push_back(std::move(d)); }
+};
+
+namespace {
+
+bool Registration(Runtime::Generation* g, const char* name, std::string* err) {
+  if (ApiAccess::Loading(g)) return true;
+  *err = std::string("strata.") + name + " may only be called while the policy file loads";
+  return false;
+}
+
+template <int kWhich>
+int HookBody(lua_State* L, Runtime::Generation* g, std::string* err) {
+  static const char* const names[] = {"on_admit", "on_evict", "on_access"};
+  if (!Registration(g, names[kWhich], err)) return 0;
+  if (lua_type(L, 1) != LUA_TFUNCTION) return *err = std::string("strata.") + names[kWhich] + " needs a function", 0;
+  auto [file, line] = SplitWhere(Where(L));
+  lua_pushvalue(L, 1);
+  HookRef h;
+  h.file = file;
+  h.line = line;
+  h.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ApiAccess::AddHook(g, kWhich, std::move(h));
+  return 0;
+}
+
+// An action now, or (while loading, or checking) once the reload is in force.
+int Act(lua_State* L, Runtime::Generation* g, std::string what, std::function<Status(Host*)> fn) {
+  Host* host = ApiAccess::HostOf(g);
+  if (ApiAccess::Loading(g) || host == nullptr) {
+    ApiAccess::Defer(g, {Where(L), std::move(what), std::move(fn)});
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  Status s = fn(host);
+  if (!s.ok()) return Fail(L, s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int ScheduleBody(lua_State* L, Runtime::Generation* g, std::string* err) {
+  std::string spec;
+  if (!Registration(g, "schedule", err) || !ArgString(L, 1, "strata.schedule", &spec, err)) return 0;
+  if (lua_type(L, 2) != LUA_TFUNCTION) return *err = "strata.schedule: argument 2 must be a function", 0;
+  std::string tz = OptString(L, 3, "tz");
+  Result<Schedule> sched = Schedule::Parse(spec, tz.empty() ? "UTC" : tz);
+  if (!sched.ok()) return *err = "strata.schedule: " + sched.status().message(), 0;
+  auto [file, line] = SplitWhere(Where(L));
+  lua_pushvalue(L, 2);
+  JobRef j;
+  j.file = file;
+  j.line = line;
+  j.schedule = *sched;
+  j.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  j.next_s = sched->Next(ApiAccess::ClockOf(g)->NowMs() / 1000);
+  ApiAccess::AddJob(g, std::move(j));
+  return 0;
+}
+
+int LoadBody(lua_State* L, Runtime::Generation* g, std::string* err) {
+  std::string path;
+  if (!ArgString(L, 1, "strata.load", &path, err)) return 0;
+  bool recursive = OptBool(L, 2, "recursive");
+  std::string tier_name = OptString(L, 2, "tier");
+  std::optional<cache::Tier> tier;
+  if (!tier_name.empty()) {
+    tier = cache::ParseTier(tier_name);
+    if (!tier) return *err = "strata.load: tier must be \"mem\" or \"ssd\", not \"" + tier_name + "\"", 0;
+  }
+  Host* host = ApiAccess::HostOf(g);
+  if (!ApiAccess::Loading(g) && host != nullptr) {
+    Result<uint64_t> job = host->Load(path, recursive, tier);
+    if (!job.ok()) return Fail(L, job.status());
+    lua_pushinteger(L, static_cast<lua_Integer>(*job));
+    return 1;
+  }
+  return Act(L, g, "load " + path + (recursive ? " (recursive)" : ""),
+             [=](Host* h) { return h->Load(path, recursive, tier).status(); });
+}
+
+int EvictBody(lua_State* L, Runtime::Generation* g, std::string* err) {
+  std::string path;
+  int64_t idle = -1;
+  if (!ArgString(L, 1, "strata.evict", &path, err) || !OptDuration(L, 2, "idle", "strata.evict", &idle, err)) return 0;
+  bool recursive = OptBool(L, 2, "recursive");
+  idle = std::max<int64_t>(0, idle);
+  Host* host = ApiAccess::HostOf(g);
+  if (!ApiAccess::Loading(g) && host != nullptr) {
+    Result<cache::EvictResult> r = host->Evict(path, recursive, idle);
+    if (!r.ok()) return Fail(L, r.status());
+    lua_createtable(L, 0, 3);
+    SetInteger(L, "blocks", static_cast<int64_t>(r->blocks));
+    SetInteger(L, "bytes", static_cast<int64_t>(r->bytes));
+    SetInteger(L, "pinned", static_cast<int64_t>(r->pinned_blocks));
+    return 1;
+  }
+  return Act(L, g, "evict " + path, [=](Host* h) { return h->Evict(path, recursive, idle).status(); });
+}
+
+int PinBody(lua_State* L, Runtime::Generation* g, std::string* err) {
+  std::string path;
+  if (!ArgString(L, 1, "strata.pin", &path, err)) return 0;
+  bool recursive = OptBool(L, 2, "recursive");
+  return Act(L, g, "pin " + path + (recursive ? " (recursive)" : ""), [=](Host* h) { return h->Pin(path, recursive); });
+}
+
+int UnpinBody(lua_State* L, Runtime::Generation* g, std::string* err) {
+  std::string path;
+  if (!ArgString(L, 1, "strata.unpin", &path, err)) return 0;
+  return Act(L, g, "unpin " + path, [=](Host* h) { return h->Unpin(path); });
+}
+
+int TtlBody(lua_State* L, Runtime::Generation* g, std::string* err) {
+  std::string path;
+  int64_t ms = -1;
+  if (!ArgString(L, 1, "strata.ttl", &path, err) || !DurationAt(L, 2, "strata.ttl", &ms, err)) return 0;
+  if (ms == 0) return *err = "strata.ttl: a TTL must be longer than 0 (nil removes it)", 0;
+  bool recursive = OptBool(L, 3, "recursive");
+  return Act(L, g, "ttl " + path + " " + (ms < 0 ? "off" : std::to_string(ms / 1000) + "s"),
+             [=](Host* h) { return h->Ttl(path, recursive, std::max<int64_t>(0, ms)); });
+}
+
+int ListBody(lua_State* L, Runtime::Generation* g, std::string* err) {
+  std::string path;
+  if (!ArgString(L, 1, "strata.list", &path, err)) return 0;
+  Host* host = ApiAccess::HostOf(g);
+  if (host == nullptr) {
+    lua_newtable(L);
+    return 1;
+  }
+  Result<std::vector<Host::Entry>> r = host->List(path);
+  if (!r.ok()) return Fail(L, r.status());
+  lua_createtable(L, static_cast<int>(r->size()), 0);
+  for (size_t i = 0; i < r->size(); i++) {
+    const Host::Entry& e = (*r)[i];
+    lua_createtable(L, 0, 7);
+    SetString(L, "name", e.name);
+    SetString(L, "path", e.path);
+    SetString(L, "etag", e.etag);
+    lua_pushboolean(L, e.is_dir);
+    lua_setfield(L, -2, "is_dir");
+    SetInteger(L, "size", static_cast<int64_t>(e.size));
+    SetNumber(L, "mtime", e.mtime_ns / 1e9);
+    SetNumber(L, "cached", e.cached_percent);
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  return 1;
+}
+
+int StatBody(lua_State* L, Runtime::Generation* g, std::string*) {
+  lua_newtable(L);
+  Host* host = ApiAccess::HostOf(g);
+  if (host == nullptr) return 1;
+  for (const auto& [k, v] : host->Stat()) SetNumber(L, k.c_str(), v);
+  return 1;
+}
+
+int NowBody(lua_State* L, Runtime::Generation* g, std::string*) {
+  lua_pushnumber(L, ApiAccess::ClockOf(g)->NowMs() / 1000.0);
+  return 1;
+}
+
+int LogBody(lua_State* L, Runtime::Generation* g, std::string*) {
+  const int n = lua_gettop(L);
+  for (int i = 1; i <= n; i++) {
+    luaL_tolstring(L, i, nullptr);
+    if (i > 1) {
+      lua_pushliteral(L, " ");
+      lua_insert(L, -2);
+      lua_concat(L, 3);
+    }
+  }
+  const char* msg = n > 0 ? lua_tostring(L, -1) : "";
+  LOG_INFO("policy %s: %s", ApiAccess::Running(g).c_str(), msg);
+  return 0;
+}
+
+}  // namespace
+
 void Runtime::InstallApi(Generation& g) {
   lua_State* L = g.sb->L();
-  using Fn = int (*)(lua_State*);
-  static auto gen = [](lua_State* L) { return static_cast<Generation*>(lua_touserdata(L, lua_upvalueindex(1))); };
-  static auto hook = [](lua_State* L, std::vector<HookRef> Generation::*list, const char* name) {
-    Generation* g = gen(L);
-    if (!g->loading) return luaL_error(L, "strata.%s may only be called while the policy file loads", name);
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    auto [file, line] = SplitWhere(Where(L));
-    lua_pushvalue(L, 1);
-    HookRef h;
-    h.file = file;
-    h.line = line;
-    h.ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    (g->*list).push_back(std::move(h));
-    return 0;
-  };
-  // An action now, or (while loading) once the reload is in force.
-  struct Action {
-    static int Run(lua_State* L, const std::string& what, std::function<Status(Host*)> fn) {
-      Generation* g = gen(L);
-      if (g->loading || g->rt->host_ == nullptr) {
-        g->deferred.push_back({Where(L), what, std::move(fn)});
-        lua_pushboolean(L, 1);
-        return 1;
-      }
-      Status s = fn(g->rt->host_);
-      if (!s.ok()) return Fail(L, s);
-      lua_pushboolean(L, 1);
-      return 1;
-    }
-  };
-  const std::pair<const char*, Fn> fns[] = {
-      {"schedule",
-       [](lua_State* L) -> int {
-         Generation* g = gen(L);
-         if (!g->loading) return luaL_error(L, "strata.schedule may only be called while the policy file loads");
-         const char* spec = luaL_checkstring(L, 1);
-         luaL_checktype(L, 2, LUA_TFUNCTION);
-         std::string tz = OptString(L, 3, "tz");
-         Result<Schedule> sched = Schedule::Parse(spec, tz.empty() ? "UTC" : tz);
-         if (!sched.ok()) return luaL_error(L, "strata.schedule: %s", sched.status().message().c_str());
-         auto [file, line] = SplitWhere(Where(L));
-         lua_pushvalue(L, 2);
-         JobRef j;
-         j.file = file;
-         j.line = line;
-         j.schedule = *sched;
-         j.ref = luaL_ref(L, LUA_REGISTRYINDEX);
-         j.next_s = sched->Next(g->rt->clock_->NowMs() / 1000);
-         g->jobs.push_back(std::move(j));
-         return 0;
-       }},
-      {"on_admit", [](lua_State* L) -> int { return hook(L, &Generation::admit, "on_admit"); }},
-      {"on_evict", [](lua_State* L) -> int { return hook(L, &Generation::evict, "on_evict"); }},
-      {"on_access", [](lua_State* L) -> int { return hook(L, &Generation::access, "on_access"); }},
-      {"load",
-       [](lua_State* L) -> int {
-         std::string path = luaL_checkstring(L, 1);
-         bool recursive = OptBool(L, 2, "recursive");
-         std::string tier_name = OptString(L, 2, "tier");
-         std::optional<cache::Tier> tier;
-         if (!tier_name.empty()) {
-           tier = cache::ParseTier(tier_name);
-           if (!tier) return luaL_error(L, "strata.load: tier must be \"mem\" or \"ssd\", not \"%s\"", tier_name.c_str());
-         }
-         Generation* g = gen(L);
-         if (!g->loading && g->rt->host_ != nullptr) {
-           Result<uint64_t> job = g->rt->host_->Load(path, recursive, tier);
-           if (!job.ok()) return Fail(L, job.status());
-           lua_pushinteger(L, static_cast<lua_Integer>(*job));
-           return 1;
-         }
-         return Action::Run(L, "load " + path + (recursive ? " (recursive)" : ""), [=](Host* h) {
-           return h->Load(path, recursive, tier).status();
-         });
-       }},
-      {"evict",
-       [](lua_State* L) -> int {
-         std::string path = luaL_checkstring(L, 1);
-         bool recursive = OptBool(L, 2, "recursive");
-         int64_t idle = OptDuration(L, 2, "idle", "strata.evict");
-         Generation* g = gen(L);
-         if (!g->loading && g->rt->host_ != nullptr) {
-           Result<cache::EvictResult> r = g->rt->host_->Evict(path, recursive, std::max<int64_t>(0, idle));
-           if (!r.ok()) return Fail(L, r.status());
-           lua_createtable(L, 0, 3);
-           SetInteger(L, "blocks", static_cast<int64_t>(r->blocks));
-           SetInteger(L, "bytes", static_cast<int64_t>(r->bytes));
-           SetInteger(L, "pinned", static_cast<int64_t>(r->pinned_blocks));
-           return 1;
-         }
-         return Action::Run(L, "evict " + path, [=](Host* h) {
-           return h->Evict(path, recursive, std::max<int64_t>(0, idle)).status();
-         });
-       }},
-      {"pin",
-       [](lua_State* L) -> int {
-         std::string path = luaL_checkstring(L, 1);
-         bool recursive = OptBool(L, 2, "recursive");
-         return Action::Run(L, "pin " + path + (recursive ? " (recursive)" : ""),
-                            [=](Host* h) { return h->Pin(path, recursive); });
-       }},
-      {"unpin",
-       [](lua_State* L) -> int {
-         std::string path = luaL_checkstring(L, 1);
-         return Action::Run(L, "unpin " + path, [=](Host* h) { return h->Unpin(path); });
-       }},
-      {"ttl",
-       [](lua_State* L) -> int {
-         std::string path = luaL_checkstring(L, 1);
-         int64_t ms = DurationAt(L, 2, "strata.ttl");
-         bool recursive = OptBool(L, 3, "recursive");
-         if (ms == 0) return luaL_error(L, "strata.ttl: a TTL must be longer than 0 (nil removes it)");
-         return Action::Run(L, "ttl " + path + " " + (ms < 0 ? "off" : std::to_string(ms / 1000) + "s"),
-                            [=](Host* h) { return h->Ttl(path, recursive, std::max<int64_t>(0, ms)); });
-       }},
-      {"list",
-       [](lua_State* L) -> int {
-         std::string path = luaL_checkstring(L, 1);
-         Generation* g = gen(L);
-         if (g->rt->host_ == nullptr) {
-           lua_newtable(L);
-           return 1;
-         }
-         Result<std::vector<Host::Entry>> r = g->rt->host_->List(path);
-         if (!r.ok()) return Fail(L, r.status());
-         lua_createtable(L, static_cast<int>(r->size()), 0);
-         for (size_t i = 0; i < r->size(); i++) {
-           const Host::Entry& e = (*r)[i];
-           lua_createtable(L, 0, 7);
-           SetString(L, "name", e.name);
-           SetString(L, "path", e.path);
-           SetString(L, "etag", e.etag);
-           lua_pushboolean(L, e.is_dir);
-           lua_setfield(L, -2, "is_dir");
-           SetInteger(L, "size", static_cast<int64_t>(e.size));
-           SetNumber(L, "mtime", e.mtime_ns / 1e9);
-           SetNumber(L, "cached", e.cached_percent);
-           lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
-         }
-         return 1;
-       }},
-      {"stat",
-       [](lua_State* L) -> int {
-         Generation* g = gen(L);
-         lua_newtable(L);
-         if (g->rt->host_ == nullptr) return 1;
-         for (const auto& [k, v] : g->rt->host_->Stat()) SetNumber(L, k.c_str(), v);
-         return 1;
-       }},
-      {"now",
-       [](lua_State* L) -> int {
-         lua_pushnumber(L, gen(L)->rt->clock_->NowMs() / 1000.0);
-         return 1;
-       }},
-      {"log",
-       [](lua_State* L) -> int {
-         std::string msg;
-         for (int i = 1; i <= lua_gettop(L); i++) {
-           if (i > 1) msg += " ";
-           msg += luaL_tolstring(L, i, nullptr);
-           lua_pop(L, 1);
-         }
-         LOG_INFO("policy %s: %s", gen(L)->running.c_str(), msg.c_str());
-         return 0;
-       }},
+  const std::pair<const char*, ApiBody> fns[] = {
+      {"schedule", ScheduleBody}, {"on_admit", HookBody<0>}, {"on_evict", HookBody<1>}, {"on_access", HookBody<2>},
+      {"load", LoadBody},         {"evict", EvictBody},      {"pin", PinBody},          {"unpin", UnpinBody},
+      {"ttl", TtlBody},           {"list", ListBody},        {"stat", StatBody},        {"now", NowBody},
+      {"log", LogBody},
   };
   lua_createtable(L, 0, static_cast<int>(std::size(fns)));
-  for (const auto& [name, fn] : fns) {
+  for (const auto& [name, body] : fns) {
     lua_pushlightuserdata(L, &g);
-    lua_pushcclosure(L, fn, 1);
+    lua_pushlightuserdata(L, reinterpret_cast<void*>(body));
+    lua_pushcclosure(L, Dispatch, 2);
     lua_setfield(L, -2, name);
   }
   lua_setglobal(L, "strata");
@@ -484,11 +568,16 @@ void Runtime::Tick() {
     for (JobRef& j : live_->jobs) {
       if (j.next_s < 0 || j.next_s * 1000 > now_ms) continue;
       // Late (a busy loop, a moved clock): runs once, then the next time after now.
-      lua_State* L = live_->sb->L();
-      lua_rawgeti(L, LUA_REGISTRYINDEX, j.ref);
       live_->running = j.file;
       int64_t t0 = NowMonoMs();
-      Status s = live_->sb->Call(0, 0);
+      int ref = j.ref;
+      Status s = live_->sb->CallFunction(
+          [](lua_State* L) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, static_cast<int>(reinterpret_cast<intptr_t>(lua_touserdata(L, 1))));
+            lua_call(L, 0, 0);
+            return 0;
+          },
+          reinterpret_cast<void*>(static_cast<intptr_t>(ref)));
       j.last_seconds = (NowMonoMs() - t0) / 1000.0;
       j.runs++;
       j.last_run_ms = now_ms;
@@ -525,35 +614,49 @@ void Runtime::Prepare(const cache::FileRef& f) {
   });
 }
 
+namespace {
+// Arguments and results of one hook call, for the protected trampolines.
+struct FileCall {
+  const cache::FileRef* file;
+  int ref;
+  int type = LUA_TNIL;  // of the result
+  bool truthy = false;
+  std::string text;     // a string result
+};
+
+int CallWithFile(lua_State* L) {
+  auto* c = static_cast<FileCall*>(lua_touserdata(L, 1));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+  PushFile(L, *c->file);
+  lua_call(L, 1, 1);
+  c->type = lua_type(L, -1);
+  c->truthy = lua_toboolean(L, -1);
+  if (c->type == LUA_TSTRING) c->text = lua_tostring(L, -1);
+  return 0;
+}
+}  // namespace
+
 void Runtime::RunAdmit(const cache::FileRef& f) {
   Decision d;
   d.ready = true;
   if (live_) {
-    lua_State* L = live_->sb->L();
     for (HookRef& h : live_->admit) {
       if (h.failed) continue;
-      PushFile(L, f);
-      if (!live_->CallHook(h, "on_admit", 1, 1).ok()) continue;
-      int t = lua_type(L, -1);
-      if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
-        d.has_answer = true;  // not kept
-      } else if (t == LUA_TSTRING) {
-        std::optional<cache::Tier> tier = cache::ParseTier(lua_tostring(L, -1));
-        if (tier) {
-          d.has_answer = true;
-          d.tier = tier;
-        } else {
-          h.failed = true;
-          h.error = h.file + ":" + std::to_string(h.line) + ": on_admit returned \"" + lua_tostring(L, -1) +
-                    "\" (a tier is \"mem\" or \"ssd\"; false keeps the file out; nil has no opinion)";
-          LOG_WARN("policy: %s; the hook is off until the next reload", h.error.c_str());
-          UpdateFlags();
+      FileCall c{&f, h.ref};
+      if (!live_->Call(h, "on_admit", CallWithFile, &c).ok()) continue;
+      if (c.type == LUA_TSTRING) {
+        std::optional<cache::Tier> tier = cache::ParseTier(c.text);
+        if (!tier) {
+          live_->Fail(h, "on_admit", h.file + ":" + std::to_string(h.line) + ": on_admit returned \"" + c.text +
+                                         "\" (a tier is \"mem\" or \"ssd\"; false keeps the file out; nil has no opinion)");
+          continue;
         }
-      } else if (t == LUA_TBOOLEAN) {
-        d.has_answer = true;  // true: the default tier
-        d.tier = cache::Tier::kSsd;
+        d.has_answer = true;
+        d.tier = tier;
+      } else if (c.type == LUA_TBOOLEAN) {
+        d.has_answer = true;  // false: not kept; true: the default tier
+        if (c.truthy) d.tier = cache::Tier::kSsd;
       }
-      lua_pop(L, 1);
       if (d.has_answer) break;
     }
   }
@@ -588,13 +691,104 @@ void Runtime::OnAccess(const cache::FileRef& f) {
 
 void Runtime::RunAccess(const cache::FileRef& f) {
   if (!live_) return;
-  lua_State* L = live_->sb->L();
   for (HookRef& h : live_->access) {
     if (h.failed) continue;
-    PushFile(L, f);
-    (void)live_->CallHook(h, "on_access", 1, 0);
+    FileCall c{&f, h.ref};
+    (void)live_->Call(h, "on_access", CallWithFile, &c);
   }
 }
+
+namespace {
+// One on_evict call over candidates [start, start + n).
+struct EvictCall {
+  const std::vector<cache::EvictCandidate>* c;
+  size_t start, n;
+  int ref;
+  std::vector<double>* scores;
+  std::vector<int8_t>* demote;
+  std::string bad;  // what was wrong with the answer
+};
+
+int CallEvict(lua_State* L) {
+  auto* e = static_cast<EvictCall*>(lua_touserdata(L, 1));
+  const size_t n = e->n;
+  lua_createtable(L, static_cast<int>(n), 0);
+  const int batch = lua_gettop(L);
+  for (size_t i = 0; i < n; i++) {
+    const cache::EvictCandidate& x = (*e->c)[e->start + i];
+    lua_createtable(L, 0, 9);
+    SetInteger(L, "id", static_cast<int64_t>(i + 1));
+    PushPath(L, x.path);
+    lua_setfield(L, -2, "path");
+    SetInteger(L, "block", static_cast<int64_t>(x.key.index));
+    SetInteger(L, "size", x.length);
+    SetInteger(L, "file_size", static_cast<int64_t>(x.file_size));
+    SetNumber(L, "atime", x.atime_ms / 1000.0);
+    SetInteger(L, "hits", x.hits);
+    lua_pushstring(L, cache::TierName(x.tier));
+    lua_setfield(L, -2, "tier");
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e->ref);
+  lua_pushvalue(L, batch);
+  lua_call(L, 1, 1);
+  double* scores = e->scores->data() + e->start;
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    e->bad = "must return a table of scores or the candidates in eviction order";
+    return 0;
+  }
+  lua_rawgeti(L, -1, 1);
+  bool ordering = lua_type(L, -1) == LUA_TTABLE;
+  lua_pop(L, 1);
+  size_t len = lua_rawlen(L, -1);
+  if (ordering) {
+    // Candidate tables, first to go first: the position is the score;
+    // unlisted ones come after the listed ones.
+    for (size_t i = 0; i < n; i++) scores[i] = 2.0;
+    for (size_t p = 1; p <= len; p++) {
+      lua_rawgeti(L, -1, static_cast<lua_Integer>(p));
+      if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_getfield(L, -1, "id");
+        lua_Integer id = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        if (id >= 1 && static_cast<size_t>(id) <= n)
+          scores[id - 1] = std::min(scores[id - 1], static_cast<double>(p) / static_cast<double>(len + 1));
+      }
+      lua_pop(L, 1);
+    }
+  } else if (len == n) {
+    for (size_t i = 0; i < n; i++) {
+      lua_rawgeti(L, -1, static_cast<lua_Integer>(i + 1));
+      int isnum = 0;
+      double v = lua_tonumberx(L, -1, &isnum);
+      lua_pop(L, 1);
+      if (!isnum || std::isnan(v)) {
+        e->bad = "score " + std::to_string(i + 1) + " is not a number";
+        return 0;
+      }
+      scores[i] = v;
+    }
+  } else {
+    e->bad = "returned " + std::to_string(len) + " scores for " + std::to_string(n) + " candidates";
+    return 0;
+  }
+  // demote = true / false, set by the script on RAM-tier candidates. The
+  // script may have reordered (or emptied) the table: go by `id`.
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, batch, static_cast<lua_Integer>(i + 1));
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_getfield(L, -1, "id");
+      lua_Integer id = lua_tointeger(L, -1);
+      lua_getfield(L, -2, "demote");
+      if (id >= 1 && static_cast<size_t>(id) <= n && lua_type(L, -1) == LUA_TBOOLEAN)
+        (*e->demote)[e->start + static_cast<size_t>(id) - 1] = lua_toboolean(L, -1) ? 1 : 0;
+      lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+}  // namespace
 
 bool Runtime::Score(const std::vector<cache::EvictCandidate>& c, std::vector<double>* scores,
                     std::vector<int8_t>* demote) {
@@ -604,84 +798,16 @@ bool Runtime::Score(const std::vector<cache::EvictCandidate>& c, std::vector<dou
   for (HookRef& x : live_->evict)
     if (!x.failed) h = &x;
   if (h == nullptr) return false;
-  lua_State* L = live_->sb->L();
   scores->assign(c.size(), 0);
   demote->assign(c.size(), -1);
   const size_t batch = std::max<size_t>(1, opts_.evict_batch);
   for (size_t start = 0; start < c.size(); start += batch) {
-    size_t n = std::min(batch, c.size() - start);
-    lua_createtable(L, static_cast<int>(n), 0);
-    for (size_t i = 0; i < n; i++) {
-      const cache::EvictCandidate& e = c[start + i];
-      lua_createtable(L, 0, 9);
-      SetInteger(L, "id", static_cast<int64_t>(i + 1));
-      SetString(L, "path", "/" + e.path);
-      SetInteger(L, "block", static_cast<int64_t>(e.key.index));
-      SetInteger(L, "size", e.length);
-      SetInteger(L, "file_size", static_cast<int64_t>(e.file_size));
-      SetNumber(L, "atime", e.atime_ms / 1000.0);
-      SetInteger(L, "hits", e.hits);
-      SetString(L, "tier", cache::TierName(e.tier));
-      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
-    }
-    int batch_idx = lua_gettop(L);
-    lua_pushvalue(L, batch_idx);
-    if (!live_->CallHook(*h, "on_evict", 1, 1).ok()) {
-      lua_settop(L, batch_idx - 1);
+    EvictCall e{&c, start, std::min(batch, c.size() - start), h->ref, scores, demote, ""};
+    if (!live_->Call(*h, "on_evict", CallEvict, &e).ok()) return false;
+    if (!e.bad.empty()) {
+      live_->Fail(*h, "on_evict", h->file + ":" + std::to_string(h->line) + ": on_evict " + e.bad);
       return false;
     }
-    std::string bad;
-    if (lua_type(L, -1) == LUA_TTABLE) {
-      lua_rawgeti(L, -1, 1);
-      bool ordering = lua_type(L, -1) == LUA_TTABLE;
-      lua_pop(L, 1);
-      size_t len = lua_rawlen(L, -1);
-      if (ordering) {
-        // Candidate tables, first to go first: the position is the score.
-        std::vector<double> s(n, 2.0);  // unlisted: after the listed ones
-        for (size_t p = 1; p <= len; p++) {
-          lua_rawgeti(L, -1, static_cast<lua_Integer>(p));
-          if (lua_type(L, -1) == LUA_TTABLE) {
-            lua_getfield(L, -1, "id");
-            lua_Integer id = lua_tointeger(L, -1);
-            lua_pop(L, 1);
-            if (id >= 1 && static_cast<size_t>(id) <= n) s[id - 1] = std::min(s[id - 1], static_cast<double>(p) / (len + 1));
-          }
-          lua_pop(L, 1);
-        }
-        for (size_t i = 0; i < n; i++) (*scores)[start + i] = s[i];
-      } else if (len == n) {
-        for (size_t i = 0; i < n && bad.empty(); i++) {
-          lua_rawgeti(L, -1, static_cast<lua_Integer>(i + 1));
-          int isnum = 0;
-          double v = lua_tonumberx(L, -1, &isnum);
-          if (!isnum || std::isnan(v)) bad = "score " + std::to_string(i + 1) + " is not a number";
-          (*scores)[start + i] = v;
-          lua_pop(L, 1);
-        }
-      } else {
-        bad = "returned " + std::to_string(len) + " scores for " + std::to_string(n) + " candidates";
-      }
-    } else {
-      bad = "must return a table of scores or the candidates in eviction order";
-    }
-    lua_pop(L, 1);  // the result
-    if (!bad.empty()) {
-      h->failed = true;
-      h->error = h->file + ":" + std::to_string(h->line) + ": on_evict " + bad;
-      LOG_WARN("policy: %s; the hook is off until the next reload (LRU takes its place)", h->error.c_str());
-      UpdateFlags();
-      lua_settop(L, batch_idx - 1);
-      return false;
-    }
-    // demote = true / false set by the script on RAM-tier candidates.
-    for (size_t i = 0; i < n; i++) {
-      lua_rawgeti(L, batch_idx, static_cast<lua_Integer>(i + 1));
-      lua_getfield(L, -1, "demote");
-      if (lua_type(L, -1) == LUA_TBOOLEAN) (*demote)[start + i] = lua_toboolean(L, -1) ? 1 : 0;
-      lua_pop(L, 2);
-    }
-    lua_settop(L, batch_idx - 1);
   }
   return true;
 }

@@ -114,6 +114,7 @@ class Runtime final : public cache::Admission, public cache::Scorer {
   void OnAccess(const cache::FileRef& f);
 
   struct Generation;  // one loaded set of policies (runtime.cc)
+  friend struct ApiAccess;
 
  private:
   struct Decision {

@@ -105,4 +105,11 @@ Status Sandbox::Run(const std::string& code, const std::string& chunk_name) {
 
 Status Sandbox::Call(int nargs, int nresults) { return Protected(nargs, nresults); }
 
+Status Sandbox::CallFunction(lua_CFunction fn, void* ud) {
+  // Pushing a C function and a light userdata allocates nothing.
+  lua_pushcfunction(L_, fn);
+  lua_pushlightuserdata(L_, ud);
+  return Protected(1, 0);
+}
+
 }  // namespace strata::policy

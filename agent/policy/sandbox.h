@@ -38,6 +38,12 @@ class Sandbox {
   // Calls the function below `nargs` arguments on the stack, budgeted;
   // leaves `nresults` results on success, nothing on failure.
   Status Call(int nargs, int nresults);
+  // Calls the C function `fn` with `ud` as its only argument (a light
+  // userdata), budgeted and protected: a Lua error anywhere inside,
+  // running out of memory included, comes back as the Status. `fn` must
+  // keep no C++ object with a destructor in its own frame (errors unwind
+  // with longjmp).
+  Status CallFunction(lua_CFunction fn, void* ud);
   size_t memory_used() const { return used_; }
 
  private:

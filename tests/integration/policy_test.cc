@@ -153,6 +153,21 @@ TEST_CASE("an admission rule keeps *.tmp out of the cache", "[fuse][policy]") {
   CHECK(hooks[0]["calls"].get<uint64_t>() >= 2);
 }
 
+TEST_CASE("default.lua serves files over half the SSD tier without keeping them", "[fuse][policy]") {
+  PolicySetup p;
+  p.File("big.bin", 600 * 1024, 40);
+  p.File("small.bin", 100 * 1024, 41);
+  p.Ship("default.lua");
+  p.Start({"--cache-size", "1MiB"});
+  CHECK(p.Same("big.bin"));
+  CHECK(p.Same("small.bin"));
+  REQUIRE(p.WaitCached("small.bin", 100));
+  CHECK(p.Cached("big.bin") == 0);
+  // An explicit load is not asked.
+  REQUIRE(p.agent.Ctl("load big.bin").code == 0);
+  CHECK(p.Cached("big.bin") == 100);
+}
+
 TEST_CASE("an LFU policy changes which blocks survive a scan", "[fuse][policy]") {
   // Four hot files read twice, then a one-pass scan of 24 through a
   // 16-block cache: LRU loses the hot set, LFU keeps it.

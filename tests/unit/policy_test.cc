@@ -176,6 +176,7 @@ TEST_CASE("on_evict gets candidates in batches and returns scores or an ordering
     r.Write("order.lua", R"(
       strata.on_evict(function(cands)
         table.sort(cands, function(a, b) return a.block > b.block end)
+        for _, c in ipairs(cands) do if c.tier == "mem" then c.demote = true end end
         return cands
       end)
     )");
@@ -186,6 +187,8 @@ TEST_CASE("on_evict gets candidates in batches and returns scores or an ordering
     // Highest block first within each batch of 3: 2,1,0 | 5,4,3 | 6.
     CHECK(order[0] == 2);
     CHECK(order[1] == 5);
+    CHECK(demote[0] == 1);  // candidate 0 (RAM), wherever the sort put it
+    CHECK(demote[2] == -1);
   }
 }
 
