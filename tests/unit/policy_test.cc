@@ -345,3 +345,26 @@ TEST_CASE("every shipped policy loads", "[unit][policy]") {
     CHECK(out.ok());
   }
 }
+
+TEST_CASE("running out of Lua memory while building a hook's arguments fails the hook, not the agent", "[unit][policy]") {
+  policy::RuntimeOptions o;
+  o.limits.memory_bytes = 1u << 20;
+  o.evict_batch = 100000;  // one batch far larger than 1 MiB of Lua tables
+  PolicyRig r(o);
+  r.Write("e.lua", "strata.on_evict(function(c) local s = {} for i = 1, #c do s[i] = 0 end return s end)\n");
+  REQUIRE(r.Reload().ok());
+  std::vector<cache::EvictCandidate> c(50000);
+  for (size_t i = 0; i < c.size(); i++) c[i].path = "some/rather/long/path/to/a/file-" + std::to_string(i);
+  std::vector<size_t> order;
+  std::vector<int8_t> demote;
+  CHECK_FALSE(r.rt->Rank(c, &order, &demote));
+  json h = r.StatusJson()["hooks"][0];
+  CHECK(h["state"] == "failed");
+  CHECK_THAT(h["error"].get<std::string>(), Catch::Contains("out of memory"));
+  // The state is usable: a reload and a small ranking work.
+  r.Write("e.lua", "strata.on_evict(function(c) local s = {} for i = 1, #c do s[i] = -i end return s end)\n");
+  REQUIRE(r.Reload().ok());
+  c.resize(10);
+  REQUIRE(r.rt->Rank(c, &order, &demote));
+  CHECK(order[0] == 9);
+}
