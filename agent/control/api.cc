@@ -114,6 +114,10 @@ Status Walk(cache::Metadata* meta, const std::string& path, bool recursive, cons
   return Status::OK();
 }
 
+double HitRatio(const cache::EngineStats& st) {
+  return st.bytes_read ? static_cast<double>(st.bytes_from_cache) / st.bytes_read : 0.0;
+}
+
 std::string EscapeLabel(const std::string& v) {
   std::string out;
   for (char c : v) {
@@ -491,7 +495,7 @@ std::vector<std::pair<std::string, double>> Api::Stat() {
           {"ssd_capacity", ssd.capacity},
           {"ssd_used", ssd.used_bytes},
           {"bytes_read", st.bytes_read},
-          {"hit_ratio", st.bytes_read ? static_cast<double>(st.bytes_from_cache) / st.bytes_read : 0.0},
+          {"hit_ratio", HitRatio(st)},
           {"evicted_blocks", st.evicted_blocks},
           {"pending_uploads", ctx_.writer->Stats().pending_files}};
 }
@@ -548,7 +552,7 @@ std::string Api::StatJson() {
       {"block_size", ctx_.block_size},
       {"bytes_read", st.bytes_read},
       {"bytes_from_cache", st.bytes_from_cache},
-      {"hit_ratio", st.bytes_read ? static_cast<double>(st.bytes_from_cache) / st.bytes_read : 0.0},
+      {"hit_ratio", HitRatio(st)},
       {"inflight_fetches", st.inflight_fetches},
       {"fetched_blocks", st.fetched_blocks},
       {"fetch_errors", st.fetch_errors},
