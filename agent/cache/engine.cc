@@ -90,6 +90,8 @@ Status Engine::Start() {
         if (path.ok() && path->has_value()) {
           f.path = **path;
           f.mount = mounts_->Resolve(f.path).mount;
+          Result<std::optional<index::FileMeta>> meta = index_->GetMeta(f.path);
+          if (meta.ok() && meta->has_value() && (*meta)->file_id == k.file_id) f.size = (*meta)->size;
         }
         m = file_of.emplace(k.file_id, std::move(f)).first;
       }
