@@ -556,6 +556,8 @@ void Runtime::Start() {
 }
 
 void Runtime::Stop() {
+  stopping_ = true;
+  cv_.notify_all();  // a fetch waiting for on_admit takes the default now
   if (timer_ == nullptr) return;
   uv_timer_stop(timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -595,7 +597,7 @@ void Runtime::Tick() {
 }
 
 void Runtime::Prepare(const cache::FileRef& f) {
-  if (!has_admit_ || loop_ == nullptr) return;
+  if (!has_admit_ || stopping_ || loop_ == nullptr) return;
   uint64_t gen;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -668,14 +670,15 @@ void Runtime::RunAdmit(const cache::FileRef& f) {
 }
 
 std::optional<cache::Tier> Runtime::Decide(const cache::FileRef& f, cache::Tier fallback) {
-  if (!has_admit_) return fallback;
+  if (!has_admit_ || stopping_) return fallback;
   Prepare(f);  // a no-op when already asked
   std::unique_lock<std::mutex> lock(mu_);
   bool ready = cv_.wait_for(lock, std::chrono::milliseconds(opts_.admit_wait_ms), [&] {
     auto it = decisions_.find(f.file_id);
-    return it == decisions_.end() || it->second.ready;
+    return stopping_ || it == decisions_.end() || it->second.ready;
   });
   auto it = decisions_.find(f.file_id);
+  if (stopping_) return fallback;
   if (!ready || it == decisions_.end() || !it->second.ready) {
     admit_timeouts_++;
     return fallback;
@@ -685,7 +688,7 @@ std::optional<cache::Tier> Runtime::Decide(const cache::FileRef& f, cache::Tier 
 }
 
 void Runtime::OnAccess(const cache::FileRef& f) {
-  if (!has_access_ || loop_ == nullptr) return;
+  if (!has_access_ || stopping_ || loop_ == nullptr) return;
   loop_->Post([this, f] { RunAccess(f); });
 }
 
@@ -814,7 +817,7 @@ bool Runtime::Score(const std::vector<cache::EvictCandidate>& c, std::vector<dou
 
 bool Runtime::Rank(const std::vector<cache::EvictCandidate>& candidates, std::vector<size_t>* order,
                    std::vector<int8_t>* demote) {
-  if (!has_evict_) return false;
+  if (!Active()) return false;
   struct Wait {
     std::mutex mu;
     std::condition_variable cv;

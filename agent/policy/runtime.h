@@ -95,7 +95,9 @@ class Runtime final : public cache::Admission, public cache::Scorer {
   // Loads one file into a scratch state and describes what it registers and
   // the actions it would call; nothing is applied. Any thread.
   Result<std::string> Check(const std::string& file);
-  // Starts / stops the once-a-second scheduler tick (loop thread).
+  // Starts / stops the once-a-second scheduler tick (loop thread). After
+  // Stop the hooks are not asked any more: the loop is going away, and a
+  // fetch or an eviction must not wait for an answer that cannot come.
   void Start();
   void Stop();
   // Runs what is due now (scheduled jobs, TTLs). Loop thread.
@@ -107,7 +109,7 @@ class Runtime final : public cache::Admission, public cache::Scorer {
   void Prepare(const cache::FileRef& f) override;
   std::optional<cache::Tier> Decide(const cache::FileRef& f, cache::Tier fallback) override;
   // cache::Scorer
-  bool Active() const override { return has_evict_.load(); }
+  bool Active() const override { return has_evict_ && !stopping_; }
   bool Rank(const std::vector<cache::EvictCandidate>& candidates, std::vector<size_t>* order,
             std::vector<int8_t>* demote) override;
   // A file was opened: on_access hooks, in the background.
@@ -143,6 +145,7 @@ class Runtime final : public cache::Admission, public cache::Scorer {
   uv_timer_t* timer_ = nullptr;
 
   std::atomic<bool> has_admit_{false}, has_evict_{false}, has_access_{false};
+  std::atomic<bool> stopping_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   std::unordered_map<uint64_t, Decision> decisions_;  // guarded by mu_

@@ -146,6 +146,12 @@ TEST_CASE("on_evict gets candidates in batches and returns scores or an ordering
     c[i].hits = static_cast<uint32_t>((i * 5) % 7);
     c[i].tier = i == 0 ? cache::Tier::kMem : cache::Tier::kSsd;
   }
+  std::vector<size_t> order;
+  std::vector<int8_t> demote;
+  auto rank = [&] {
+    REQUIRE(r.Reload().ok());
+    REQUIRE(r.rt->Rank(c, &order, &demote));
+  };
   SECTION("scores") {
     r.Write("lfu.lua", R"(
       batches = 0
@@ -162,10 +168,7 @@ TEST_CASE("on_evict gets candidates in batches and returns scores or an ordering
         return s
       end)
     )");
-    REQUIRE(r.Reload().ok());
-    std::vector<size_t> order;
-    std::vector<int8_t> demote;
-    REQUIRE(r.rt->Rank(c, &order, &demote));
+    rank();
     REQUIRE(order.size() == c.size());
     for (size_t i = 1; i < order.size(); i++) CHECK(c[order[i - 1]].hits <= c[order[i]].hits);
     CHECK(demote[0] == 0);
@@ -180,16 +183,35 @@ TEST_CASE("on_evict gets candidates in batches and returns scores or an ordering
         return cands
       end)
     )");
-    REQUIRE(r.Reload().ok());
-    std::vector<size_t> order;
-    std::vector<int8_t> demote;
-    REQUIRE(r.rt->Rank(c, &order, &demote));
+    rank();
     // Highest block first within each batch of 3: 2,1,0 | 5,4,3 | 6.
     CHECK(order[0] == 2);
     CHECK(order[1] == 5);
     CHECK(demote[0] == 1);  // candidate 0 (RAM), wherever the sort put it
     CHECK(demote[2] == -1);
   }
+}
+
+TEST_CASE("a stopped runtime answers with the defaults without waiting", "[unit][policy]") {
+  PolicyRig r;
+  r.Write("a.lua", "strata.on_admit(function(f) return 'mem' end)\n"
+                   "strata.on_evict(function(c) local s = {} for i = 1, #c do s[i] = 0 end return s end)\n");
+  REQUIRE(r.Reload().ok());
+  CHECK(r.rt->Active());
+  r.OnLoop([&] {
+    r.rt->Stop();
+    return 0;
+  });
+  CHECK(r.rt->Decide(PolicyRig::File("x", 1, 1), cache::Tier::kSsd) == cache::Tier::kSsd);
+  CHECK_FALSE(r.rt->Active());
+  std::vector<cache::EvictCandidate> c(3);
+  std::vector<size_t> order;
+  std::vector<int8_t> demote;
+  CHECK_FALSE(r.rt->Rank(c, &order, &demote));
+  json st = r.StatusJson();
+  CHECK(st["admit_timeouts"] == 0);  // answered at once, not after the deadline
+  CHECK(st["evict_timeouts"] == 0);
+  CHECK(st["hooks"][0]["calls"] == 0);
 }
 
 TEST_CASE("on_access runs in the background and may act", "[unit][policy]") {
