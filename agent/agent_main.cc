@@ -66,6 +66,8 @@ struct Config {
   uint32_t uid = ::getuid(), gid = ::getgid();
   std::string file_mode = "0644", dir_mode = "0755";
   std::string mem_size;
+  bool verify_reads = false;
+  std::string scrub_rate = "16MiB";
   std::string policy_dir = "/etc/strata/policies";
   std::string policy_memory = "64MiB";
   uint64_t policy_instructions = 10'000'000;
@@ -178,6 +180,10 @@ int Run(int argc, char** argv) {
   app.add_option("--file-mode", c.file_mode, "permissions of files the store keeps none for")->capture_default_str();
   app.add_option("--dir-mode", c.dir_mode, "permissions of directories the store keeps none for")->capture_default_str();
   app.add_option("--mem-size", c.mem_size, "RAM tier above the SSD cache, e.g. 2GiB (default: none)");
+  app.add_flag("--verify-reads", c.verify_reads,
+               "check SSD blocks against their checksums on every read (default: on the first read after start)");
+  app.add_option("--scrub-rate", c.scrub_rate, "bytes per second the background scrub re-checks cached blocks at (0: off)")
+      ->capture_default_str();
   app.add_option("--policy-dir", c.policy_dir, "Lua policies: every *.lua here, loaded in name order (SIGHUP reloads)")
       ->capture_default_str();
   app.add_option("--policy-memory", c.policy_memory, "memory the Lua policies may use")->capture_default_str();
@@ -217,6 +223,8 @@ int Run(int argc, char** argv) {
   if (!part_size.ok()) return Fail("--upload-part-size: " + part_size.status().message());
   if (*part_size < (5u << 20) || *part_size > (5ull << 30))
     return Fail("--upload-part-size must be between 5 MiB and 5 GiB (S3's limits)");
+  Result<uint64_t> scrub_rate = ParseSize(c.scrub_rate);
+  if (!scrub_rate.ok()) return Fail("--scrub-rate: " + scrub_rate.status().message());
   uint64_t mem_size = 0;
   if (!c.mem_size.empty()) {
     Result<uint64_t> v = ParseSize(c.mem_size);
@@ -325,6 +333,8 @@ int Run(int argc, char** argv) {
   eo.high_watermark = c.high_watermark;
   eo.low_watermark = c.low_watermark;
   eo.fetch_threads = c.fetch_threads;
+  eo.verify_every_read = c.verify_reads;
+  eo.scrub_bytes_per_sec = *scrub_rate;
   cache::Engine engine(eo, &mounts, idx->get(), ssd->get());
   engine.SetAdmission(&runtime);
   engine.SetScorer(&runtime);

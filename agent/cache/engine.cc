@@ -36,13 +36,27 @@ bool PinRule::Matches(const std::string& p) const {
   return p.size() > path.size() && p.compare(0, path.size(), path) == 0 && p[path.size()] == '/';
 }
 
-Engine::Engine(EngineOptions opts, MountTable* mounts, index::Index* index, tier::SsdTier* ssd)
+Status CopySlice(const Slice& s, char* dst) {
+  if (s.data != nullptr) {
+    std::memcpy(dst, s.data->data() + s.offset, s.length);
+    return Status::OK();
+  }
+  size_t got = 0;
+  STRATA_RETURN_IF_ERROR(PreadFull(s.fd->get(), dst, s.length, s.offset, &got));
+  if (got != s.length) return Status::IOError("cache: block file is short");
+  return Status::OK();
+}
+
+Engine::Engine(EngineOptions opts, MountTable* mounts, index::Index* index, tier::SsdTier* ssd,
+               BlockSource* source)
     : opts_(opts),
       clock_(opts.clock != nullptr ? opts.clock : SystemClock::Get()),
       chunk_(std::min<uint64_t>(kMaxChunk, opts.block_size)),
       mounts_(mounts),
       index_(index),
       ssd_(ssd),
+      own_source_(source == nullptr ? MakeStoreSource(mounts) : nullptr),
+      source_(source != nullptr ? source : own_source_.get()),
       mount_used_(mounts->size(), 0) {
   tiers_[T(Tier::kMem)].capacity = opts.mem_capacity;
   tiers_[T(Tier::kSsd)].capacity = opts.capacity;
@@ -95,11 +109,14 @@ Status Engine::Start() {
         }
         m = file_of.emplace(k.file_id, std::move(f)).first;
       }
-      InsertLocked(k, Block{r.length, r.atime_ms, std::move(r.checksums)}, m->second);
+      Block b{r.length, r.atime_ms, std::move(r.checksums)};
+      b.verified = false;  // the file may not have reached the disk whole
+      InsertLocked(k, std::move(b), m->second);
     }
   }
   index_writer_ = std::thread([this] { IndexWriterLoop(); });
   fetchers_ = std::make_unique<ThreadPool>(opts_.fetch_threads, "strata-fetch");
+  if (opts_.scrub_bytes_per_sec > 0) scrubber_ = std::thread([this] { ScrubLoop(); });
   // A smaller --cache-size than last time: shrink now.
   if (!Reserve(Tier::kSsd, 0)) LOG_WARN("cache: over capacity and nothing evictable");
   EngineStats st = Stats();
@@ -115,6 +132,8 @@ void Engine::Stop() {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_.exchange(true)) return;
   }
+  scrub_cv_.notify_all();
+  if (scrubber_.joinable()) scrubber_.join();
   fetchers_.reset();  // joins the workers; fetches still queued are dropped...
   // ...and their readers and loads are told, rather than left waiting.
   std::vector<std::shared_ptr<Fetch>> dropped;
@@ -454,18 +473,109 @@ void Engine::DropFd(const BlockKey& key) {
   fds_.erase(key);
 }
 
+std::string Engine::CheckChunks(const Fd* fd, const std::vector<uint64_t>& sums, uint64_t c0, uint64_t c1,
+                                uint32_t blen, Buffer* out, bool* bad_checksum) {
+  if (fd == nullptr) return "block file missing";
+  uint64_t start = c0 * chunk_;
+  size_t got = 0;
+  Status s = PreadFull(fd->get(), out->data(), out->size(), start, &got);
+  if (!s.ok()) return s.message();
+  if (got != out->size()) return "block file is short";
+  for (uint64_t c = c0; c <= c1; c++) {
+    uint64_t cs = (c - c0) * chunk_;
+    uint64_t clen = std::min<uint64_t>(chunk_, blen - start - cs);
+    if (Xxh64(out->data() + cs, clen) != sums[c - c0]) {
+      *bad_checksum = true;
+      return "checksum mismatch in chunk " + std::to_string(c);
+    }
+  }
+  return "";
+}
+
+void Engine::DropBad(const BlockKey& key, uint64_t gen, const std::string& problem, bool bad_checksum) {
+  std::vector<Detached> detached;
+  {
+    // Only the copy that was looked at: a refetched one is good.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = blocks_.find(key);
+    if (it != blocks_.end() && it->second.gen == gen) detached = DetachLocked({key});
+  }
+  // Concurrent readers of a bad block all see it; the one that drops it reports.
+  if (!detached.empty()) {
+    checksum_failures_ += bad_checksum;
+    LOG_WARN("cache: dropping block %s (copy %llu): %s; it will be fetched again", ssd_->PathOf(key).c_str(),
+             static_cast<unsigned long long>(gen), problem.c_str());
+  }
+  Release(detached);
+}
+
+uint64_t Engine::Scrub(uint64_t max_bytes) {
+  uint64_t checked = 0;
+  std::lock_guard<std::mutex> pass_lock(scrub_mu_);
+  for (bool refilled = false; checked < max_bytes && !stopped_;) {
+    if (scrub_next_ >= scrub_pass_.size()) {
+      if (refilled) break;  // every block of a fresh pass is done
+      refilled = true;
+      scrub_pass_.clear();
+      scrub_next_ = 0;
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [k, b] : blocks_)
+        if (b.tier == Tier::kSsd) scrub_pass_.push_back(k);
+      if (scrub_pass_.empty()) break;
+    }
+    BlockKey key = scrub_pass_[scrub_next_++];
+    uint64_t gen;
+    uint32_t blen;
+    std::vector<uint64_t> sums;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = blocks_.find(key);
+      if (it == blocks_.end() || it->second.tier != Tier::kSsd) continue;
+      gen = it->second.gen;
+      blen = it->second.length;
+      sums = it->second.checksums;
+    }
+    if (sums.empty() || blen == 0) continue;
+    auto buf = Buffer::Make(blen);
+    bool bad_checksum = false;
+    std::shared_ptr<Fd> fd = OpenFd(key, gen);
+    std::string problem = CheckChunks(fd.get(), sums, 0, sums.size() - 1, blen, buf.get(), &bad_checksum);
+    checked += blen;
+    scrubbed_blocks_++;
+    if (!problem.empty()) {
+      DropBad(key, gen, "scrub: " + problem, bad_checksum);
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = blocks_.find(key);
+    if (it != blocks_.end() && it->second.gen == gen) it->second.verified = true;
+  }
+  return checked;
+}
+
+void Engine::ScrubLoop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(scrub_mu_);
+      scrub_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopped_.load(); });
+      if (stopped_) return;
+    }
+    Scrub(opts_.scrub_bytes_per_sec);
+  }
+}
+
 Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len) {
-  uint64_t c0 = off / chunk_, c1 = (off + len - 1) / chunk_;
+  uint64_t c0 = 0, c1 = 0;
   uint32_t blen;
   uint64_t gen;
+  bool check, first_check = false, promote = false;
   std::vector<uint64_t> sums;
-  bool promote = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = blocks_.find(key);
     if (it == blocks_.end()) return Status::NotFound("not cached");
     Block& b = it->second;
-    if (off + len > b.length || c1 >= b.checksums.size())
+    if (len == 0 || off + len > b.length || (off + len - 1) / chunk_ >= b.checksums.size())
       return Status::InvalidArgument("read past the end of a cached block");
     int64_t now = clock_->NowMs(), mono = NowMonoMs();
     b.atime_ms = now;
@@ -479,56 +589,78 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     dirty_atime_.insert(key);
     blen = b.length;
     gen = b.gen;
-    sums.assign(b.checksums.begin() + c0, b.checksums.begin() + c1 + 1);
+    // A block not verified since start is checked whole, once; with
+    // verify_every_read, the chunks this read touches, every time.
+    first_check = !b.verified;
+    check = first_check || opts_.verify_every_read;
+    if (check) {
+      c0 = first_check ? 0 : off / chunk_;
+      c1 = first_check ? b.checksums.size() - 1 : (off + len - 1) / chunk_;
+      sums.assign(b.checksums.begin() + c0, b.checksums.begin() + c1 + 1);
+    }
     if (opts_.mem_capacity > 0 && !b.pinned && !b.promoting && b.hits >= opts_.promote_hits) {
       b.promoting = true;
       promote = true;
     }
   }
-  uint64_t start = c0 * chunk_, end = std::min<uint64_t>((c1 + 1) * chunk_, blen);
-  auto buf = Buffer::Make(end - start);
-  std::string problem;
-  bool bad_checksum = false;
   std::shared_ptr<Fd> fd = OpenFd(key, gen);
-  size_t got = 0;
-  if (!fd) {
-    problem = "block file missing";
-  } else {
-    Status s = PreadFull(fd->get(), buf->data(), buf->size(), start, &got);
-    if (!s.ok()) problem = s.message();
-    else if (got != buf->size()) problem = "block file is short";
-  }
-  for (uint64_t c = c0; problem.empty() && c <= c1; c++) {
-    uint64_t cs = (c - c0) * chunk_;
-    uint64_t clen = std::min<uint64_t>(chunk_, end - start - cs);
-    if (Xxh64(buf->data() + cs, clen) != sums[c - c0]) {
-      bad_checksum = true;
-      problem = "checksum mismatch in chunk " + std::to_string(c);
-    }
+  std::string problem = fd == nullptr ? "block file missing" : "";
+  bool bad_checksum = false;
+  Slice out;
+  if (problem.empty() && check) {
+    uint64_t start = c0 * chunk_, end = std::min<uint64_t>((c1 + 1) * chunk_, blen);
+    auto buf = Buffer::Make(end - start);
+    problem = CheckChunks(fd.get(), sums, c0, c1, blen, buf.get(), &bad_checksum);
+    out = Slice{std::move(buf), off - start, len};
+  } else if (problem.empty()) {
+    out = Slice{nullptr, off, len, fd};
   }
   if (!problem.empty()) {
-    std::vector<Detached> detached;
-    {
-      // Only the copy this read looked at: a refetched one is good.
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = blocks_.find(key);
-      if (it != blocks_.end() && it->second.gen == gen) detached = DetachLocked({key});
-    }
-    // Concurrent readers of a bad block all see it; the one that drops it reports.
-    if (!detached.empty()) {
-      checksum_failures_ += bad_checksum;
-      LOG_WARN("cache: dropping block %s (copy %llu): %s; fetching it again", ssd_->PathOf(key).c_str(),
-               static_cast<unsigned long long>(gen), problem.c_str());
-    }
-    Release(detached);
+    DropBad(key, gen, problem, bad_checksum);
     return Status::Corrupt(problem);
   }
   served_[T(Tier::kSsd)] += len;
-  if (promote) {
+  if (first_check || promote) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!stopped_) fetchers_->Submit([this, key, gen] { Promote(key, gen); }, false);
+    auto it = blocks_.find(key);
+    if (first_check && it != blocks_.end() && it->second.gen == gen && !it->second.verified) {
+      it->second.verified = true;
+      verified_blocks_++;
+    }
+    if (promote && !stopped_) fetchers_->Submit([this, key, gen] { Promote(key, gen); }, false);
   }
-  return Slice{std::move(buf), off - start, len};
+  return out;
+}
+
+Result<std::vector<Slice>> Engine::ReadIfCached(const FileRef& f, uint64_t off, size_t len) {
+  std::vector<Slice> parts;
+  if (off >= f.size || len == 0) return parts;
+  len = static_cast<size_t>(std::min<uint64_t>(len, f.size - off));
+  const uint64_t bs = opts_.block_size;
+  for (uint64_t idx = off / bs; idx <= (off + len - 1) / bs; idx++) {
+    uint64_t bstart = idx * bs;
+    uint64_t s = std::max(off, bstart), e = std::min<uint64_t>(off + len, bstart + bs);
+    Result<Slice> r = ReadCached({f.file_id, idx}, static_cast<uint32_t>(s - bstart), static_cast<uint32_t>(e - s));
+    if (!r.ok()) {
+      if (r.status().code() == Status::Code::kInvalidArgument) return Status::IOError("cache: " + r.status().message());
+      return Status::NotFound("block " + std::to_string(idx) + " of /" + f.path + " is not cached");
+    }
+    parts.push_back(std::move(r).value());
+  }
+  bytes_read_ += len;
+  return parts;
+}
+
+std::shared_ptr<Engine::Fetch> Engine::JoinOrStartLocked(const FileRef& f, const BlockKey& key,
+                                                         std::optional<Tier> tier, bool* created) {
+  auto it = inflight_.find(key);
+  *created = it == inflight_.end();
+  if (!*created) return it->second;
+  auto fetch = std::make_shared<Fetch>();
+  fetch->tier = tier;
+  inflight_.emplace(key, fetch);
+  if (!tier.has_value() && admission_ != nullptr) admission_->Prepare(f);
+  return fetch;
 }
 
 bool Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
@@ -544,26 +676,17 @@ bool Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
       if (waiter) waiter(Status::Unavailable("agent is stopping"), nullptr);
       return true;
     }
-    auto it = inflight_.find(key);
-    if (it != inflight_.end()) {
-      fetch = it->second;
-      if (fetch->done) {
-        auto data = fetch->data;
-        lock.unlock();
-        if (waiter) waiter(Status::OK(), std::move(data));
-        return true;
-      }
-      if (waiter) fetch->waiters.push_back(std::move(waiter));
-      // A reader now waits for a fetch queued in the background: queue it
-      // again as urgent; whichever copy runs first does the work.
-      submit = urgent && !fetch->started;
-    } else {
-      fetch = std::make_shared<Fetch>();
-      if (waiter) fetch->waiters.push_back(std::move(waiter));
-      inflight_.emplace(key, fetch);
-      submit = true;
-      if (admission_ != nullptr) admission_->Prepare(f);
+    fetch = JoinOrStartLocked(f, key, std::nullopt, &submit);
+    if (fetch->done) {
+      auto data = fetch->data;
+      lock.unlock();
+      if (waiter) waiter(Status::OK(), std::move(data));
+      return true;
     }
+    if (waiter) fetch->waiters.push_back(std::move(waiter));
+    // A reader now waits for a fetch queued in the background: queue it
+    // again as urgent; whichever copy runs first does the work.
+    if (!submit) submit = urgent && !fetch->started;
     // Under mu_: Stop() cannot drop the pool between the check and here.
     if (submit) fetchers_->Submit([this, f, idx, fetch] { RunFetches(f, idx, {fetch}); }, urgent);
   }
@@ -597,13 +720,11 @@ void Engine::FetchRun(const FileRef& f, uint64_t first, const std::vector<std::s
   std::shared_ptr<Buffer> all = Buffer::Make(total);
   Status st;
   if (total > 0) {
-    Result<size_t> r = mounts_->at(f.mount).ufs->Read(f.ufs_path, f.etag, first * opts_.block_size,
-                                                     total, all->data());
+    BlockRequest req{f.store_uri, f.ufs_path, f.etag, f.size, static_cast<uint32_t>(opts_.block_size),
+                     first, static_cast<uint32_t>(run.size())};
+    Result<Fetched> r = source_->Fetch(req, all->data());
     if (!r.ok()) st = r.status();
-    else if (*r != total)
-      st = Status::Stale("store returned " + std::to_string(*r) + " of " + std::to_string(total) +
-                         " bytes at block " + std::to_string(first) + " of " + f.ufs_path +
-                         " (the object changed?)");
+    else CountSource(r->source, total);
   }
   uint64_t off = 0;
   for (size_t i = 0; i < run.size(); i++) {
@@ -788,17 +909,17 @@ void Engine::Prefetch(const FileRef& f, uint64_t first, uint64_t count) {
     bool open = false;
     for (uint64_t idx = first; idx < std::min(first + count, nblocks); idx++) {
       BlockKey key{f.file_id, idx};
-      if (blocks_.count(key) || inflight_.count(key)) {
+      bool created = false;
+      std::shared_ptr<Fetch> fetch;
+      if (!blocks_.count(key)) fetch = JoinOrStartLocked(f, key, std::nullopt, &created);
+      if (!created) {
         open = false;
         continue;
       }
-      auto fetch = std::make_shared<Fetch>();
-      inflight_.emplace(key, fetch);
       if (!open || groups.back().second.size() >= per_get) groups.push_back({idx, {}});
       groups.back().second.push_back(std::move(fetch));
       open = true;
     }
-    if (admission_ != nullptr && !groups.empty()) admission_->Prepare(f);
     for (auto& [start, fetches] : groups)
       fetchers_->Submit([this, f, start = start, fetches = std::move(fetches)] { RunFetches(f, start, fetches); },
                         false);
@@ -833,16 +954,7 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
         progress(len);
         continue;
       }
-      auto it = inflight_.find(key);
-      if (it != inflight_.end()) {
-        fetch = it->second;
-      } else {
-        fetch = std::make_shared<Fetch>();
-        fetch->tier = tier;
-        inflight_.emplace(key, fetch);
-        submit = true;
-        if (!tier.has_value() && admission_ != nullptr) admission_->Prepare(f);
-      }
+      fetch = JoinOrStartLocked(f, key, tier, &submit);
       {
         std::lock_guard<std::mutex> wl(w->mu);
         w->outstanding++;
@@ -984,6 +1096,10 @@ EngineStats Engine::Stats() {
   st.evicted_blocks = evicted_blocks_;
   st.evicted_bytes = evicted_bytes_;
   st.checksum_failures = checksum_failures_;
+  st.verified_blocks = verified_blocks_;
+  st.scrubbed_blocks = scrubbed_blocks_;
+  std::lock_guard<std::mutex> lock(source_mu_);
+  st.fetched_bytes_by_source = source_bytes_;
   return st;
 }
 
@@ -1003,6 +1119,16 @@ std::vector<EvictCandidate> Engine::Blocks() {
     out.push_back(std::move(c));
   }
   return out;
+}
+
+void Engine::CountSource(const char* source, uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(source_mu_);
+  for (auto& [name, n] : source_bytes_)
+    if (name == source) {
+      n += bytes;
+      return;
+    }
+  source_bytes_.emplace_back(source, bytes);
 }
 
 void Engine::QueueIndexOp(index::Index::BlockOp op) {

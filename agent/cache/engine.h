@@ -3,14 +3,19 @@
 // checksums verified, keeping each tier under its size limit.
 //
 // Data path. A read of [off, off+len) of one file version is split into
-// blocks (default 4 MiB). A block cached in RAM is answered from memory; one
-// on the SSD is read from its block file, the 256 KiB chunks the read touches
-// checked against their xxh3 checksums (a mismatch drops the block and
-// fetches it again, never served). A missing block is fetched by one worker
-// (single-flight): every reader of the same block waits on that one fetch
-// and is answered as soon as the bytes arrive, before they are stored. FUSE
-// workers never wait for the network, nor for a policy: a miss parks its
-// callback and returns.
+// blocks (default 4 MiB). A block cached in RAM is answered from memory. One
+// on the SSD is answered by reference to its block file (a Slice holding the
+// descriptor: FUSE splices it to the kernel without copying it through us)
+// once the block has been verified: blocks stored by this process are, and a
+// block found at start is read whole and checked against its xxh3 chunk
+// checksums on its first read (a mismatch drops it and fetches it again,
+// never served). `verify_every_read` checks the chunks a read touches on
+// every read instead. A missing block is fetched by one worker
+// (single-flight) from the BlockSource (the store, or a chain with peers in
+// front): every reader of the same block waits on that one fetch and is
+// answered as soon as the bytes arrive, before they are stored. FUSE workers
+// never wait for the network, nor for a policy: a miss parks its callback
+// and returns. ReadIfCached never fetches (for servers of cached bytes).
 //
 // Tiers. An optional RAM tier sits above the SSD tier; a block lives in one
 // of them. Where a fetched block goes is the admission hook's answer (none:
@@ -54,6 +59,7 @@
 #include "agent/base/fd.h"
 #include "agent/base/status.h"
 #include "agent/base/thread_pool.h"
+#include "agent/cache/block_source.h"
 #include "agent/cache/eviction.h"
 #include "agent/cache/mounts.h"
 #include "agent/index/index.h"
@@ -71,6 +77,12 @@ struct EngineOptions {
   uint32_t promote_hits = 1;  // an SSD block hit this often moves to RAM
   int64_t access_gap_ms = 1000;  // reads closer together are one access
   const Clock* clock = nullptr;  // access times; default the system clock
+  // Check SSD blocks against their checksums on every read (and copy them
+  // through memory), not only on the first read after start.
+  bool verify_every_read = false;
+  // Background scrub: SSD blocks re-read and checked at this rate (a
+  // corrupted one is dropped, so a later read fetches it again); 0: off.
+  uint64_t scrub_bytes_per_sec = 16u << 20;
 };
 
 // One version of one file, as a reader sees it.
@@ -78,6 +90,7 @@ struct FileRef {
   uint64_t file_id = 0;
   size_t mount = 0;
   std::string path;  // in the mount (policies match on it)
+  std::string store_uri;  // the store's URI: with ufs_path and etag, the same on every host
   std::string ufs_path;
   std::string etag;
   uint64_t size = 0;
@@ -109,12 +122,19 @@ struct EvictResult {
   uint64_t pinned_blocks = 0;  // matched but kept: pinned
 };
 
-// A piece of a read's reply: `length` bytes at `offset` of `data`.
+// A piece of a read's reply: `length` bytes at `offset` of `data`, or, when
+// `data` is null, at `offset` of the open block file `fd` (a verified SSD
+// block: the bytes go from the file to the kernel without passing through
+// memory of ours). The Slice keeps the descriptor open, so a block evicted
+// meanwhile still reads back whole.
 struct Slice {
   std::shared_ptr<const Buffer> data;
   size_t offset = 0;
   size_t length = 0;
+  std::shared_ptr<Fd> fd;
 };
+// Copies a slice's bytes to `dst` (a pread for an fd slice).
+Status CopySlice(const Slice& s, char* dst);
 
 struct TierStats {
   uint64_t capacity = 0;
@@ -147,12 +167,19 @@ struct EngineStats {
   uint64_t evicted_blocks = 0;
   uint64_t evicted_bytes = 0;
   uint64_t checksum_failures = 0;
+  uint64_t verified_blocks = 0;  // blocks found at start, checked on their first read
+  uint64_t scrubbed_blocks = 0;  // blocks checked by the background scrub
+  // Bytes fetched, by the name of the source that answered ("store", "peer").
+  std::vector<std::pair<std::string, uint64_t>> fetched_bytes_by_source;
   std::vector<uint64_t> mount_used_bytes;  // per mount, same order as the MountTable
 };
 
 class Engine {
  public:
-  Engine(EngineOptions opts, MountTable* mounts, index::Index* index, tier::SsdTier* ssd);
+  // `source` (not owned; must outlive the engine) answers misses; nullptr:
+  // the stores of `mounts`.
+  Engine(EngineOptions opts, MountTable* mounts, index::Index* index, tier::SsdTier* ssd,
+         BlockSource* source = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -178,6 +205,9 @@ class Engine {
   // Reads [off, off+len) (clamped to the file size). `done` is called exactly
   // once: on this thread when everything was cached, else on a fetch worker.
   void Read(const FileRef& f, uint64_t off, size_t len, ReadDone done);
+  // Reads [off, off+len) (clamped) only when every block of it is cached;
+  // NotFound otherwise. Never fetches; counts as an access.
+  Result<std::vector<Slice>> ReadIfCached(const FileRef& f, uint64_t off, size_t len);
   // Starts background fetches of the blocks [first, first+count) that are
   // neither cached nor in flight.
   void Prefetch(const FileRef& f, uint64_t first, uint64_t count);
@@ -207,6 +237,11 @@ class Engine {
     uint64_t bytes = 0;
   };
   FileCache CachedOf(uint64_t file_id);
+  // Checks SSD blocks against their checksums, up to `max_bytes`, going on
+  // from where the last call stopped (a pass over all blocks, then the next
+  // pass). Bad ones are dropped. Returns the bytes checked. The scrub thread
+  // calls it every second; tests may call it directly.
+  uint64_t Scrub(uint64_t max_bytes);
   EngineStats Stats();
   // Every cached block as an eviction candidate (for policies and tests).
   std::vector<EvictCandidate> Blocks();
@@ -220,6 +255,9 @@ class Engine {
     Tier tier = Tier::kSsd;
     bool pinned = false;     // then not in its tier's policy
     bool promoting = false;  // a copy to RAM is under way
+    // SSD: the block file was checked whole against the checksums since this
+    // process started (or this process wrote it), so reads may skip the check.
+    bool verified = true;
     // Accesses since stored: reads more than a second apart (one sequential
     // pass over a block is one access, however many reads it takes).
     uint32_t hits = 0;
@@ -241,9 +279,20 @@ class Engine {
 
   void GetBlock(const FileRef& f, uint64_t idx, uint32_t off, uint32_t len, bool urgent,
                 BlockDone done);
-  // Reads a cached block's range from the SSD and verifies it. NotFound when
-  // the block is not (or no longer) cached; Corrupt after dropping a bad one.
+  // A cached block's range: from RAM, or from the SSD (verified first when
+  // needed). NotFound when the block is not (or no longer) cached; Corrupt
+  // after dropping a bad one.
   Result<Slice> ReadCached(const BlockKey& key, uint32_t off, uint32_t len);
+  // Drops copy `gen` of a block that failed a check (if still that copy).
+  void DropBad(const BlockKey& key, uint64_t gen, const std::string& problem, bool bad_checksum);
+  void ScrubLoop();
+  // Reads [c0, c1] chunks of a block file and checks them. Empty: good.
+  std::string CheckChunks(const Fd* fd, const std::vector<uint64_t>& sums, uint64_t c0, uint64_t c1,
+                          uint32_t blen, Buffer* out, bool* bad_checksum);
+  // The in-flight fetch of `key`, joined or started (caller holds mu_; the
+  // block is not cached). *created: a new one, which the caller submits.
+  std::shared_ptr<Fetch> JoinOrStartLocked(const FileRef& f, const BlockKey& key,
+                                           std::optional<Tier> tier, bool* created);
   // Starts (or joins) the fetch of one block; `waiter` may be empty. Returns
   // false, without calling the waiter, when the block is cached by now.
   bool StartFetch(const FileRef& f, uint64_t idx, bool urgent,
@@ -280,6 +329,7 @@ class Engine {
   // An open descriptor of the block file of insertion `gen` of `key`.
   std::shared_ptr<Fd> OpenFd(const BlockKey& key, uint64_t gen);
   void DropFd(const BlockKey& key);
+  void CountSource(const char* source, uint64_t bytes);
   void QueueIndexOp(index::Index::BlockOp op);
   void IndexWriterLoop();
 
@@ -289,6 +339,8 @@ class Engine {
   MountTable* const mounts_;
   index::Index* const index_;
   tier::SsdTier* const ssd_;
+  std::unique_ptr<BlockSource> own_source_;  // when none was given
+  BlockSource* const source_;
 
   std::mutex mu_;
   std::unordered_map<BlockKey, Block, BlockKeyHash> blocks_;                // guarded by mu_
@@ -320,6 +372,12 @@ class Engine {
   bool index_stop_ = false;                       // guarded by index_mu_
   std::thread index_writer_;
 
+  std::mutex scrub_mu_;
+  std::condition_variable scrub_cv_;
+  std::vector<BlockKey> scrub_pass_;  // guarded by scrub_mu_: this pass's blocks
+  size_t scrub_next_ = 0;             // guarded by scrub_mu_
+  std::thread scrubber_;
+
   Admission* admission_ = nullptr;
   Scorer* scorer_ = nullptr;
   std::unique_ptr<ThreadPool> fetchers_;
@@ -328,7 +386,10 @@ class Engine {
 
   std::atomic<uint64_t> bytes_read_{0}, fetched_blocks_{0}, fetch_errors_{0}, uncached_fetches_{0},
       evicted_blocks_{0}, evicted_bytes_{0}, checksum_failures_{0}, promotions_{0}, demotions_{0},
-      not_admitted_{0}, scorer_rankings_{0}, scorer_failures_{0};
+      not_admitted_{0}, scorer_rankings_{0}, scorer_failures_{0}, verified_blocks_{0},
+      scrubbed_blocks_{0};
+  std::mutex source_mu_;
+  std::vector<std::pair<std::string, uint64_t>> source_bytes_;  // guarded by source_mu_
   std::atomic<uint64_t> served_[kTierCount] = {}, tier_evicted_[kTierCount] = {};
 };
 

@@ -37,6 +37,7 @@ FileRef Metadata::RefOf(const index::FileMeta& meta) const {
   f.file_id = meta.file_id;
   f.mount = r.mount;
   f.path = meta.path;
+  f.store_uri = mounts_->at(r.mount).ufs->uri();
   f.ufs_path = r.ufs_path;
   f.etag = meta.etag;
   f.size = meta.size;

@@ -33,6 +33,12 @@ Status MountTable::Add(std::string path, std::unique_ptr<ufs::Ufs> store) {
   return Status::OK();
 }
 
+ufs::Ufs* MountTable::ByUri(const std::string& uri) const {
+  for (const auto& m : mounts_)
+    if (m->ufs->uri() == uri) return m->ufs.get();
+  return nullptr;
+}
+
 MountTable::Resolved MountTable::Resolve(const std::string& path) const {
   Resolved best;
   size_t best_len = 0;

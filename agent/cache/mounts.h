@@ -27,6 +27,8 @@ class MountTable {
   Status Add(std::string path, std::unique_ptr<ufs::Ufs> store);
   size_t size() const { return mounts_.size(); }
   Mount& at(size_t i) { return *mounts_[i]; }
+  // The store opened from `uri`; nullptr when none is mounted here.
+  ufs::Ufs* ByUri(const std::string& uri) const;
 
   struct Resolved {
     size_t mount = 0;

@@ -226,14 +226,12 @@ Status Writer::ReadBase(File& f, uint64_t off, size_t len, char* buf) {
   std::promise<Status> done;
   engine_->Read(f.base, off, len, [&](Status s, std::vector<Slice> parts) {
     size_t at = 0;
-    if (s.ok()) {
-      for (const Slice& p : parts) {
-        size_t n = std::min(p.length, len - at);
-        std::memcpy(buf + at, p.data->data() + p.offset, n);
-        at += n;
-      }
-      std::memset(buf + at, 0, len - at);
+    for (const Slice& p : parts) {
+      if (!s.ok()) break;
+      s = CopySlice(p, buf + at);
+      at += p.length;
     }
+    if (s.ok()) std::memset(buf + at, 0, len - at);
     done.set_value(s);
   });
   return done.get_future().get();

@@ -560,6 +560,8 @@ std::string Api::StatJson() {
       {"evicted_blocks", st.evicted_blocks},
       {"evicted_bytes", st.evicted_bytes},
       {"checksum_failures", st.checksum_failures},
+      {"verified_blocks", st.verified_blocks},
+      {"scrubbed_blocks", st.scrubbed_blocks},
       {"index", {{"map_bytes", is.map_size}, {"used_bytes", is.used_bytes}, {"meta_rows", is.meta_rows}}},
       {"mounts", mounts},
       {"jobs", jobs},
@@ -578,6 +580,9 @@ std::string Api::StatJson() {
                      {"bytes_served", t.bytes_served}, {"evicted_blocks", t.evicted_blocks}});
   }
   j["tiers"] = tiers;
+  json sources = json::object();
+  for (const auto& [name, bytes] : st.fetched_bytes_by_source) sources[name] = bytes;
+  j["fetched_bytes_by_source"] = sources;
   json pins = json::array(), ttls = json::array();
   for (const cache::PinRule& r : ctx_.pins->pins()) pins.push_back({{"path", "/" + r.path}, {"recursive", r.recursive}});
   for (const cache::TtlRule& t : ctx_.pins->ttls())
@@ -615,6 +620,13 @@ std::string Api::MetricsText() {
   metric("strata_evicted_bytes_total", "counter", "Bytes evicted.", st.evicted_bytes);
   metric("strata_checksum_failures_total", "counter", "Cached blocks that failed verification.",
          st.checksum_failures);
+  metric("strata_verified_blocks_total", "counter", "Blocks found at start and checked on their first read.",
+         st.verified_blocks);
+  metric("strata_scrubbed_blocks_total", "counter", "Blocks checked by the background scrub.", st.scrubbed_blocks);
+  out += "# HELP strata_fetched_bytes_total Bytes fetched, by the source that answered.\n"
+         "# TYPE strata_fetched_bytes_total counter\n";
+  for (const auto& [name, bytes] : st.fetched_bytes_by_source)
+    out += "strata_fetched_bytes_total{source=\"" + name + "\"} " + std::to_string(bytes) + "\n";
   metric("strata_cache_pinned_bytes", "gauge", "Bytes of pinned blocks.", st.pinned_bytes);
   metric("strata_promotions_total", "counter", "Blocks moved from the SSD tier to RAM.", st.promotions);
   metric("strata_demotions_total", "counter", "Blocks moved from RAM to the SSD tier.", st.demotions);

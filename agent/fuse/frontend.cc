@@ -199,6 +199,8 @@ void OpInit(void* userdata, fuse_conn_info* conn) noexcept {
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  // SSD hits are replied from the block file's descriptor: spliced, not copied.
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
   conn->max_write = self->opts.max_write;
 }
 
@@ -535,16 +537,26 @@ void ReplySlices(fuse_req_t req, const Status& s, const std::vector<cache::Slice
     fuse_reply_err(req, ErrnoOf(s));
     return;
   }
-  if (parts.empty()) {
-    fuse_reply_buf(req, nullptr, 0);
-  } else if (parts.size() == 1) {
-    fuse_reply_buf(req, parts[0].data->data() + parts[0].offset, parts[0].length);
-  } else {
-    std::vector<iovec> iov(parts.size());
-    for (size_t i = 0; i < parts.size(); i++)
-      iov[i] = {const_cast<char*>(parts[i].data->data() + parts[i].offset), parts[i].length};
-    fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+  if (parts.empty()) return (void)fuse_reply_buf(req, nullptr, 0);
+  // One buffer per slice: memory, or a block file's descriptor that libfuse
+  // splices into the reply (no copy through our memory).
+  std::vector<char> storage(sizeof(fuse_bufvec) + (parts.size() - 1) * sizeof(fuse_buf));
+  auto* bv = new (storage.data()) fuse_bufvec{};
+  bv->count = parts.size();
+  for (size_t i = 0; i < parts.size(); i++) {
+    const cache::Slice& p = parts[i];
+    fuse_buf& b = bv->buf[i];
+    b = fuse_buf{};
+    b.size = p.length;
+    if (p.data != nullptr) {
+      b.mem = const_cast<char*>(p.data->data() + p.offset);
+    } else {
+      b.flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+      b.fd = p.fd->get();
+      b.pos = static_cast<off_t>(p.offset);
+    }
   }
+  fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {

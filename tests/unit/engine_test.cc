@@ -145,8 +145,15 @@ TEST_CASE("least recently used blocks are evicted first", "[unit]") {
 }
 
 TEST_CASE("a corrupted block file is dropped and fetched again", "[unit]") {
+  // With verify_every_read a block the agent itself stored is checked on
+  // every read too (by default only its first read after a start is).
   const uint64_t bs = 1 << 20;
-  Rig rig(64 << 20, bs);
+  cache::EngineOptions o;
+  o.capacity = 64 << 20;
+  o.block_size = bs;
+  o.verify_every_read = true;
+  o.scrub_bytes_per_sec = 0;
+  Rig rig(o, nullptr);
   std::string data = RandomBytes(2 * bs, 9);
   rig.store->Put("c", data);
   auto f = rig.Ref("c");

@@ -44,6 +44,7 @@ struct Rig {
   std::unique_ptr<cache::Engine> engine;
   std::unique_ptr<cache::Metadata> meta;
   cache::EngineOptions opts;
+  cache::BlockSource* source = nullptr;  // nullptr: the engine's StoreSource
 
   // Called on the engine before Start() (hooks, pins).
   std::function<void(cache::Engine&)> setup;
@@ -73,7 +74,7 @@ struct Rig {
     auto t = tier::SsdTier::Open(dir.path + "/blocks");
     REQUIRE(t.ok());
     ssd = std::move(t).value();
-    engine = std::make_unique<cache::Engine>(opts, &mounts, idx.get(), ssd.get());
+    engine = std::make_unique<cache::Engine>(opts, &mounts, idx.get(), ssd.get(), source);
     if (setup) setup(*engine);
     REQUIRE(engine->Start().ok());
     meta = std::make_unique<cache::Metadata>(&mounts, idx.get(), engine.get(), 60000);
@@ -100,7 +101,11 @@ struct Rig {
     engine->Read(f, off, len, [&](Status s, std::vector<cache::Slice> parts) {
       std::lock_guard<std::mutex> lock(mu);
       status = s;
-      for (auto& p : parts) out.append(p.data->data() + p.offset, p.length);
+      for (auto& p : parts) {
+        std::string bytes(p.length, '\0');
+        if (status.ok()) status = cache::CopySlice(p, bytes.data());
+        out += bytes;
+      }
       done = true;
       cv.notify_all();
     });
