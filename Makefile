@@ -3,6 +3,7 @@
 #   make run        the embedded default: ./sample served at ./mnt through the cache
 #   make test       installs test dependencies, builds, runs unit + integration tests
 #   make bench      benchmarks against curl, passthrough_ll, s3fs and rclone (table + file)
+#   make bench-datapath  only the data-path table (S3-shaped store, zero-copy reads)
 #   make install    binaries, systemd unit, policies, man pages under $(DESTDIR)$(PREFIX)
 #   make soak       slow soak tests (not part of make test)
 #   make asan       the unit tests under AddressSanitizer + UBSan (and an ASan agent)
@@ -61,10 +62,12 @@ $(BUILD)/unit_tests: $(patsubst %.cc,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/integration_tests: $(patsubst %.cc,$(BUILD)/obj/%.o,$(INTEG_SRCS)) $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/shaper: $(BUILD)/obj/tests/bench/shaper.o
+	$(CXX) $(CXXFLAGS) $^ -pthread -o $@
 $(BUILD)/policy_bench: $(BUILD)/obj/tests/bench/policy_bench.o $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 
-.PHONY: all run test unit integration bench install clean deps asan soak
+.PHONY: all run test unit integration bench bench-datapath install clean deps asan soak
 
 deps:
 	bash packaging/install-deps.sh --test
@@ -72,7 +75,7 @@ deps:
 run: all
 	bash packaging/run-default.sh
 
-test: all $(BUILD)/unit_tests $(BUILD)/integration_tests
+test: all $(BUILD)/unit_tests $(BUILD)/integration_tests $(BUILD)/shaper
 	bash packaging/install-deps.sh --test
 	bash tests/run.sh $(BUILD)
 
@@ -80,9 +83,15 @@ test: all $(BUILD)/unit_tests $(BUILD)/integration_tests
 soak: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests "[slow]"
 
-bench: all $(BUILD)/policy_bench
+bench: all $(BUILD)/policy_bench $(BUILD)/shaper
 	bash packaging/install-deps.sh --bench
+	bash tests/bench/datapath.sh $(BUILD)
 	bash tests/bench/bench.sh $(BUILD)
+
+# Only the data-path table (issue 9's rows), five interleaved rounds.
+bench-datapath: all $(BUILD)/shaper
+	bash packaging/install-deps.sh --bench
+	bash tests/bench/datapath.sh $(BUILD)
 
 install: all
 	install -D -m 0755 $(BUILD)/strata-agent $(DESTDIR)$(PREFIX)/bin/strata-agent

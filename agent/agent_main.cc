@@ -51,8 +51,8 @@ struct Config {
   double s3_timeout = 30;
   int s3_retries = 5;
   std::string metrics_addr;
-  int fetch_threads = 8;
-  int readahead_blocks = 8;
+  int fetch_threads = 16;
+  int readahead_blocks = 16;
   double high_watermark = 0.95, low_watermark = 0.85;
   bool allow_other = ::geteuid() == 0;
   int fuse_threads = 16;

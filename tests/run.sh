@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs the unit tests, then the integration tests (real FUSE mounts, real
-# s3rver), and prints one summary line: "tests: N passed, N failed".
-#   tests/run.sh BUILD_DIR [CATCH2 FILTER]
+# Runs the unit tests, then the integration tests (real FUSE mounts) twice:
+# on s3rver, then the [s3] ones again on a one-node Ceph RADOS Gateway
+# (tests/rgw/rgw.sh), and prints one summary line: "tests: N passed, N failed".
+#   tests/run.sh BUILD_DIR [CATCH2 FILTER]     (a filter applies to every pass)
+#   STRATA_SKIP_RGW=1 tests/run.sh ...         the s3rver pass only
 set -uo pipefail
 build=${1:-build}
 filter=${2:-}
@@ -9,12 +11,12 @@ cd "$(dirname "$0")/.."
 
 passed=0 failed=0 status=0
 run_suite() {
-  local name=$1 bin=$2
+  local name=$1 bin=$2 spec=${3:-}
+  [ -n "$filter" ] && spec=$filter
   echo "== $name"
   local out
   out=$(mktemp)
-  # shellcheck disable=SC2086
-  "$bin" ${filter:+"$filter"} --reporter console --durations no 2>&1 | tee "$out"
+  "$bin" ${spec:+"$spec"} --reporter console --durations no 2>&1 | tee "$out"
   local rc=${PIPESTATUS[0]}
   # Catch2's summary: "All tests passed (A assertions in N test cases)" or
   # "test cases: N | P passed | F failed".
@@ -38,7 +40,20 @@ run_suite "unit tests" "$build/unit_tests"
 if [ "$(id -u)" -eq 0 ] && [ -e /dev/fuse ]; then
   # Left over from an interrupted run: stale mounts of earlier test agents.
   grep -o '/tmp/strata-it-[^ ]*' /proc/self/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  run_suite "integration tests" "$build/integration_tests"
+  run_suite "integration tests (s3rver)" "$build/integration_tests" "~[rgw]"
+  if [ -z "${STRATA_SKIP_RGW:-}" ]; then
+    rgw_dir=$(mktemp -d /tmp/strata-rgw-XXXXXX)
+    rgw_port=$((20000 + RANDOM % 20000))
+    echo "== starting a Ceph RADOS Gateway on 127.0.0.1:$rgw_port"
+    if rgw_ep=$(bash tests/rgw/rgw.sh start "$rgw_dir" "$rgw_port"); then
+      STRATA_TEST_RGW=$rgw_ep run_suite "integration tests (Ceph RGW)" "$build/integration_tests" "[s3]~[s3rver],[rgw]"
+    else
+      echo "== the Ceph RADOS Gateway did not start (logs above and in $rgw_dir/log): counted as failed"
+      failed=$((failed + 1)) status=1
+    fi
+    bash tests/rgw/rgw.sh stop "$rgw_dir"
+    rm -rf "$rgw_dir"
+  fi
 else
   echo "== integration tests need root and /dev/fuse: counted as failed"
   failed=$((failed + 1)) status=1

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace strata {
@@ -23,6 +24,13 @@ inline std::string DefaultSocketPath() {
 // JoinPath("", "a") == "a", JoinPath("a", "b") == "a/b".
 inline std::string JoinPath(const std::string& dir, const std::string& name) {
   return dir.empty() ? name : dir + "/" + name;
+}
+// True when `path` is `dir` or lies below it; everything is below "" (the
+// root). The one prefix check for paths: "a/bc" is not under "a/b".
+inline bool IsUnder(std::string_view path, std::string_view dir) {
+  if (dir.empty()) return true;
+  return path.size() >= dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+         (path.size() == dir.size() || path[dir.size()] == '/');
 }
 // "a/b/c" -> {"a/b", "c"}; "c" -> {"", "c"}.
 inline std::pair<std::string, std::string> SplitPath(const std::string& path) {

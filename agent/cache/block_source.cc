@@ -21,6 +21,7 @@ std::string ContentKey::ToString() const {
 }
 
 uint64_t BlockRequest::length() const {
+  if (range_len > 0) return range_off >= object_size ? 0 : std::min(range_len, object_size - range_off);
   uint64_t start = offset();
   if (start >= object_size) return 0;
   return std::min<uint64_t>(uint64_t{count} * block_size, object_size - start);

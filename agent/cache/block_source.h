@@ -48,9 +48,14 @@ struct BlockRequest {
   uint64_t first = 0;
   uint32_t count = 1;
   bool urgent = false;  // a reader waits for it (vs readahead or a load)
+  // A part of block `first` only: bytes [range_off, range_off + range_len)
+  // of the object (a block fetched in pieces, for a sooner first reply).
+  uint64_t range_off = 0;
+  uint64_t range_len = 0;
 
-  uint64_t offset() const { return first * block_size; }
-  // Bytes the run covers: whole blocks, the last one clamped to the object.
+  uint64_t offset() const { return range_len > 0 ? range_off : first * block_size; }
+  // Bytes asked for: the peek's range, or whole blocks with the last one
+  // clamped to the object.
   uint64_t length() const;
   ContentKey KeyOf(uint64_t index) const;
 };

@@ -6,6 +6,7 @@
 #include "agent/base/clock.h"
 #include "agent/base/hash.h"
 #include "agent/base/log.h"
+#include "agent/base/paths.h"
 #include "agent/base/units.h"
 
 namespace strata::cache {
@@ -24,16 +25,15 @@ struct Engine::Fetch {
 namespace {
 constexpr uint64_t kMaxChunk = 256 * 1024;
 constexpr size_t kMaxOpenFds = 1024;
-constexpr uint64_t kMaxGetBytes = 16u << 20;
+// Readahead GETs: several of these in flight beat one long one on a store
+// whose connections are each rate-capped (S3), and cost little on loopback.
+constexpr uint64_t kMaxGetBytes = 8u << 20;
 constexpr size_t kMaxCandidates = 16384;  // per scorer call
 size_t T(Tier t) { return static_cast<size_t>(t); }
 }  // namespace
 
 bool PinRule::Matches(const std::string& p) const {
-  if (p == path) return true;
-  if (!recursive) return false;
-  if (path.empty()) return true;
-  return p.size() > path.size() && p.compare(0, path.size(), path) == 0 && p[path.size()] == '/';
+  return p == path || (recursive && IsUnder(p, path));
 }
 
 Status CopySlice(const Slice& s, char* dst) {
@@ -857,7 +857,7 @@ void Engine::GetBlock(const FileRef& f, uint64_t idx, uint32_t off, uint32_t len
   done(Status::IOError("cache: block keeps vanishing"), {});
 }
 
-void Engine::Read(const FileRef& f, uint64_t off, size_t len, ReadDone done) {
+void Engine::Read(const FileRef& f, uint64_t off, size_t len, ReadDone done, bool first_read) {
   if (off >= f.size || len == 0) {
     done(Status::OK(), {});
     return;
@@ -866,6 +866,7 @@ void Engine::Read(const FileRef& f, uint64_t off, size_t len, ReadDone done) {
   bytes_read_ += len;
   const uint64_t bs = opts_.block_size;
   uint64_t first = off / bs, last = (off + len - 1) / bs;
+  if (first_read && first == last && len < BlockLength(f, first) && Peek(f, off, len, done)) return;
   struct Op {
     std::mutex mu;
     size_t pending;
@@ -895,6 +896,71 @@ void Engine::Read(const FileRef& f, uint64_t off, size_t len, ReadDone done) {
                else op->done(op->status, {});
              });
   }
+}
+
+bool Engine::Peek(const FileRef& f, uint64_t off, size_t len, ReadDone& done) {
+  const uint64_t idx = off / opts_.block_size, bstart = idx * opts_.block_size;
+  const uint32_t blen = BlockLength(f, idx);
+  // The head: up to the read's end, at least 256 KiB, in whole pages.
+  const uint64_t head_end = std::min<uint64_t>(bstart + blen, (std::max<uint64_t>(off + len, bstart + (256 << 10)) + 4095) / 4096 * 4096);
+  if (head_end >= bstart + blen) return false;
+  const BlockKey key{f.file_id, idx};
+  std::shared_ptr<Fetch> fetch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_ || blocks_.count(key) || inflight_.count(key)) return false;
+    bool created;
+    fetch = JoinOrStartLocked(f, key, std::nullopt, &created);
+    fetch->started = true;  // claimed: no other worker fetches it
+  }
+  struct Split {
+    std::shared_ptr<Buffer> buf;
+    std::atomic<int> parts{2};
+    std::mutex mu;
+    Status status;  // guarded by mu: the first failure
+  };
+  auto split = std::make_shared<Split>();
+  split->buf = Buffer::Make(blen);
+  auto reply = std::make_shared<ReadDone>(std::move(done));
+  // Fetches object bytes [from, to) into the block's buffer; the part that
+  // finishes last completes the block.
+  auto part = [this, f, idx, bstart, fetch, split](uint64_t from, uint64_t to, std::shared_ptr<ReadDone> answer,
+                                                    uint64_t off, size_t len) {
+    BlockRequest req{f.store_uri, f.ufs_path, f.etag, f.size, static_cast<uint32_t>(opts_.block_size), idx, 1, true};
+    req.range_off = from;
+    req.range_len = to - from;
+    Result<Fetched> r = source_->Fetch(req, split->buf->data() + (from - bstart));
+    if (r.ok()) CountSource(r->source, to - from);
+    if (answer != nullptr) {
+      if (r.ok()) (*answer)(Status::OK(), {Slice{split->buf, off - bstart, len}});
+      else (*answer)(r.status(), {});
+    }
+    if (!r.ok()) {
+      std::lock_guard<std::mutex> lock(split->mu);
+      if (split->status.ok()) split->status = r.status();
+    }
+    if (--split->parts > 0) return;
+    Status st;
+    {
+      std::lock_guard<std::mutex> lock(split->mu);
+      st = split->status;
+    }
+    CompleteFetch(f, idx, fetch, std::nullopt, st, st.ok() ? split->buf : nullptr);
+  };
+  bool submitted = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopped_) {
+      fetchers_->Submit([part, bstart, head_end, reply, off, len] { part(bstart, head_end, reply, off, len); }, true);
+      fetchers_->Submit([part, head_end, bstart, blen] { part(head_end, bstart + blen, nullptr, 0, 0); }, true);
+      submitted = true;
+    }
+  }
+  if (!submitted) {
+    CompleteFetch(f, idx, fetch, std::nullopt, Status::Unavailable("agent is stopping"), nullptr);
+    (*reply)(Status::Unavailable("agent is stopping"), {});
+  }
+  return true;
 }
 
 void Engine::Prefetch(const FileRef& f, uint64_t first, uint64_t count) {

@@ -73,7 +73,7 @@ struct EngineOptions {
   uint64_t block_size = 4u << 20;
   double high_watermark = 0.95;
   double low_watermark = 0.85;
-  int fetch_threads = 8;
+  int fetch_threads = 16;
   uint32_t promote_hits = 1;  // an SSD block hit this often moves to RAM
   int64_t access_gap_ms = 1000;  // reads closer together are one access
   const Clock* clock = nullptr;  // access times; default the system clock
@@ -204,7 +204,12 @@ class Engine {
   using ReadDone = std::function<void(Status, std::vector<Slice>)>;
   // Reads [off, off+len) (clamped to the file size). `done` is called exactly
   // once: on this thread when everything was cached, else on a fetch worker.
-  void Read(const FileRef& f, uint64_t off, size_t len, ReadDone done);
+  // `first`: the first read of an open file. When it lies in one block that
+  // is neither cached nor in flight, that block is fetched in two GETs side
+  // by side, its head (up to the read's end, at least 256 KiB) and the rest,
+  // and the read is answered from the head: the first byte does not wait
+  // for a whole block, and no byte is fetched twice.
+  void Read(const FileRef& f, uint64_t off, size_t len, ReadDone done, bool first = false);
   // Reads [off, off+len) (clamped) only when every block of it is cached;
   // NotFound otherwise. Never fetches; counts as an access.
   Result<std::vector<Slice>> ReadIfCached(const FileRef& f, uint64_t off, size_t len);
@@ -279,6 +284,9 @@ class Engine {
 
   void GetBlock(const FileRef& f, uint64_t idx, uint32_t off, uint32_t len, bool urgent,
                 BlockDone done);
+  // The first read's split fetch (see Read). False, with `done` left to the
+  // caller, when the block is cached or in flight or too short to split.
+  bool Peek(const FileRef& f, uint64_t off, size_t len, ReadDone& done);
   // A cached block's range: from RAM, or from the SSD (verified first when
   // needed). NotFound when the block is not (or no longer) cached; Corrupt
   // after dropping a bad one.

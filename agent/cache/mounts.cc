@@ -1,5 +1,7 @@
 #include "agent/cache/mounts.h"
 
+#include "agent/base/paths.h"
+
 namespace strata::cache {
 
 Result<std::string> NormalizePath(const std::string& path) {
@@ -44,9 +46,7 @@ MountTable::Resolved MountTable::Resolve(const std::string& path) const {
   size_t best_len = 0;
   for (size_t i = 1; i < mounts_.size(); i++) {
     const std::string& mp = mounts_[i]->path;
-    bool under = path == mp || (path.size() > mp.size() && path.compare(0, mp.size(), mp) == 0 &&
-                                path[mp.size()] == '/');
-    if (under && mp.size() >= best_len) {
+    if (IsUnder(path, mp) && mp.size() >= best_len) {
       best.mount = i;
       best_len = mp.size();
     }
@@ -61,11 +61,10 @@ MountTable::Resolved MountTable::Resolve(const std::string& path) const {
 
 std::vector<std::string> MountTable::MountPointsUnder(const std::string& dir) const {
   std::vector<std::string> out;
-  std::string prefix = dir.empty() ? "" : dir + "/";
   for (size_t i = 1; i < mounts_.size(); i++) {
     const std::string& mp = mounts_[i]->path;
-    if (mp.size() <= prefix.size() || mp.compare(0, prefix.size(), prefix) != 0) continue;
-    std::string rest = mp.substr(prefix.size());
+    if (mp == dir || !IsUnder(mp, dir)) continue;
+    std::string rest = mp.substr(dir.empty() ? 0 : dir.size() + 1);
     std::string name = rest.substr(0, rest.find('/'));
     bool seen = false;
     for (const std::string& n : out) seen |= n == name;
@@ -77,10 +76,7 @@ std::vector<std::string> MountTable::MountPointsUnder(const std::string& dir) co
 bool MountTable::IsSyntheticDir(const std::string& path) const {
   if (path.empty()) return true;
   for (size_t i = 1; i < mounts_.size(); i++) {
-    const std::string& mp = mounts_[i]->path;
-    if (mp == path || (mp.size() > path.size() && mp.compare(0, path.size(), path) == 0 &&
-                       mp[path.size()] == '/'))
-      return true;
+    if (IsUnder(mounts_[i]->path, path)) return true;
   }
   return false;
 }

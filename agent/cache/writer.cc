@@ -24,11 +24,6 @@ constexpr uint8_t kFile = 0, kDir = 1, kLink = 2;
 
 int64_t NowNs() { return NowUnixNs(); }
 
-bool Under(const std::string& path, const std::string& prefix) {
-  return prefix.empty() || path == prefix ||
-         (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 && path[prefix.size()] == '/');
-}
-
 // Merges the fields a chmod / chown / utimens sets into `into`.
 void MergeAttrs(const ufs::Attrs& from, ufs::Attrs* into) {
   if (from.mode) into->mode = (into->mode & S_IFMT) | (from.mode & 07777);
@@ -808,7 +803,7 @@ Status Writer::Rename(const std::string& from, const std::string& to, bool norep
     return Status::Busy("a mount point cannot be renamed or replaced");
   MountTable::Resolved rf = mounts_->Resolve(from), rt = mounts_->Resolve(to);
   if (rf.mount != rt.mount) return Status::CrossDevice("/" + from + " and /" + to + " are in different stores");
-  if (Under(to, from)) return Status::InvalidArgument("cannot move /" + from + " into itself");
+  if (IsUnder(to, from)) return Status::InvalidArgument("cannot move /" + from + " into itself");
   const bool cache_only = ModeOf(rf.mount) == WriteMode::kCacheOnly;
   ufs::Ufs* store = StoreOf(rf.mount);
 
@@ -828,7 +823,7 @@ Status Writer::Rename(const std::string& from, const std::string& to, bool norep
     if (auto it = by_path_.find(to); it != by_path_.end()) ft = it->second;
     if (src->is_dir) {
       for (auto& [p, f] : by_path_)
-        if (p != from && Under(p, from)) below.push_back(f);
+        if (p != from && IsUnder(p, from)) below.push_back(f);
       auto kids = children_.find(to);
       if (dst.ok() && kids != children_.end() && !kids->second.empty())
         return Status::NotEmpty("/" + to + " is not empty");
@@ -893,7 +888,7 @@ Status Writer::Rename(const std::string& from, const std::string& to, bool norep
       std::lock_guard<std::mutex> maps(mu_);
       p = f->path;
     }
-    if (!Under(p, from)) continue;
+    if (!IsUnder(p, from)) continue;
     move(f, to + p.substr(from.size()));
     rejournal(*f);
   }
@@ -1029,7 +1024,7 @@ Status Writer::Flush(const std::string& prefix, int64_t timeout_ms, uint64_t* fi
     std::vector<FilePtr> due;
     size_t pending = 0;
     for (auto it = queue_.begin(); it != queue_.end();) {
-      if (!Under(it->second->path, prefix)) {
+      if (!IsUnder(it->second->path, prefix)) {
         ++it;
         continue;
       }
@@ -1044,7 +1039,7 @@ Status Writer::Flush(const std::string& prefix, int64_t timeout_ms, uint64_t* fi
     }
     for (const FilePtr& f : due) queue_.emplace(NowMonoMs(), f);
     for (auto& [p, f] : by_path_)
-      if (f->uploading && Under(p, prefix)) {
+      if (f->uploading && IsUnder(p, prefix)) {
         pending++;
         seen.insert(f.get());
       }

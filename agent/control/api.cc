@@ -153,8 +153,7 @@ Result<std::string> Api::ResolveUserPath(const std::string& mount_point, const s
   std::string rel = raw;
   if (!raw.empty() && raw[0] == '/') {
     if (raw == mount_point) rel = "";
-    else if (raw.size() > mount_point.size() && raw.compare(0, mount_point.size(), mount_point) == 0 &&
-             raw[mount_point.size()] == '/')
+    else if (IsUnder(raw, mount_point))
       rel = raw.substr(mount_point.size() + 1);
     else
       return Status::InvalidArgument(raw + " is outside the mount (mount point " + mount_point +
@@ -414,8 +413,7 @@ Result<uint64_t> Api::PinAndLoad(const std::string& path, bool recursive, uint64
 
 Result<std::string> Api::PolicyPath(const std::string& raw) {
   const std::string& mp = ctx_.mount_point;
-  if (raw == mp || (raw.size() > mp.size() && raw.compare(0, mp.size(), mp) == 0 && raw[mp.size()] == '/'))
-    return ResolveUserPath(mp, raw);
+  if (IsUnder(raw, mp)) return ResolveUserPath(mp, raw);
   return cache::NormalizePath(raw);
 }
 

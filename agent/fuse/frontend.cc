@@ -1,6 +1,7 @@
 #define FUSE_USE_VERSION 312
 #include "agent/fuse/frontend.h"
 #include "agent/base/paths.h"
+#include "agent/cache/reader.h"
 
 #include <dirent.h>
 #include <fuse_lowlevel.h>
@@ -54,13 +55,10 @@ struct Inode {
 };
 
 struct FileHandle {
-  cache::FileRef ref;
-  cache::Writer::FilePtr staged;  // set when the file is (being) written on this host
-  int flags = 0;                  // open(2) flags
-  std::mutex mu;               // guards the readahead state
-  uint64_t next_off = 0;
-  uint64_t window = 0;         // readahead blocks
-  uint64_t prefetched_to = 0;  // first block not yet asked for
+  std::unique_ptr<cache::Reader> reader;
+  int flags = 0;  // open(2) flags
+  // Set when the file is (being) written on this host.
+  const cache::Writer::FilePtr& staged() const { return reader->staged(); }
 };
 
 struct DirHandle {
@@ -92,6 +90,9 @@ struct Frontend::Impl {
     by_path[""] = FUSE_ROOT_ID;
   }
 
+  cache::Reader::Options ReaderOptions() const {
+    return {static_cast<uint64_t>(std::max(0, opts.max_readahead_blocks))};
+  }
   // Path of an inode; false if the kernel sent one we do not know.
   bool PathOf(fuse_ino_t ino, std::string* path) {
     std::lock_guard<std::mutex> lock(mu);
@@ -151,7 +152,7 @@ struct Frontend::Impl {
     for (auto& [ino, node] : inodes) {
       const std::string& p = node.path;
       if (ino == FUSE_ROOT_ID || node.removed) continue;
-      if (p == from || (p.size() > from.size() && p.compare(0, from.size(), from) == 0 && p[from.size()] == '/')) {
+      if (IsUnder(p, from)) {
         by_path.erase(p);
         node.path = to + p.substr(from.size());
         by_path[node.path] = ino;
@@ -247,7 +248,7 @@ void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) noex
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   auto* self = Self(req);
   auto* fh = fi != nullptr ? reinterpret_cast<FileHandle*>(fi->fh) : nullptr;
-  cache::Writer::FilePtr staged = fh != nullptr ? fh->staged : self->OrphanOf(ino);
+  cache::Writer::FilePtr staged = fh != nullptr ? fh->staged() : self->OrphanOf(ino);
   if (staged) {  // fstat of an open file, unlinked ones included
     struct stat st = self->Attr(ino, self->writer->MetaOf(staged));
     if (!fh) st.st_nlink = 0;
@@ -280,15 +281,15 @@ void ReplyOpen(fuse_req_t req, Frontend::Impl* self, fuse_ino_t ino, fuse_file_i
     // (a file being written here is never kept: its pages are its writes).
     std::lock_guard<std::mutex> lock(self->mu);
     auto node = self->inodes.find(ino);
-    fi->keep_cache = !fh->staged && node != self->inodes.end() && node->second.kernel_file_id == file_id;
-    if (node != self->inodes.end()) node->second.kernel_file_id = fh->staged ? 0 : file_id;
+    fi->keep_cache = !fh->staged() && node != self->inodes.end() && node->second.kernel_file_id == file_id;
+    if (node != self->inodes.end()) node->second.kernel_file_id = fh->staged() ? 0 : file_id;
   }
   fi->fh = reinterpret_cast<uint64_t>(fh);
   int rc;
   if (created_path != nullptr) {
     fuse_entry_param e = {};
     e.ino = ino;
-    e.attr = self->Attr(ino, self->writer->MetaOf(fh->staged));
+    e.attr = self->Attr(ino, self->writer->MetaOf(fh->staged()));
     e.attr_timeout = self->opts.attr_timeout_s;
     e.entry_timeout = self->opts.attr_timeout_s;
     rc = fuse_reply_create(req, &e, fi);
@@ -297,7 +298,7 @@ void ReplyOpen(fuse_req_t req, Frontend::Impl* self, fuse_ino_t ino, fuse_file_i
     rc = fuse_reply_open(req, fi);
   }
   if (rc != 0) {
-    if (fh->staged) self->writer->Close(fh->staged);
+    if (fh->staged()) self->writer->Close(fh->staged());
     delete fh;
   }
 }
@@ -306,46 +307,25 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   auto* self = Self(req);
   std::string path;
   if (!self->PathOf(ino, &path)) return (void)fuse_reply_err(req, ESTALE);
-  auto* fh = new FileHandle();
+  auto fh = std::make_unique<FileHandle>();
   fh->flags = fi->flags;
-  uint64_t file_id = 0;
   if (Writable(fi->flags)) {
     Result<cache::Writer::FilePtr> f = self->writer->Open(path, fi->flags, {});
     if (!f.ok()) {
-      delete fh;
       if (!f.status().IsNotFound()) LOG_WARN("open /%s for writing: %s", path.c_str(), f.status().message().c_str());
       return (void)fuse_reply_err(req, ErrnoOf(f.status()));
     }
-    fh->staged = *f;
+    fh->reader = cache::Reader::OfStaged(self->engine, self->writer, *f, self->ReaderOptions());
   } else {
-    // A file being written here is read from its staging file; else the
-    // store's version (a staged file that goes away in between has been
-    // recorded in the index by then, so the second look finds it).
-    for (int attempt = 0; attempt < 3 && !fh->staged && file_id == 0; attempt++) {
-      fh->staged = self->writer->OpenStaged(path);
-      if (fh->staged) break;
-      Result<index::FileMeta> m = self->meta->Stat(path);
-      if (!m.ok()) {
-        delete fh;
-        return (void)fuse_reply_err(req, ErrnoOf(m.status()));
-      }
-      if (m->is_dir) {
-        delete fh;
-        return (void)fuse_reply_err(req, EISDIR);
-      }
-      if (m->file_id != 0) {
-        file_id = m->file_id;
-        fh->ref = self->meta->RefOf(*m);
-      }
-    }
-    if (!fh->staged && file_id == 0) {
-      delete fh;
-      return (void)fuse_reply_err(req, EAGAIN);
-    }
+    Result<std::unique_ptr<cache::Reader>> r =
+        cache::Reader::Open(self->engine, self->meta, self->writer, path, self->ReaderOptions());
+    if (!r.ok()) return (void)fuse_reply_err(req, ErrnoOf(r.status()));
+    fh->reader = std::move(r).value();
   }
+  uint64_t file_id = fh->reader->ref().file_id;
   // Policies hear of it in the background (on_access, e.g. to prefetch).
-  if (self->opts.on_open && !fh->staged && fh->ref.file_id != 0) self->opts.on_open(fh->ref);
-  ReplyOpen(req, self, ino, fi, fh, file_id, nullptr);
+  if (self->opts.on_open && file_id != 0) self->opts.on_open(fh->reader->ref());
+  ReplyOpen(req, self, ino, fi, fh.release(), file_id, nullptr);
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) noexcept {
@@ -362,7 +342,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   }
   auto* fh = new FileHandle();
   fh->flags = fi->flags;
-  fh->staged = *f;
+  fh->reader = cache::Reader::OfStaged(self->engine, self->writer, *f, self->ReaderOptions());
   fuse_ino_t ino = self->Ref(path);
   ReplyOpen(req, self, ino, fi, fh, 0, &path);
 }
@@ -370,9 +350,9 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
 void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off, fuse_file_info* fi) noexcept {
   auto* self = Self(req);
   auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
-  if (!fh->staged || (fh->flags & O_ACCMODE) == O_RDONLY) return (void)fuse_reply_err(req, EBADF);
+  if (!fh->staged() || (fh->flags & O_ACCMODE) == O_RDONLY) return (void)fuse_reply_err(req, EBADF);
   uint64_t at = 0;
-  Status s = self->writer->Write(fh->staged, static_cast<uint64_t>(off), buf, size, fh->flags & O_APPEND, &at);
+  Status s = self->writer->Write(fh->staged(), static_cast<uint64_t>(off), buf, size, fh->flags & O_APPEND, &at);
   if (!s.ok()) {
     LOG_WARN("write: %s", s.message().c_str());
     return (void)fuse_reply_err(req, ErrnoOf(s));
@@ -384,8 +364,8 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off
 void Commit(fuse_req_t req, fuse_file_info* fi) {
   auto* self = Self(req);
   auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
-  if (!fh->staged || !Writable(fh->flags)) return (void)fuse_reply_err(req, 0);
-  Status s = self->writer->Commit(fh->staged);
+  if (!fh->staged() || !Writable(fh->flags)) return (void)fuse_reply_err(req, 0);
+  Status s = self->writer->Commit(fh->staged());
   fuse_reply_err(req, ErrnoOf(s));
 }
 void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept { Commit(req, fi); }
@@ -416,10 +396,10 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   auto* fh = fi != nullptr ? reinterpret_cast<FileHandle*>(fi->fh) : nullptr;
   if (!change) {
     // atime only: nothing is kept.
-  } else if (fh != nullptr && fh->staged) {
-    if (size.has_value()) s = self->writer->Truncate(fh->staged, *size);
+  } else if (fh != nullptr && fh->staged()) {
+    if (size.has_value()) s = self->writer->Truncate(fh->staged(), *size);
     if (s.ok() && (a.mode || a.uid != ufs::kNoId || a.gid != ufs::kNoId || a.mtime_ns))
-      s = self->writer->SetAttrs(fh->staged, a);
+      s = self->writer->SetAttrs(fh->staged(), a);
   } else {
     s = self->writer->SetPathAttrs(path, a, size);
   }
@@ -560,51 +540,14 @@ void ReplySlices(fuse_req_t req, const Status& s, const std::vector<cache::Slice
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
-  auto* self = Self(req);
   auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
-  if (fh->staged) {
-    std::vector<char> buf(size);
-    Result<size_t> n = self->writer->Read(fh->staged, static_cast<uint64_t>(off), size, buf.data());
-    if (!n.ok()) {
-      LOG_WARN("read: %s", n.status().message().c_str());
-      return (void)fuse_reply_err(req, ErrnoOf(n.status()));
-    }
-    return (void)fuse_reply_buf(req, buf.data(), *n);
-  }
-  const uint64_t bs = self->engine->block_size();
-  uint64_t uoff = static_cast<uint64_t>(off);
-  // Sequential detection tolerates the kernel's slightly reordered readahead.
-  uint64_t prefetch_from = 0, prefetch_count = 0;
-  {
-    std::lock_guard<std::mutex> lock(fh->mu);
-    bool sequential = uoff + (2u << 20) >= fh->next_off && uoff <= fh->next_off + (2u << 20) &&
-                      (uoff > 0 || fh->next_off == 0);
-    if (sequential && uoff + size > 0) {
-      fh->window = std::clamp<uint64_t>(fh->window * 2, 1, self->opts.max_readahead_blocks);
-      uint64_t want_to = (uoff + size - 1) / bs + 1 + fh->window;
-      uint64_t from = std::max(fh->prefetched_to, (uoff + size - 1) / bs + 1);
-      if (want_to > from) {
-        prefetch_from = from;
-        prefetch_count = want_to - from;
-        fh->prefetched_to = want_to;
-      }
-    } else {
-      fh->window = 0;
-      fh->prefetched_to = 0;
-    }
-    fh->next_off = uoff + size;
-  }
-  // Readahead is queued first (in the background queue); the demand read's
-  // own fetch goes ahead of it. After Read() the handle may already be gone.
-  if (prefetch_count > 0 && self->opts.max_readahead_blocks > 0)
-    self->engine->Prefetch(fh->ref, prefetch_from, prefetch_count);
-  self->engine->Read(fh->ref, uoff, size,
-                     [req](Status s, std::vector<cache::Slice> parts) { ReplySlices(req, s, parts); });
+  fh->reader->Read(static_cast<uint64_t>(off), size,
+                   [req](Status s, std::vector<cache::Slice> parts) { ReplySlices(req, s, parts); });
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
   auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
-  if (fh->staged) Self(req)->writer->Close(fh->staged);
+  if (fh->staged()) Self(req)->writer->Close(fh->staged());
   delete fh;
   fuse_reply_err(req, 0);
 }

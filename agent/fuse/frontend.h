@@ -25,7 +25,7 @@ struct Options {
   std::string fsname = "strata";
   double attr_timeout_s = 60;
   int max_threads = 16;
-  int max_readahead_blocks = 8;  // sequential readahead window, in blocks
+  int max_readahead_blocks = 16;  // sequential readahead window, in blocks
   bool allow_other = false;
   unsigned max_read = 1u << 20;
   unsigned max_write = 1u << 20;

@@ -22,7 +22,8 @@ void ExpectFailure(const CmdResult& r, const std::string& needle) {
 }
 }  // namespace
 
-TEST_CASE("start-up errors name the problem", "[fuse][s3][errors]") {
+// [s3rver]: the shared s3rver's buckets and keys; the RGW pass checks a wrong secret itself.
+TEST_CASE("start-up errors name the problem", "[fuse][s3][s3rver][errors]") {
   auto store = MakeStore("file");
   TempDir t;
   Agent agent;
@@ -59,6 +60,22 @@ TEST_CASE("start-up errors name the problem", "[fuse][s3][errors]") {
                 "in use by another strata-agent");
   ExpectFailure(second.StartExpectFailure(store->uri(), {"--socket", agent.socket()}),
                 "another agent already serves the control socket");
+}
+
+// [rgw]: s3rver accepts any secret; the gateway checks SigV4 signatures.
+TEST_CASE("a wrong secret is refused at start with a clear error", "[fuse][rgw][errors]") {
+  auto store = MakeStore("s3");
+  Agent agent;
+  TempDir t;
+  CmdResult r = Run("AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=wrong timeout 60 build/strata-agent -f --mount-point " +
+                    agent.mnt() + " --ufs " + store->uri() + " --cache-dir " + t.path + "/c --cache-size 1GiB --socket " +
+                    t.path + "/s --s3-endpoint " + S3Endpoint());
+  ExpectFailure(r, "access denied");
+  CHECK(r.out.find("SignatureDoesNotMatch") != std::string::npos);
+  CHECK_FALSE(IsMounted(agent.mnt()));
+  // The right secret works on the same bucket.
+  agent.Start(store->uri(), store->agent_args());
+  CHECK(fs::is_directory(agent.mnt()));
 }
 
 TEST_CASE("agentctl without an agent names the socket", "[errors]") {

@@ -34,6 +34,7 @@ const char* Bin(const char* env, const char* fallback) {
 }
 const char* const kAgent = Bin("STRATA_AGENT", "build/strata-agent");
 const char* const kCtl = Bin("STRATA_AGENTCTL", "build/agentctl");
+const char* const kShaper = Bin("STRATA_SHAPER", "build/shaper");
 
 int FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -249,6 +250,29 @@ void S3Server::PutMany(const std::string& bucket,
   REQUIRE(r.code == 0);
 }
 
+Shaper::Shaper(const std::string& upstream_endpoint, double mb_per_s, int first_byte_ms) {
+  port_ = FreePort();
+  std::string up = upstream_endpoint.substr(upstream_endpoint.rfind(':') + 1);
+  pid_ = Spawn({kShaper, std::to_string(port_), up, std::to_string(mb_per_s), std::to_string(first_byte_ms)},
+               dir_.path + "/shaper.log", {});
+  for (int i = 0; i < 100 && !PortOpen(port_); i++) std::this_thread::sleep_for(50ms);
+  INFO(ReadFile(dir_.path + "/shaper.log"));
+  REQUIRE(PortOpen(port_));
+}
+
+Shaper::~Shaper() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+}
+
+bool UsingRgw() {
+  const char* e = std::getenv("STRATA_TEST_RGW");
+  return e != nullptr && *e != '\0';
+}
+
+std::string S3Endpoint() { return UsingRgw() ? std::getenv("STRATA_TEST_RGW") : SharedS3().endpoint(); }
+
 S3Server& SharedS3() {
   // Destroyed (killed) at exit like any static.
   static std::unique_ptr<S3Server> server = [] {
@@ -284,26 +308,63 @@ class FileStore final : public Store {
   TempDir dir_;
 };
 
+// A bucket of the shared s3rver (plain curl: s3rver checks no signature) or
+// of the RGW (tests/s3/s3op.js: signed by the AWS SDK's signer).
 class S3Store final : public Store {
  public:
   S3Store() : bucket_("b" + std::to_string(counter_++) + "-" + std::to_string(::getpid())) {
-    SharedS3().CreateBucket(bucket_);
+    if (UsingRgw()) Op("mb");
+    else SharedS3().CreateBucket(bucket_);
   }
   std::string uri() const override { return "s3://" + bucket_; }
-  void Put(const std::string& key, const std::string& local) override { SharedS3().Put(bucket_, key, local); }
+  void Put(const std::string& key, const std::string& local) override {
+    if (UsingRgw()) Op("put", key, local);
+    else SharedS3().Put(bucket_, key, local);
+  }
+  void PutMany(const std::vector<std::pair<std::string, std::string>>& key_file) override {
+    if (!UsingRgw()) return SharedS3().PutMany(bucket_, key_file);
+    TempDir d;
+    std::ofstream list(d.path + "/list");
+    for (auto& [key, file] : key_file) list << key << '\t' << file << '\n';
+    list.close();
+    Op("put-many", d.path + "/list");
+  }
   void Remove(const std::string& key) override {
-    Run("curl -sS -X DELETE " + ShellQuote(SharedS3().endpoint() + "/" + bucket_ + "/" + S3Server::UrlKey(key)));
+    if (UsingRgw()) Op("rm", key);
+    else Run("curl -sS -X DELETE " + ShellQuote(Url(key)));
   }
   std::optional<std::string> Fetch(const std::string& key) const override {
     TempDir d;
-    CmdResult r = Run("curl -sS -f -o " + d.path + "/obj " +
-                      ShellQuote(SharedS3().endpoint() + "/" + bucket_ + "/" + S3Server::UrlKey(key)));
+    CmdResult r = UsingRgw() ? Op("get", key, d.path + "/obj", true)
+                             : Run("curl -sS -f -o " + d.path + "/obj " + ShellQuote(Url(key)));
     if (r.code != 0) return std::nullopt;
     return ReadFile(d.path + "/obj");
   }
+  std::vector<std::optional<std::string>> FetchMany(const std::vector<std::string>& keys) const override {
+    if (!UsingRgw()) return Store::FetchMany(keys);
+    TempDir d;
+    std::ofstream list(d.path + "/list");
+    for (size_t i = 0; i < keys.size(); i++) list << keys[i] << '\t' << d.path << "/" << i << '\n';
+    list.close();
+    Op("get-many", d.path + "/list");
+    std::vector<std::optional<std::string>> out;
+    for (size_t i = 0; i < keys.size(); i++) {
+      std::string f = d.path + "/" + std::to_string(i);
+      out.push_back(fs::exists(f) ? std::optional<std::string>(ReadFile(f)) : std::nullopt);
+    }
+    return out;
+  }
   std::map<std::string, std::string> Meta(const std::string& key) const override {
-    CmdResult r = Run("curl -sS -f -I " + ShellQuote(SharedS3().endpoint() + "/" + bucket_ + "/" + S3Server::UrlKey(key)));
     std::map<std::string, std::string> out;
+    if (UsingRgw()) {
+      CmdResult r = Op("head", key, "", true);
+      if (r.code != 0) return out;
+      nlohmann::json headers = nlohmann::json::parse(r.out);
+      for (auto& [name, value] : headers.items())
+        if (name.rfind("x-amz-meta-", 0) == 0) out[name.substr(11)] = value.get<std::string>();
+      return out;
+    }
+    CmdResult r = Run("curl -sS -f -I " + ShellQuote(Url(key)));
     std::istringstream in(r.out);
     std::string line;
     while (std::getline(in, line)) {
@@ -318,10 +379,24 @@ class S3Store final : public Store {
     }
     return out;
   }
-  std::vector<std::string> agent_args() const override { return {"--s3-endpoint", SharedS3().endpoint()}; }
+  std::vector<std::string> agent_args() const override { return {"--s3-endpoint", S3Endpoint()}; }
   bool is_s3() const override { return true; }
 
  private:
+  std::string Url(const std::string& key) const { return S3Endpoint() + "/" + bucket_ + "/" + S3Server::UrlKey(key); }
+  // Runs tests/s3/s3op.js; unless `may_fail`, a failure fails the test.
+  CmdResult Op(const std::string& op, const std::string& a = "", const std::string& b = "",
+               bool may_fail = false) const {
+    std::string cmd = "node tests/s3/s3op.js " + ShellQuote(S3Endpoint()) + " " + op + " " + ShellQuote(bucket_);
+    if (!a.empty()) cmd += " " + ShellQuote(a);
+    if (!b.empty()) cmd += " " + ShellQuote(b);
+    CmdResult r = Run(cmd);
+    if (!may_fail) {
+      INFO(cmd << ": " << r.out);
+      REQUIRE(r.code == 0);
+    }
+    return r;
+  }
   static inline int counter_ = 0;
   std::string bucket_;
 };

@@ -60,8 +60,30 @@ class S3Server {
   int port_ = 0;
 };
 
+// tests/bench/shaper.cc in front of an endpoint, as a slow store: each
+// connection capped at `mb_per_s`, each response `first_byte_ms` late.
+class Shaper {
+ public:
+  Shaper(const std::string& upstream_endpoint, double mb_per_s, int first_byte_ms);
+  ~Shaper();
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
 // The shared server most tests use (started on first use).
 S3Server& SharedS3();
+
+// The S3 server the [s3] tests run against: s3rver (SharedS3) unless
+// tests/run.sh started a Ceph RADOS Gateway and set STRATA_TEST_RGW to its
+// endpoint. Tests that need a server they control (they kill it) or
+// s3rver's own behaviour are tagged [s3rver] and run on s3rver only; tests
+// of what only a real S3 has are tagged [rgw].
+bool UsingRgw();
+std::string S3Endpoint();
 
 // A store the tests put files into: a local directory or an s3rver bucket.
 class Store {
@@ -69,10 +91,19 @@ class Store {
   virtual ~Store() = default;
   virtual std::string uri() const = 0;
   virtual void Put(const std::string& key, const std::string& local_file) = 0;
+  // Many objects at once (in parallel where the store allows).
+  virtual void PutMany(const std::vector<std::pair<std::string, std::string>>& key_file) {
+    for (auto& [key, file] : key_file) Put(key, file);
+  }
   virtual void Remove(const std::string& key) = 0;
   // The stored bytes, read without Strata (the directory, or curl GET);
   // nullopt when absent.
   virtual std::optional<std::string> Fetch(const std::string& key) const = 0;
+  virtual std::vector<std::optional<std::string>> FetchMany(const std::vector<std::string>& keys) const {
+    std::vector<std::optional<std::string>> out;
+    for (const std::string& k : keys) out.push_back(Fetch(k));
+    return out;
+  }
   // S3 user metadata (x-amz-meta-*, prefix dropped) as another client sees it.
   virtual std::map<std::string, std::string> Meta(const std::string& /*key*/) const { return {}; }
   virtual std::vector<std::string> agent_args() const { return {}; }

@@ -186,4 +186,38 @@ TEST_CASE("the scrub finds a block corrupted under a running agent", "[unit]") {
   CHECK(rig.engine->Stats().checksum_failures == 1);
 }
 
+TEST_CASE("a first read is answered from the head of its block, fetched beside the rest", "[unit]") {
+  const uint64_t bs = 1 << 20;
+  Rig rig(Options(bs), nullptr);
+  std::string data = RandomBytes(2 * bs, 21);
+  rig.store->Put("p", data);
+  auto f = rig.Ref("p");
+  CHECK(rig.Read(f, 100, 4096, nullptr, true) == data.substr(100, 4096));
+  WaitStored(rig, f.file_id, 1);
+  // Two GETs, head and rest, and no byte fetched twice.
+  CHECK(rig.store->counters().get_requests == 2);
+  CHECK(rig.store->counters().bytes_read == bs);
+  CHECK(rig.Read(f, 0, bs, nullptr, true) == data.substr(0, bs));
+  CHECK(rig.store->counters().get_requests == 2);
+  // Not a first read: one GET for the block.
+  CHECK(rig.Read(f, bs + 5, 10) == data.substr(bs + 5, 10));
+  CHECK(rig.store->counters().get_requests == 3);
+}
+
+TEST_CASE("a first read whose GETs fail gets the error and keeps nothing", "[unit]") {
+  const uint64_t bs = 1 << 20;
+  Rig rig(Options(bs), nullptr);
+  std::string data = RandomBytes(bs, 22);
+  rig.store->Put("p", data);
+  auto f = rig.Ref("p");
+  rig.store->FailNextReads(2);
+  Status st;
+  rig.Read(f, 7, 1000, &st, true);
+  CHECK_FALSE(st.ok());
+  CHECK(rig.engine->CachedOf(f.file_id).blocks == 0);
+  CHECK(rig.engine->Stats().inflight_fetches == 0);
+  CHECK(rig.Read(f, 7, 1000, nullptr, true) == data.substr(7, 1000));
+  WaitStored(rig, f.file_id, 1);
+}
+
 }  // namespace strata::testing

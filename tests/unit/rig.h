@@ -92,7 +92,7 @@ struct Rig {
     return meta->RefOf(*m);
   }
   // Synchronous read through the engine.
-  std::string Read(const cache::FileRef& f, uint64_t off, size_t len, Status* st = nullptr) {
+  std::string Read(const cache::FileRef& f, uint64_t off, size_t len, Status* st = nullptr, bool first = false) {
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
@@ -108,7 +108,7 @@ struct Rig {
       }
       done = true;
       cv.notify_all();
-    });
+    }, first);
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return done; });
     if (st) *st = status;
