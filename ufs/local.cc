@@ -158,8 +158,8 @@ class LocalUfs final : public Ufs {
     return got;
   }
 
-  Result<Entry> Put(const std::string& path, uint64_t size, const ReadAt& src,
-                    const Attrs& attrs) override {
+  Result<Entry> Put(const std::string& path, uint64_t size, const ReadAt& src, const Attrs& attrs,
+                    const CopyBase* /*base: a local copy costs what a read does*/) override {
     counters().put_requests++;
     std::string full = Full(path);
     auto [dir, name] = SplitPath(full);

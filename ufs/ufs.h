@@ -46,6 +46,15 @@ struct Entry {
 // Reads [off, off + len) of the bytes being uploaded into buf.
 using ReadAt = std::function<Status(uint64_t off, size_t len, char* buf)>;
 
+// The stored version a new object replaces, for copying its unchanged
+// ranges inside the store: `unchanged(off, len)` is true when bytes
+// [off, off+len) of the new object are those same bytes of `path`@`etag`.
+struct CopyBase {
+  std::string path;
+  std::string etag;
+  std::function<bool(uint64_t off, uint64_t len)> unchanged;
+};
+
 // Request counters of one store, read by `agentctl stat` and /metrics.
 struct Counters {
   std::atomic<uint64_t> get_requests{0};
@@ -55,6 +64,7 @@ struct Counters {
   std::atomic<uint64_t> put_requests{0};  // PUT/POST/COPY/DELETE: every request that changes the store
   std::atomic<uint64_t> bytes_written{0};
   std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> part_copies{0};  // multipart parts copied inside the store
   std::atomic<uint64_t> errors{0};
 };
 
@@ -80,8 +90,11 @@ class Ufs {
   // --- writes ---
   // Stores `size` bytes from `src` as the file `path` with `attrs`, replacing
   // it whole (a reader never sees a half-written file). Returns the new entry.
-  virtual Result<Entry> Put(const std::string& path, uint64_t size, const ReadAt& src,
-                            const Attrs& attrs) = 0;
+  // With `base`, ranges it calls unchanged may be copied inside the store
+  // from that version instead of read from `src` (S3's UploadPartCopy); a
+  // store that cannot copy reads them from `src`.
+  virtual Result<Entry> Put(const std::string& path, uint64_t size, const ReadAt& src, const Attrs& attrs,
+                            const CopyBase* base = nullptr) = 0;
   // Removes a file or symbolic link. NotFound when absent.
   virtual Status Delete(const std::string& path) = 0;
   virtual Status Mkdir(const std::string& path, const Attrs& attrs) = 0;

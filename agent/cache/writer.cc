@@ -139,6 +139,19 @@ Status Writer::Start() {
         continue;
       }
       f->size = static_cast<uint64_t>(st.st_size);
+      if (e.base_file_id != 0) {
+        // The blocks it never wrote are still the stored version's.
+        f->base.file_id = e.base_file_id;
+        f->base.mount = r.mount;
+        f->base.path = e.path;
+        f->base.store_uri = e.store_uri;
+        f->base.ufs_path = e.base_ufs_path;
+        f->base.etag = e.base_etag;
+        f->base.size = e.base_object_size;
+        f->base_size = e.base_size;
+        f->present.assign(e.present.size() * 8, false);
+        for (size_t b = 0; b < f->present.size(); b++) f->present[b] = (e.present[b / 8] >> (b % 8)) & 1;
+      }
     }
     f->version = 1;
     f->journaled_version = 1;
@@ -450,15 +463,26 @@ Status Writer::SetAttrs(const FilePtr& f, const ufs::Attrs& attrs) {
 }
 
 Status Writer::JournalLocked(File& f) {
+  index::JournalEntry e;
   if (f.kind == kFile) {
-    // The journal must not depend on the store: fetch the parts never written.
-    for (uint64_t b = 0; b * opts_.block_size < f.base_size; b++)
-      STRATA_RETURN_IF_ERROR(FillBlockLocked(f, b));
+    // Blocks never written stay the stored version's: the row names that
+    // version (pinned by its ETag) instead of copying it into staging, so
+    // appending a byte to a large object costs a byte, not the object. The
+    // upload copies those parts server-side where the store can.
+    if (f.base.file_id != 0 && f.base_size > 0) {
+      e.base_file_id = f.base.file_id;
+      e.base_ufs_path = f.base.ufs_path;
+      e.base_etag = f.base.etag;
+      e.base_object_size = f.base.size;
+      e.base_size = f.base_size;
+      e.present.assign((f.present.size() + 7) / 8, '\0');
+      for (size_t b = 0; b < f.present.size(); b++)
+        if (f.present[b]) e.present[b / 8] = static_cast<char>(e.present[b / 8] | (1 << (b % 8)));
+    }
     if (::fdatasync(f.fd.get()) != 0) return Status::FromErrno(errno, "sync " + StagingPath(f.seq));
     Fd dir(::open(opts_.staging_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dir.valid()) ::fsync(dir.get());
   }
-  index::JournalEntry e;
   e.seq = f.seq;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -532,7 +556,22 @@ Status Writer::Upload(const FilePtr& f) {
     path = f->path;
   }
   ufs::ReadAt src = [&](uint64_t off, size_t len, char* buf) { return ReadLocked(*f, off, len, buf); };
-  Result<ufs::Entry> e = StoreOf(f->mount)->Put(mounts_->Resolve(path).ufs_path, size, src, attrs);
+  // Parts of the new object no block of which was written here are the
+  // stored version's bytes: the store may copy them without us sending them.
+  ufs::CopyBase base;
+  if (f->base.file_id != 0 && f->base_size > 0) {
+    base.path = f->base.ufs_path;
+    base.etag = f->base.etag;
+    base.unchanged = [&](uint64_t off, uint64_t len) {
+      if (off + len > f->base_size) return false;
+      const uint64_t bs = opts_.block_size;
+      for (uint64_t b = off / bs; b * bs < off + len; b++)
+        if (b < f->present.size() && f->present[b]) return false;
+      return true;
+    };
+  }
+  Result<ufs::Entry> e = StoreOf(f->mount)->Put(mounts_->Resolve(path).ufs_path, size, src, attrs,
+                                                base.unchanged ? &base : nullptr);
   lock.unlock();
 
   std::unique_lock<std::shared_mutex> x(f->mu);

@@ -531,6 +531,7 @@ std::string Api::StatJson() {
                       {"bytes_fetched", c.bytes_read.load()}, {"get_requests", c.get_requests.load()},
                       {"head_requests", c.head_requests.load()}, {"list_requests", c.list_requests.load()},
                       {"write_requests", c.put_requests.load()}, {"bytes_written", c.bytes_written.load()},
+                      {"part_copies", c.part_copies.load()},
                       {"retries", c.retries.load()}, {"errors", c.errors.load()},
                       {"write_mode", cache::WriteModeName(ctx_.writer->ModeOf(i))},
                       {"online", m.offline_until_ms.load() <= NowUnixMs()}});
@@ -660,6 +661,7 @@ std::string Api::MetricsText() {
       {"strata_ufs_list_requests_total", "Listing requests sent to each store.", [](ufs::Counters& c) { return c.list_requests.load(); }},
       {"strata_ufs_write_requests_total", "Requests that change each store.", [](ufs::Counters& c) { return c.put_requests.load(); }},
       {"strata_ufs_written_bytes_total", "Bytes written to each store.", [](ufs::Counters& c) { return c.bytes_written.load(); }},
+      {"strata_ufs_part_copies_total", "Multipart parts copied inside each store (unchanged ranges).", [](ufs::Counters& c) { return c.part_copies.load(); }},
       {"strata_ufs_retries_total", "Requests retried.", [](ufs::Counters& c) { return c.retries.load(); }},
       {"strata_ufs_errors_total", "Requests that failed.", [](ufs::Counters& c) { return c.errors.load(); }},
   };

@@ -56,6 +56,8 @@ class Reader {
     return s;
   }
   bool ok() const { return ok_; }
+  // Everything read: fields a newer writer appends are absent.
+  bool done() const { return pos_ == in_.size(); }
 
  private:
   bool Need(size_t n) {

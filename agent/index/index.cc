@@ -147,6 +147,14 @@ std::string EncodeJournal(const JournalEntry& e) {
   w.I64(e.mtime_ns);
   w.I64(e.committed_ms);
   w.Str(e.link_target);
+  if (e.base_file_id != 0) {
+    w.U64(e.base_file_id);
+    w.Str(e.base_ufs_path);
+    w.Str(e.base_etag);
+    w.U64(e.base_object_size);
+    w.U64(e.base_size);
+    w.Str(e.present);
+  }
   return std::move(w.data());
 }
 bool DecodeJournal(std::string_view v, JournalEntry* e) {
@@ -163,6 +171,14 @@ bool DecodeJournal(std::string_view v, JournalEntry* e) {
   e->mtime_ns = r.I64();
   e->committed_ms = r.I64();
   e->link_target = r.Str();
+  if (r.ok() && !r.done()) {
+    e->base_file_id = r.U64();
+    e->base_ufs_path = r.Str();
+    e->base_etag = r.Str();
+    e->base_object_size = r.U64();
+    e->base_size = r.U64();
+    e->present = r.Str();
+  }
   return r.ok();
 }
 

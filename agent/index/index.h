@@ -84,6 +84,14 @@ struct JournalEntry {
   int64_t mtime_ns = 0;
   int64_t committed_ms = 0;
   std::string link_target;
+  // A file that replaces a stored version need not hold all of it: blocks it
+  // never wrote are that version's (base_file_id 0: none; then the staging
+  // file holds the whole file, as in rows written before these fields).
+  uint64_t base_file_id = 0;
+  std::string base_ufs_path, base_etag;
+  uint64_t base_object_size = 0;  // the stored version's size
+  uint64_t base_size = 0;         // its bytes under the file (less after a truncate)
+  std::string present;            // bit i of byte i/8: the staging file holds block i
 };
 
 struct DirListing {

@@ -399,3 +399,38 @@ TEST_CASE("cache-only mounts never touch the store and say so", "[fuse][write]")
   CHECK(Sha256File(agent.mnt("f")) == Sha256File(src.path + "/f"));
   CHECK_FALSE(store->Fetch("scratch/out").has_value());
 }
+
+TEST_CASE("appending to a large object in async mode: no copy at close; unchanged parts copied in the store",
+          "[fuse][s3][write][append]") {
+  // On RGW (which has UploadPartCopy) the unchanged parts never pass through
+  // the agent; s3rver has no UploadPartCopy, and the agent sends them itself.
+  auto store = MakeStore("s3");
+  TempDir src;
+  const uint64_t size = 40u << 20;
+  WriteRandomFile(src.path + "/big", size, 31);
+  store->Put("big.bin", src.path + "/big");
+  Agent agent;
+  std::vector<std::string> args = store->agent_args();
+  args.insert(args.end(), {"--write-mode", "async", "--upload-part-size", "5MiB"});
+  agent.Start(store->uri(), args);
+  REQUIRE(fs::file_size(agent.mnt("big.bin")) == size);
+  CmdResult r = Run("printf x >> " + ShellQuote(agent.mnt("big.bin")));
+  REQUIRE(r.code == 0);
+  CHECK(agent.Gets() == 0);  // the close read nothing of the stored version
+  CmdResult f = agent.Ctl("flush --timeout 120");
+  INFO(f.out << agent.log());
+  REQUIRE(f.code == 0);
+  std::optional<std::string> got = store->Fetch("big.bin");
+  REQUIRE(got.has_value());
+  CHECK(got->size() == size + 1);
+  CHECK(Sha256(got->substr(0, size)) == Sha256File(src.path + "/big"));
+  CHECK(got->back() == 'x');
+  auto mount = agent.Stat()["mounts"][0];
+  if (UsingRgw()) {
+    CHECK(mount["part_copies"] == 8);  // parts 1-8 of 9 (5 MiB each), all but the appended tail
+    CHECK(agent.Gets() == 0);
+  } else {
+    CHECK(mount["part_copies"] == 0);
+    CHECK(mount["bytes_fetched"].get<uint64_t>() >= 40u << 20);  // sent from here instead
+  }
+}

@@ -92,8 +92,8 @@ class FakeUfs final : public ufs::Ufs {
     return n;
   }
 
-  Result<ufs::Entry> Put(const std::string& path, uint64_t size, const ufs::ReadAt& src,
-                         const ufs::Attrs& attrs) override {
+  Result<ufs::Entry> Put(const std::string& path, uint64_t size, const ufs::ReadAt& src, const ufs::Attrs& attrs,
+                         const ufs::CopyBase* /*base*/) override {
     std::string data(size, '\0');
     if (size > 0) STRATA_RETURN_IF_ERROR(src(0, size, data.data()));
     if (fail_puts_ > 0) {

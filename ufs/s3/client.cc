@@ -100,6 +100,8 @@ size_t OnHeader(char* data, size_t size, size_t n, void* arg) noexcept {
 }  // namespace
 
 bool Retryable(const Response& r) {
+  // 501 Not Implemented is an answer, not a hiccup: asking again changes nothing.
+  if (r.http_status == 501 || r.error_code == "NotImplemented") return false;
   return r.http_status >= 500 || r.http_status == 429 || r.error_code == "SlowDown" ||
          r.error_code == "RequestTimeout" || r.error_code == "Throttling";
 }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_set>
 
@@ -214,8 +215,8 @@ class S3Ufs final : public Ufs {
     return HttpError("GET", req, resp);
   }
 
-  Result<Entry> Put(const std::string& path, uint64_t size, const ReadAt& src,
-                    const Attrs& attrs) override {
+  Result<Entry> Put(const std::string& path, uint64_t size, const ReadAt& src, const Attrs& attrs,
+                    const CopyBase* base) override {
     Entry e;
     e.name = SplitPath(path).second;
     e.size = size;
@@ -223,7 +224,7 @@ class S3Ufs final : public Ufs {
     e.mtime_ns = attrs.mtime_ns ? attrs.mtime_ns : NowUnixMs() * 1000000;
     e.attrs.mtime_ns = e.mtime_ns;
     Result<std::string> etag = size <= PartSize(size) ? PutSingle(Key(path), size, src, e.attrs)
-                                                      : PutMultipart(Key(path), size, src, e.attrs);
+                                                      : PutMultipart(Key(path), size, src, e.attrs, base);
     if (!etag.ok()) return etag.status();
     e.etag = *etag;
     return e;
@@ -417,8 +418,8 @@ class S3Ufs final : public Ufs {
 
   // Multipart: create, parts in parallel, complete. Any failure aborts the
   // upload so no parts are left behind (stores without Abort are named).
-  Result<std::string> PutMultipart(const std::string& key, uint64_t size, const ReadAt& src,
-                                   const Attrs& a) {
+  Result<std::string> PutMultipart(const std::string& key, uint64_t size, const ReadAt& src, const Attrs& a,
+                                   const CopyBase* base) {
     Request create = ObjectRequest("POST", key);
     create.query = {{"uploads", ""}};
     AddMetaHeaders(a, &create);
@@ -446,18 +447,26 @@ class S3Ufs final : public Ufs {
         if (i >= parts) return;
         uint64_t off = i * part;
         size_t len = static_cast<size_t>(std::min(part, size - off));
-        buf.resize(len);
-        Status s = src(off, len, buf.data());
-        Request req = ObjectRequest("PUT", key);
-        req.query = {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}};
-        req.body = buf.data();
-        req.body_len = len;
-        Response r;
-        if (s.ok()) s = Send(req, &r);
-        if (s.ok() && (r.http_status != 200 || r.etag.empty())) s = HttpError("UploadPart", req, r);
-        if (s.ok()) {
-          etags[i] = r.etag;
-          counters().bytes_written += len;
+        Status s;
+        std::optional<std::string> copied;
+        if (base != nullptr && !part_copy_unsupported_ && base->unchanged(off, len))
+          copied = CopyPart(key, upload_id, i + 1, *base, off, len, &s);
+        if (copied.has_value()) {
+          etags[i] = *copied;
+        } else if (s.ok()) {
+          buf.resize(len);
+          s = src(off, len, buf.data());
+          Request req = ObjectRequest("PUT", key);
+          req.query = {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}};
+          req.body = buf.data();
+          req.body_len = len;
+          Response r;
+          if (s.ok()) s = Send(req, &r);
+          if (s.ok() && (r.http_status != 200 || r.etag.empty())) s = HttpError("UploadPart", req, r);
+          if (s.ok()) {
+            etags[i] = r.etag;
+            counters().bytes_written += len;
+          }
         }
         std::lock_guard<std::mutex> lock(mu);
         if (!s.ok() && failed.ok()) failed = s;
@@ -496,6 +505,42 @@ class S3Ufs final : public Ufs {
     return etag;
   }
 
+  // UploadPartCopy of bytes [off, off+len) of the base version (pinned by
+  // x-amz-copy-source-if-match) as part `number`. Returns the part's ETag;
+  // nullopt with *err OK when the store cannot copy parts (the caller sends
+  // the bytes instead; remembered for later uploads), with *err set when the
+  // copy failed.
+  std::optional<std::string> CopyPart(const std::string& key, const std::string& upload_id, uint64_t number,
+                                      const CopyBase& base, uint64_t off, uint64_t len, Status* err) {
+    Request req = ObjectRequest("PUT", key);
+    req.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
+    req.headers.emplace_back("x-amz-copy-source-range",
+                             "bytes=" + std::to_string(off) + "-" + std::to_string(off + len - 1));
+    if (!base.etag.empty()) req.headers.emplace_back("x-amz-copy-source-if-match", base.etag);
+    Response resp;
+    *err = SendCopy(req, Key(base.path), &resp);
+    if (!err->ok()) return std::nullopt;
+    Result<s3::XmlNode> doc = s3::ParseXml(resp.body);
+    std::string etag = doc.ok() ? doc->ChildText("ETag") : "";
+    if (resp.http_status == 200 && resp.error_code.empty() && !etag.empty()) {
+      counters().part_copies++;
+      return etag;
+    }
+    if (resp.http_status == 412) {
+      *err = Status::Stale("s3: UploadPartCopy from " + base.path + ": the stored version " + base.etag +
+                           " changed before its unchanged parts could be copied (412)");
+      return std::nullopt;
+    }
+    // Not implemented (501/405/400), or a store that took the request for a
+    // plain UploadPart with an empty body (no CopyPartResult): the caller
+    // uploads this part number again with the bytes, which replaces it.
+    if (!part_copy_unsupported_.exchange(true))
+      LOG_INFO("s3: %s cannot copy parts server-side (UploadPartCopy answered %ld%s): unchanged parts of "
+               "replaced objects are sent from this host",
+               Endpoint().c_str(), resp.http_status, resp.error_code.empty() ? "" : (" " + resp.error_code).c_str());
+    return std::nullopt;
+  }
+
   void Abort(const std::string& key, const std::string& upload_id) {
     Request req = ObjectRequest("DELETE", key);
     req.query = {{"uploadId", upload_id}};
@@ -528,7 +573,7 @@ class S3Ufs final : public Ufs {
         if (*got != len) return Status::Stale("s3: " + from + " shrank during the copy");
         return Status::OK();
       };
-      return PutMultipart(to, size, src, e.attrs).status();
+      return PutMultipart(to, size, src, e.attrs, nullptr).status();
     }
     Request req = ObjectRequest("PUT", to);
     Response resp;
@@ -590,6 +635,7 @@ class S3Ufs final : public Ufs {
   const std::string prefix_;  // no leading or trailing slash
   Client client_;
   std::atomic<bool> abort_unsupported_{false};
+  std::atomic<bool> part_copy_unsupported_{false};
   std::atomic<bool> copy_source_literal_{false};
 };
 
