@@ -181,7 +181,7 @@ int Run(int argc, char** argv) {
   app.add_option("--dir-mode", c.dir_mode, "permissions of directories the store keeps none for")->capture_default_str();
   app.add_option("--mem-size", c.mem_size, "RAM tier above the SSD cache, e.g. 2GiB (default: none)");
   app.add_flag("--verify-reads", c.verify_reads,
-               "check SSD blocks against their checksums on every read (default: on the first read after start)");
+               "check SSD blocks against their checksums on every read (default: each chunk on its first read after start)");
   app.add_option("--scrub-rate", c.scrub_rate, "bytes per second the background scrub re-checks cached blocks at (0: off)")
       ->capture_default_str();
   app.add_option("--policy-dir", c.policy_dir, "Lua policies: every *.lua here, loaded in name order (SIGHUP reloads)")

@@ -548,7 +548,10 @@ uint64_t Engine::Scrub(uint64_t max_bytes) {
     }
     std::lock_guard<std::mutex> lock(mu_);
     auto it = blocks_.find(key);
-    if (it != blocks_.end() && it->second.gen == gen) it->second.verified = true;
+    if (it != blocks_.end() && it->second.gen == gen && !it->second.verified) {
+      it->second.verified = true;
+      it->second.checked = {};
+    }
   }
   return checked;
 }
@@ -589,15 +592,17 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     dirty_atime_.insert(key);
     blen = b.length;
     gen = b.gen;
-    // A block not verified since start is checked whole, once; with
-    // verify_every_read, the chunks this read touches, every time.
-    first_check = !b.verified;
-    check = first_check || opts_.verify_every_read;
-    if (check) {
-      c0 = first_check ? 0 : off / chunk_;
-      c1 = first_check ? b.checksums.size() - 1 : (off + len - 1) / chunk_;
-      sums.assign(b.checksums.begin() + c0, b.checksums.begin() + c1 + 1);
+    // The chunks this read touches are checked when one of them was not
+    // checked since start (each chunk of a block found at start once), or
+    // on every read with verify_every_read.
+    c0 = off / chunk_;
+    c1 = (off + len - 1) / chunk_;
+    if (!b.verified) {
+      if (b.checked.empty()) b.checked.assign(b.checksums.size(), false);
+      for (uint64_t c = c0; c <= c1 && !first_check; c++) first_check = !b.checked[c];
     }
+    check = first_check || opts_.verify_every_read;
+    if (check) sums.assign(b.checksums.begin() + c0, b.checksums.begin() + c1 + 1);
     if (opts_.mem_capacity > 0 && !b.pinned && !b.promoting && b.hits >= opts_.promote_hits) {
       b.promoting = true;
       promote = true;
@@ -624,8 +629,13 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     std::lock_guard<std::mutex> lock(mu_);
     auto it = blocks_.find(key);
     if (first_check && it != blocks_.end() && it->second.gen == gen && !it->second.verified) {
-      it->second.verified = true;
-      verified_blocks_++;
+      Block& b = it->second;
+      for (uint64_t c = c0; c <= c1; c++) b.checked[c] = true;
+      if (std::find(b.checked.begin(), b.checked.end(), false) == b.checked.end()) {
+        b.verified = true;
+        b.checked = {};
+        verified_blocks_++;
+      }
     }
     if (promote && !stopped_) fetchers_->Submit([this, key, gen] { Promote(key, gen); }, false);
   }

@@ -6,10 +6,10 @@
 // blocks (default 4 MiB). A block cached in RAM is answered from memory. One
 // on the SSD is answered by reference to its block file (a Slice holding the
 // descriptor: FUSE splices it to the kernel without copying it through us)
-// once the block has been verified: blocks stored by this process are, and a
-// block found at start is read whole and checked against its xxh3 chunk
-// checksums on its first read (a mismatch drops it and fetches it again,
-// never served). `verify_every_read` checks the chunks a read touches on
+// once what it reads has been verified: blocks stored by this process are,
+// and each 256 KiB chunk of a block found at start is checked against its
+// xxh3 checksum the first time a read touches it (a mismatch drops the block
+// and fetches it again, never served), and a background scrub checks the rest. `verify_every_read` checks the chunks a read touches on
 // every read instead. A missing block is fetched by one worker
 // (single-flight) from the BlockSource (the store, or a chain with peers in
 // front): every reader of the same block waits on that one fetch and is
@@ -167,7 +167,7 @@ struct EngineStats {
   uint64_t evicted_blocks = 0;
   uint64_t evicted_bytes = 0;
   uint64_t checksum_failures = 0;
-  uint64_t verified_blocks = 0;  // blocks found at start, checked on their first read
+  uint64_t verified_blocks = 0;  // blocks found at start, every chunk since checked by a read
   uint64_t scrubbed_blocks = 0;  // blocks checked by the background scrub
   // Bytes fetched, by the name of the source that answered ("store", "peer").
   std::vector<std::pair<std::string, uint64_t>> fetched_bytes_by_source;
@@ -263,6 +263,7 @@ class Engine {
     // SSD: the block file was checked whole against the checksums since this
     // process started (or this process wrote it), so reads may skip the check.
     bool verified = true;
+    std::vector<bool> checked;  // not verified yet: the chunks checked so far
     // Accesses since stored: reads more than a second apart (one sequential
     // pass over a block is one access, however many reads it takes).
     uint32_t hits = 0;

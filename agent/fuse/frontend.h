@@ -27,8 +27,14 @@ struct Options {
   int max_threads = 16;
   int max_readahead_blocks = 16;  // sequential readahead window, in blocks
   bool allow_other = false;
-  unsigned max_read = 1u << 20;
+  // Largest read the kernel sends. Below 1 MiB on purpose: libfuse splices
+  // a reply only through a pipe that holds it whole plus a few pages, and a
+  // pipe may not grow past /proc/sys/fs/pipe-max-size (1 MiB by default), so
+  // 1 MiB reads would always be copied. 992 KiB leaves room for a reply of up
+  // to six slices.
+  unsigned max_read = 992u << 10;
   unsigned max_write = 1u << 20;
+  unsigned kernel_readahead_kb = 4096;  // the mount's read_ahead_kb
   // Attributes of files the store keeps none for (objects not written by
   // Strata or s3fs).
   uint32_t uid = 0, gid = 0;

@@ -12,6 +12,8 @@
 #   cold sequential, S3-shaped       vs one curl GET through the same shaping,
 #                                    s3fs and rclone through it too
 #   time to first byte, S3-shaped    vs curl's time to first byte
+#   append 1 byte to the 1 GiB object, async mode: the close (goal <= 0.1 s),
+#                                    against a cold read of the object
 #
 # The S3-shaped store is s3rver behind tests/bench/shaper.cc: 90 MB/s per
 # connection and 30 ms before each response's first byte (SHAPE_MBPS,
@@ -103,6 +105,7 @@ ctl() { local name=$1; shift; "$build/agentctl" --socket "$work/$name.sock" "$@"
 agent ssd "file://$work/local"
 agent ram "file://$work/local" --mem-size $((size_mib + 256))MiB
 agent shaped "s3://$bucket" --s3-endpoint "$sep"
+agent async "s3://$bucket" --s3-endpoint "$ep" --write-mode async
 ctl ssd load big.bin >/dev/null
 ctl ram load --tier mem big.bin >/dev/null
 # The block files of big.bin in block order (the ssd agent holds nothing else).
@@ -175,6 +178,20 @@ for r in $(seq 1 "$rounds"); do
   t_s+=("$(awk -v a="$t0" -v z="$t1" 'BEGIN { printf "%.4f", z - a }')")
 done
 
+# --- Append one byte to the loopback object in async mode: the close is
+# timed (the upload drains afterwards, untimed), against a cold read of it.
+a_close=() a_read=()
+for r in $(seq 1 "$rounds"); do
+  ctl async evict big.bin >/dev/null
+  drop; a_read+=("$(awk -v s="$(read_rate "$work/async-mnt/big.bin")" -v m="$size_mib" 'BEGIN { printf "%.3f", m / s }')")
+  t0=$(now); printf x >> "$work/async-mnt/big.bin"; t1=$(now)
+  a_close+=("$(awk -v a="$t0" -v z="$t1" 'BEGIN { printf "%.4f", z - a }')")
+  ctl async flush --timeout 600 >/dev/null
+done
+curl -sf -o "$work/appended.bin" "$ep/$bucket/big.bin"
+[ "$(stat -c %s "$work/appended.bin")" -eq $(((size_mib << 20) + rounds)) ] || echo "bench: the appends are not all in the store" >&2
+rm -f "$work/appended.bin"
+
 ratios() {  # a[] b[] -> per-round a/b
   local -n xs=$1 ys=$2
   local i out=()
@@ -199,6 +216,7 @@ out=bench-results/datapath-$(date -u +%Y%m%dT%H%M%SZ).txt
   printf '%-52s %-22s %s\n' "cold seq, S3-shaped, vs s3fs" "$(summary $(ratios c_s c_3))" "> 1x"
   printf '%-52s %-22s %s\n' "cold seq, S3-shaped, vs rclone" "$(summary $(ratios c_s c_r))" "> 1x"
   printf '%-52s %-22s %s\n' "time to first byte, S3-shaped, Strata / curl" "$(summary $(ratios t_s t_c))" "<= 1.5x"
+  printf '%-52s %-22s %s\n' "append 1 B to ${size_mib} MiB, async: close / cold read" "$(summary $(ratios a_close a_read))" "close <= 0.1 s: median $(median "${a_close[@]}") s"
   echo
   echo "runs, MiB/s (IOPS for fio, s for TTFB), in round order:"
   echo "  strata warm   ${w_s[*]}"
@@ -216,6 +234,8 @@ out=bench-results/datapath-$(date -u +%Y%m%dT%H%M%SZ).txt
   echo "  cold rclone   ${c_r[*]}"
   echo "  ttfb strata   ${t_s[*]}"
   echo "  ttfb curl     ${t_c[*]}"
+  echo "  append close  ${a_close[*]} (s)"
+  echo "  cold read     ${a_read[*]} (s)"
   echo "  medians: strata warm $(median "${w_s[@]}") | block files $(median "${w_b[@]}") | cold strata $(median "${c_s[@]}") | cold curl $(median "${c_c[@]}")"
   echo "shaped agent: $(ctl shaped stat --json | jq -c '{fetched_blocks, fetched_bytes_by_source, verified_blocks, checksum_failures}')"
 } | tee "$out"
