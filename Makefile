@@ -62,6 +62,8 @@ $(BUILD)/unit_tests: $(patsubst %.cc,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/integration_tests: $(patsubst %.cc,$(BUILD)/obj/%.o,$(INTEG_SRCS)) $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/restart_bench: $(BUILD)/obj/tests/bench/restart_bench.o $(LIBS)
+	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/shaper: $(BUILD)/obj/tests/bench/shaper.o
 	$(CXX) $(CXXFLAGS) $^ -pthread -o $@
 $(BUILD)/policy_bench: $(BUILD)/obj/tests/bench/policy_bench.o $(LIBS)
@@ -83,13 +85,13 @@ test: all $(BUILD)/unit_tests $(BUILD)/integration_tests $(BUILD)/shaper
 soak: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests "[slow]"
 
-bench: all $(BUILD)/policy_bench $(BUILD)/shaper
+bench: all $(BUILD)/policy_bench $(BUILD)/shaper $(BUILD)/restart_bench
 	bash packaging/install-deps.sh --bench
 	bash tests/bench/datapath.sh $(BUILD)
 	bash tests/bench/bench.sh $(BUILD)
 
 # Only the data-path table (issue 9's rows), five interleaved rounds.
-bench-datapath: all $(BUILD)/shaper
+bench-datapath: all $(BUILD)/shaper $(BUILD)/restart_bench
 	bash packaging/install-deps.sh --bench
 	bash tests/bench/datapath.sh $(BUILD)
 

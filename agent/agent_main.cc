@@ -352,7 +352,7 @@ int Run(int argc, char** argv) {
   wo.block_size = *block_size;
   wo.modes = write_modes;
   cache::Writer writer(wo, &mounts, idx->get(), &engine, &meta);
-  meta.SetWriter(&writer);
+  meta.SetStaged(&writer);
   s = writer.Start();
   if (!s.ok()) return Fail(s.message());
   for (size_t i = 0; i < mounts.size(); i++)

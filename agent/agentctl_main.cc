@@ -134,6 +134,15 @@ int Stat(Client& cl, const std::string& path, bool as_json) {
               FormatSize(j["evicted_bytes"].get<uint64_t>()).c_str(),
               static_cast<unsigned long long>(j["checksum_failures"].get<uint64_t>()),
               static_cast<unsigned long long>(j["fetch_errors"].get<uint64_t>()));
+  std::printf("  checked      %llu block(s) found at start verified by reads, %llu by the scrub\n",
+              static_cast<unsigned long long>(j.value("verified_blocks", uint64_t{0})),
+              static_cast<unsigned long long>(j.value("scrubbed_blocks", uint64_t{0})));
+  if (j.contains("fetched_bytes_by_source") && !j["fetched_bytes_by_source"].empty()) {
+    std::string line;
+    for (auto& [name, bytes] : j["fetched_bytes_by_source"].items())
+      line += (line.empty() ? "" : ", ") + FormatSize(bytes.get<uint64_t>()) + " from " + name;
+    std::printf("  fetched      %s\n", line.c_str());
+  }
   if (j.contains("tiers") && j["tiers"].size() > 1) {
     std::printf("Tiers\n  %-5s %10s %10s %7s %10s %9s %12s %9s\n", "TIER", "CAPACITY", "USED", "USE%", "PINNED",
                 "BLOCKS", "SERVED", "EVICTED");

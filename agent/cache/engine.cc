@@ -66,35 +66,23 @@ Engine::Engine(EngineOptions opts, MountTable* mounts, index::Index* index, tier
 Engine::~Engine() { Stop(); }
 
 Status Engine::Start() {
-  std::unordered_map<BlockKey, index::BlockRecord, BlockKeyHash> rows;
-  STRATA_RETURN_IF_ERROR(index_->LoadBlocks(
-      [&](const BlockKey& k, const index::BlockRecord& r) { rows.emplace(k, r); }));
-  // Block files without a row (or of the wrong size) are orphans; rows
-  // without a file are dropped.
-  std::unordered_set<BlockKey, BlockKeyHash> seen;
-  STRATA_RETURN_IF_ERROR(ssd_->Scan([&](const BlockKey& k, uint64_t size) {
-    auto it = rows.find(k);
-    if (it == rows.end() || it->second.length != size ||
-        it->second.checksums.size() != (size + chunk_ - 1) / chunk_)
-      return false;
-    seen.insert(k);
-    return true;
-  }));
-  std::vector<index::Index::BlockOp> drops;
+  // The index is trusted as it is: a block file that is missing, short or
+  // damaged is found by the first read of it (each chunk of a block found
+  // at start is checked once) or by the sweep below, and fetched again. So
+  // the cache serves at once, however many blocks it holds.
+  int64_t t0 = NowMonoMs();
   std::vector<std::pair<BlockKey, index::BlockRecord>> live;
-  for (auto& [k, r] : rows) {
-    if (seen.count(k)) live.emplace_back(k, std::move(r));
-    else drops.push_back({k, true, {}});
-  }
-  if (!drops.empty()) {
-    LOG_WARN("cache: %zu indexed block(s) had no block file; dropped", drops.size());
-    STRATA_RETURN_IF_ERROR(index_->ApplyBlockOps(drops));
-  }
+  STRATA_RETURN_IF_ERROR(index_->LoadBlocks([&](const BlockKey& k, const index::BlockRecord& r) {
+    if (r.length > 0 && r.checksums.size() == (r.length + chunk_ - 1) / chunk_) live.emplace_back(k, r);
+  }));
+  int64_t t1 = NowMonoMs();
   std::sort(live.begin(), live.end(),
             [](const auto& a, const auto& b) { return a.second.atime_ms < b.second.atime_ms; });
   std::unordered_map<uint64_t, FileRef> file_of;
+  uint64_t start_gen;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    blocks_.reserve(live.size());
     for (auto& [k, r] : live) {
       auto m = file_of.find(k.file_id);
       if (m == file_of.end()) {
@@ -113,7 +101,16 @@ Status Engine::Start() {
       b.verified = false;  // the file may not have reached the disk whole
       InsertLocked(k, std::move(b), m->second);
     }
+    start_gen = next_gen_;
   }
+  LOG_DEBUG("cache: %zu block rows loaded in %lld ms, in place in %lld ms", live.size(),
+            static_cast<long long>(t1 - t0), static_cast<long long>(NowMonoMs() - t1));
+  const int64_t started_ns = NowUnixNs();
+  {
+    std::lock_guard<std::mutex> lock(sweep_mu_);
+    sweep_started_ = true;
+  }
+  sweeper_ = std::thread([this, start_gen, started_ns] { Sweep(start_gen, started_ns); });
   index_writer_ = std::thread([this] { IndexWriterLoop(); });
   fetchers_ = std::make_unique<ThreadPool>(opts_.fetch_threads, "strata-fetch");
   if (opts_.scrub_bytes_per_sec > 0) scrubber_ = std::thread([this] { ScrubLoop(); });
@@ -134,6 +131,7 @@ void Engine::Stop() {
   }
   scrub_cv_.notify_all();
   if (scrubber_.joinable()) scrubber_.join();
+  if (sweeper_.joinable()) sweeper_.join();
   fetchers_.reset();  // joins the workers; fetches still queued are dropped...
   // ...and their readers and loads are told, rather than left waiting.
   std::vector<std::shared_ptr<Fetch>> dropped;
@@ -168,7 +166,8 @@ void Engine::InsertLocked(const BlockKey& key, Block block, const FileRef& f) {
   if (blocks_.count(key)) return;
   uint32_t len = block.length;
   block.gen = next_gen_++;
-  if (!f.path.empty() || !file_path_.count(key.file_id)) file_path_[key.file_id] = f.path;
+  auto fp = file_path_.try_emplace(key.file_id, f.path).first;
+  if (!f.path.empty() && fp->second != f.path) fp->second = f.path;
   if (f.size > 0) file_size_[key.file_id] = f.size;
   file_mount_[key.file_id] = f.mount;
   by_file_[key.file_id].insert(key.index);
@@ -490,6 +489,55 @@ std::string Engine::CheckChunks(const Fd* fd, const std::vector<uint64_t>& sums,
     }
   }
   return "";
+}
+
+void Engine::Sweep(uint64_t start_gen, int64_t started_ns) {
+  // Block files of blocks the index does not hold are orphans (a crash
+  // between writing a file and its row, or the reverse). A block being
+  // fetched, stored or unlinked right now is left alone; one that starts
+  // between the look and the unlink loses its file, which its first read
+  // finds (and fetches again).
+  int64_t t0 = NowMonoMs();
+  std::unordered_set<BlockKey, BlockKeyHash> seen;
+  std::vector<std::pair<BlockKey, uint64_t>> wrong_size;
+  uint64_t orphans = 0;
+  Status s = ssd_->Scan(
+      [&](const BlockKey& k, uint64_t size) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = blocks_.find(k);
+        if (it != blocks_.end() && it->second.tier == Tier::kSsd) {
+          seen.insert(k);
+          if (it->second.length != size) wrong_size.emplace_back(k, it->second.gen);
+          return true;
+        }
+        bool busy = inflight_.count(k) > 0 || unlinking_.count(k) > 0 || stopped_;
+        orphans += busy ? 0 : 1;
+        return busy;
+      },
+      started_ns);
+  if (!s.ok()) LOG_WARN("cache: sweeping the block files: %s", s.message().c_str());
+  // Blocks from the index whose file is gone.
+  std::vector<std::pair<BlockKey, uint64_t>> missing;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [k, b] : blocks_)
+      if (s.ok() && b.tier == Tier::kSsd && b.gen < start_gen && !seen.count(k)) missing.emplace_back(k, b.gen);
+  }
+  for (const auto& [k, gen] : wrong_size) DropBad(k, gen, "block file has the wrong size", false);
+  for (const auto& [k, gen] : missing) DropBad(k, gen, "block file missing", false);
+  if (orphans + wrong_size.size() + missing.size() > 0)
+    LOG_WARN("cache: start-up sweep: %llu orphan block file(s) removed, %zu indexed block(s) without their "
+             "file dropped, %zu of the wrong size dropped",
+             static_cast<unsigned long long>(orphans), missing.size(), wrong_size.size());
+  LOG_DEBUG("cache: start-up sweep took %lld ms", static_cast<long long>(NowMonoMs() - t0));
+  std::lock_guard<std::mutex> lock(sweep_mu_);
+  swept_ = true;
+  sweep_cv_.notify_all();
+}
+
+void Engine::AwaitSweep() {
+  std::unique_lock<std::mutex> lock(sweep_mu_);
+  sweep_cv_.wait(lock, [this] { return swept_ || !sweep_started_; });
 }
 
 void Engine::DropBad(const BlockKey& key, uint64_t gen, const std::string& problem, bool bad_checksum) {

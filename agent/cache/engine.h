@@ -34,9 +34,9 @@
 //
 // Persistence. SSD block rows go to the LMDB index through one writer thread
 // in batches, after the block file is in place; access times are kept in
-// memory and flushed every few seconds. At Start() the index and the block
-// files are reconciled (orphans removed, missing files dropped) without
-// asking any store.
+// memory and flushed every few seconds. Start() loads the rows and serves at
+// once; a background sweep then reconciles them with the block files
+// (orphans removed, missing files dropped) without asking any store.
 //
 // Thread safety: every public method may be called from any thread.
 #pragma once
@@ -247,6 +247,10 @@ class Engine {
   // pass). Bad ones are dropped. Returns the bytes checked. The scrub thread
   // calls it every second; tests may call it directly.
   uint64_t Scrub(uint64_t max_bytes);
+  // Waits for the sweep Start() began in the background: block files that
+  // no row names removed, rows whose file is missing or of the wrong size
+  // dropped. Reads are served while it runs.
+  void AwaitSweep();
   EngineStats Stats();
   // Every cached block as an eviction candidate (for policies and tests).
   std::vector<EvictCandidate> Blocks();
@@ -295,6 +299,7 @@ class Engine {
   // Drops copy `gen` of a block that failed a check (if still that copy).
   void DropBad(const BlockKey& key, uint64_t gen, const std::string& problem, bool bad_checksum);
   void ScrubLoop();
+  void Sweep(uint64_t start_gen, int64_t started_ns);
   // Reads [c0, c1] chunks of a block file and checks them. Empty: good.
   std::string CheckChunks(const Fd* fd, const std::vector<uint64_t>& sums, uint64_t c0, uint64_t c1,
                           uint32_t blen, Buffer* out, bool* bad_checksum);
@@ -386,6 +391,12 @@ class Engine {
   std::vector<BlockKey> scrub_pass_;  // guarded by scrub_mu_: this pass's blocks
   size_t scrub_next_ = 0;             // guarded by scrub_mu_
   std::thread scrubber_;
+
+  std::mutex sweep_mu_;
+  std::condition_variable sweep_cv_;
+  bool sweep_started_ = false;  // guarded by sweep_mu_
+  bool swept_ = false;          // guarded by sweep_mu_
+  std::thread sweeper_;         // joined by Stop()
 
   Admission* admission_ = nullptr;
   Scorer* scorer_ = nullptr;

@@ -5,7 +5,6 @@
 
 #include "agent/base/clock.h"
 #include "agent/base/log.h"
-#include "agent/cache/writer.h"
 
 namespace strata::cache {
 namespace {
@@ -47,8 +46,8 @@ FileRef Metadata::RefOf(const index::FileMeta& meta) const {
 Result<index::FileMeta> Metadata::Stat(const std::string& path) {
   MountTable::Resolved r = mounts_->Resolve(path);
   // The root, mount points and the directories on the way to them always exist.
-  if (writer_ != nullptr) {
-    if (std::optional<index::FileMeta> staged = writer_->Overlay(path)) return *staged;
+  if (staged_ != nullptr) {
+    if (std::optional<index::FileMeta> staged = staged_->Overlay(path)) return *staged;
   }
   if (mounts_->IsSyntheticDir(path)) {
     index::FileMeta m;
@@ -179,7 +178,7 @@ Result<std::vector<index::DirEntry>> Metadata::List(const std::string& dir) {
     return entries;
   };
   auto with_staged = [&](std::vector<index::DirEntry> entries) {
-    if (writer_ != nullptr) writer_->MergeListing(dir, &entries);
+    if (staged_ != nullptr) staged_->MergeListing(dir, &entries);
     return with_mount_points(std::move(entries));
   };
   Result<std::optional<index::DirListing>> cached = index_->GetDir(dir);
@@ -197,7 +196,7 @@ Result<std::vector<index::DirEntry>> Metadata::List(const std::string& dir) {
       if (cached->has_value()) return with_staged((*cached)->entries);
     }
     // A directory that so far exists only on this host (cache-only mounts).
-    if (listed.status().IsNotFound() && writer_ != nullptr && writer_->Overlay(dir).has_value())
+    if (listed.status().IsNotFound() && staged_ != nullptr && staged_->Overlay(dir).has_value())
       return with_staged({});
     return listed.status();
   }

@@ -12,6 +12,7 @@
 // Thread safety: all methods may be called from any thread.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,16 @@
 
 namespace strata::cache {
 
-class Writer;
+// Files this host has staged but the store does not hold yet, answered
+// before the store (the writer implements it). Must be thread-safe.
+class StagedFiles {
+ public:
+  virtual ~StagedFiles() = default;
+  // Attributes of `path` as staged here; nullopt when nothing is.
+  virtual std::optional<index::FileMeta> Overlay(const std::string& path) = 0;
+  // Adds staged entries below `dir` to a listing (and drops removed ones).
+  virtual void MergeListing(const std::string& dir, std::vector<index::DirEntry>* entries) = 0;
+};
 
 class Metadata {
  public:
@@ -34,8 +44,8 @@ class Metadata {
   // How the engine reads a file version.
   FileRef RefOf(const index::FileMeta& meta) const;
 
-  // Files being written on this host are answered from the writer first.
-  void SetWriter(Writer* writer) { writer_ = writer; }
+  // Files being written on this host are answered from `staged` first.
+  void SetStaged(StagedFiles* staged) { staged_ = staged; }
   // A change made through the mount: the store now holds `e` at `path`.
   // Recorded (with the parent's cached listing patched) without asking the
   // store; a changed version drops the old one's blocks.
@@ -57,7 +67,7 @@ class Metadata {
   MountTable* const mounts_;
   index::Index* const index_;
   Engine* const engine_;
-  Writer* writer_ = nullptr;
+  StagedFiles* staged_ = nullptr;
   const int64_t ttl_ms_;
   const int64_t started_ns_;
 };

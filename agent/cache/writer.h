@@ -53,13 +53,12 @@
 #include "agent/base/fd.h"
 #include "agent/base/status.h"
 #include "agent/cache/engine.h"
+#include "agent/cache/metadata.h"
 #include "agent/cache/mounts.h"
 #include "agent/index/index.h"
 #include "ufs/ufs.h"
 
 namespace strata::cache {
-
-class Metadata;
 
 enum class WriteMode { kThrough, kAsync, kCacheOnly };
 Result<WriteMode> ParseWriteMode(const std::string& s);
@@ -90,7 +89,7 @@ struct WriterStats {
   uint64_t upload_failures = 0;
 };
 
-class Writer {
+class Writer : public StagedFiles {
  public:
   struct File;
   using FilePtr = std::shared_ptr<File>;
@@ -127,9 +126,9 @@ class Writer {
 
   // --- the namespace ---
   // A staged file or a cache-only directory / link at `path`.
-  std::optional<index::FileMeta> Overlay(const std::string& path);
+  std::optional<index::FileMeta> Overlay(const std::string& path) override;
   // Adds the staged entries directly below `dir` to a listing.
-  void MergeListing(const std::string& dir, std::vector<index::DirEntry>* entries);
+  void MergeListing(const std::string& dir, std::vector<index::DirEntry>* entries) override;
   Status Unlink(const std::string& path);
   Status Mkdir(const std::string& path, const ufs::Attrs& attrs);
   Status Rmdir(const std::string& path);

@@ -83,7 +83,7 @@ Status SsdTier::Remove(const BlockKey& key) {
   return Status::OK();
 }
 
-Status SsdTier::Scan(const std::function<bool(const BlockKey&, uint64_t)>& fn) {
+Status SsdTier::Scan(const std::function<bool(const BlockKey&, uint64_t)>& fn, int64_t leftovers_before_ns) {
   for (int i = 0; i < 256; i++) {
     char sub[8];
     std::snprintf(sub, sizeof(sub), "/%02x", i);
@@ -99,8 +99,9 @@ Status SsdTier::Scan(const std::function<bool(const BlockKey&, uint64_t)>& fn) {
                                &key.index, tail) == 3 &&
                    std::strcmp(tail, ".blk") == 0 && std::strlen(de->d_name) == 37;
       struct stat st;
-      bool keep = named && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-                  fn(key, static_cast<uint64_t>(st.st_size));
+      if (::stat(path.c_str(), &st) != 0) continue;  // gone meanwhile
+      bool keep = named ? S_ISREG(st.st_mode) && fn(key, static_cast<uint64_t>(st.st_size))
+                        : st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec >= leftovers_before_ns;
       if (!keep && ::unlink(path.c_str()) != 0 && errno != ENOENT)
         LOG_WARN("cache: cannot remove stray %s: %s", path.c_str(), std::strerror(errno));
     }

@@ -28,9 +28,11 @@ class SsdTier {
   Status Put(const BlockKey& key, const char* data, size_t len);
   Result<Fd> OpenBlock(const BlockKey& key);
   Status Remove(const BlockKey& key);
-  // Calls fn for every complete block file; deletes leftovers (".tmp" files,
-  // unknown names). fn returns false to have the file deleted.
-  Status Scan(const std::function<bool(const BlockKey&, uint64_t size)>& fn);
+  // Calls fn for every complete block file; fn returns false to have the
+  // file deleted. Deletes leftovers (".tmp" files, unknown names) last
+  // changed before `leftovers_before_ns` (Unix time): younger ones may be
+  // block writes in progress.
+  Status Scan(const std::function<bool(const BlockKey&, uint64_t size)>& fn, int64_t leftovers_before_ns);
   std::string PathOf(const BlockKey& key) const;
   const std::string& dir() const { return dir_; }
 

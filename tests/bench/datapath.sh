@@ -14,6 +14,10 @@
 #   time to first byte, S3-shaped    vs curl's time to first byte
 #   append 1 byte to the 1 GiB object, async mode: the close (goal <= 0.1 s),
 #                                    against a cold read of the object
+#   write + close, through mode, S3-shaped   vs one curl PUT through the shaping
+#   write + fsync, async mode        vs dd + fsync to the cache disk
+#   cold ls -l of 10,000 entries, S3-shaped  vs the ListObjectsV2 walk by curl
+#   restart with 1,000,000 cached blocks: agent start to the first warm read
 #
 # The S3-shaped store is s3rver behind tests/bench/shaper.cc: 90 MB/s per
 # connection and 30 ms before each response's first byte (SHAPE_MBPS,
@@ -41,6 +45,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
+  rm -f "${src_shm:-}"
 }
 trap cleanup EXIT
 
@@ -84,6 +89,14 @@ curl -sf -X PUT "$ep/$bucket" >/dev/null
 head -c $((size_mib << 20)) /dev/urandom > "$work/local/big.bin"
 head -c $((shaped_mib << 20)) /dev/urandom > "$work/shaped.bin"
 head -c $((64 << 20)) /dev/urandom > "$work/ttfb.bin"
+# The write source sits in memory: the writers are measured, not this disk.
+src_shm=$(mktemp /dev/shm/strata-dp-src-XXXXXX)
+head -c $((shaped_mib << 20)) "$work/shaped.bin" > "$src_shm"
+echo x > "$work/one"
+for i in $(seq 1 10000); do
+  printf 'upload-file = "%s"\nurl = "%s/%s/many/e%05d"\noutput = "/dev/null"\n' "$work/one" "$ep" "$bucket" "$i"
+done > "$work/many.cfg"
+curl -sf --no-progress-meter --parallel --parallel-max 32 -K "$work/many.cfg"
 curl -sf -X PUT -T "$work/local/big.bin" "$ep/$bucket/big.bin" >/dev/null
 curl -sf -X PUT -T "$work/shaped.bin" "$ep/$bucket/shaped.bin" >/dev/null
 for i in $(seq 0 "$rounds"); do curl -sf -X PUT -T "$work/ttfb.bin" "$ep/$bucket/ttfb$i.bin" >/dev/null; done
@@ -192,6 +205,77 @@ curl -sf -o "$work/appended.bin" "$ep/$bucket/big.bin"
 [ "$(stat -c %s "$work/appended.bin")" -eq $(((size_mib << 20) + rounds)) ] || echo "bench: the appends are not all in the store" >&2
 rm -f "$work/appended.bin"
 
+# --- Writes. Through mode over the shaping (the shaped agent) against one
+# curl PUT of the same bytes through it; async mode (loopback) with fsync
+# against dd with fsync into a directory on the cache disk. Rates in MiB/s.
+dd_rate() {  # dest
+  local t0 t1
+  sync
+  t0=$(now); dd if="$src_shm" of="$1" bs=1M conv=fsync status=none; t1=$(now)
+  rate $((shaped_mib << 20)) "$t0" "$t1"
+}
+mkdir -p "$work/local-w"
+w_t=() w_c=() w_a=() w_l=()
+for r in $(seq 1 "$rounds"); do
+  t0=$(now); curl -sf -X PUT -T "$src_shm" "$sep/$bucket/put$r.bin" >/dev/null; t1=$(now)
+  w_c+=("$(rate $((shaped_mib << 20)) "$t0" "$t1")")
+  w_t+=("$(dd_rate "$work/shaped-mnt/w$r.bin")")
+  w_l+=("$(dd_rate "$work/local-w/w$r.bin")"); rm -f "$work/local-w/w$r.bin"
+  w_a+=("$(dd_rate "$work/async-mnt/w$r.bin")")
+  ctl async flush --timeout 600 >/dev/null
+done
+curl -sf -o "$work/back.bin" "$ep/$bucket/w1.bin"
+cmp -s "$src_shm" "$work/back.bin" || echo "bench: the through-mode write is not in the store as written" >&2
+rm -f "$work/back.bin"
+
+# --- Cold ls -l of 10,000 entries through the shaping (a new agent and
+# cache each round) against the ListObjectsV2 walk of the same prefix by
+# curl, the same 1,000-key pages one after the other.
+list_walk() {
+  local t0 t1 token="" page
+  t0=$(now)
+  while :; do
+    page=$(curl -sf "$sep/$bucket?list-type=2&prefix=many/&max-keys=1000${token:+&continuation-token=$token}")
+    token=$(printf '%s' "$page" | sed -n 's:.*<NextContinuationToken>\(.*\)</NextContinuationToken>.*:\1:p')
+    token=$(printf '%s' "$token" | jq -sRr @uri)
+    printf '%s' "$page" | grep -q '<IsTruncated>true</IsTruncated>' || break
+  done
+  t1=$(now)
+  awk -v a="$t0" -v z="$t1" 'BEGIN { printf "%.3f", z - a }'
+}
+l_s=() l_c=()
+for r in $(seq 1 "$rounds"); do
+  l_c+=("$(list_walk)")
+  rm -rf "$work/ls-cache"
+  agent ls "s3://$bucket" --s3-endpoint "$sep"
+  t0=$(now); n=$(ls -l "$work/ls-mnt/many" | wc -l); t1=$(now)
+  l_s+=("$(awk -v a="$t0" -v z="$t1" 'BEGIN { printf "%.3f", z - a }')")
+  [ "$n" -ge 10000 ] || echo "bench: ls -l listed only $n entries" >&2
+  unmount "$work/ls-mnt"
+  kill "${pids[-1]}" 2>/dev/null; wait "${pids[-1]}" 2>/dev/null || true
+done
+
+# --- Restart with 1,000,000 cached blocks (1,000 files of 1,000 64 KiB
+# blocks, sparse block files, built by tests/bench/restart_bench.cc): from
+# starting the agent to the first byte of a cached file read through it.
+"$build/restart_bench" "$work/r-cache" 1000 1000 >/dev/null
+mkdir -p "$work/r-store" "$work/r-mnt" "$work/r-pol"
+r_s=()
+for r in $(seq 1 "$rounds"); do
+  drop
+  t0=$(now)
+  "$build/strata-agent" -f --mount-point "$work/r-mnt" --ufs "file://$work/r-store" --cache-dir "$work/r-cache" \
+    --block-size 64KiB --cache-size 100GiB --metadata-ttl 3600 --socket "$work/r.sock" --policy-dir "$work/r-pol" \
+    --scrub-rate 0 >>"$work/r.log" 2>&1 &
+  rpid=$!
+  for _ in $(seq 1 2000); do head -c 1 "$work/r-mnt/f000000" >/dev/null 2>&1 && break; sleep 0.005; done
+  t1=$(now)
+  r_s+=("$(awk -v a="$t0" -v z="$t1" 'BEGIN { printf "%.3f", z - a }')")
+  r_gets=$("$build/agentctl" --socket "$work/r.sock" stat --json | jq '.mounts[0].get_requests')
+  r_blocks=$("$build/agentctl" --socket "$work/r.sock" stat --json | jq '.blocks')
+  unmount "$work/r-mnt"; kill "$rpid" 2>/dev/null; wait "$rpid" 2>/dev/null || true
+done
+
 ratios() {  # a[] b[] -> per-round a/b
   local -n xs=$1 ys=$2
   local i out=()
@@ -216,6 +300,10 @@ out=bench-results/datapath-$(date -u +%Y%m%dT%H%M%SZ).txt
   printf '%-52s %-22s %s\n' "cold seq, S3-shaped, vs s3fs" "$(summary $(ratios c_s c_3))" "> 1x"
   printf '%-52s %-22s %s\n' "cold seq, S3-shaped, vs rclone" "$(summary $(ratios c_s c_r))" "> 1x"
   printf '%-52s %-22s %s\n' "time to first byte, S3-shaped, Strata / curl" "$(summary $(ratios t_s t_c))" "<= 1.5x"
+  printf '%-52s %-22s %s\n' "write+close ${shaped_mib} MiB, through, S3-shaped, vs curl PUT" "$(summary $(ratios w_t w_c))" ">= 1.0x"
+  printf '%-52s %-22s %s\n' "write+fsync ${shaped_mib} MiB, async, vs dd+fsync local" "$(summary $(ratios w_a w_l))" ">= 0.5x"
+  printf '%-52s %-22s %s\n' "cold ls -l 10,000 entries, S3-shaped, vs curl walk" "$(summary $(ratios l_s l_c))" "<= 1.0x (time)"
+  printf '%-52s %-22s %s\n' "restart, 1M cached blocks: start to first warm byte" "median $(median "${r_s[@]}") s" "<= 1 s"
   printf '%-52s %-22s %s\n' "append 1 B to ${size_mib} MiB, async: close / cold read" "$(summary $(ratios a_close a_read))" "close <= 0.1 s: median $(median "${a_close[@]}") s"
   echo
   echo "runs, MiB/s (IOPS for fio, s for TTFB), in round order:"
@@ -234,6 +322,13 @@ out=bench-results/datapath-$(date -u +%Y%m%dT%H%M%SZ).txt
   echo "  cold rclone   ${c_r[*]}"
   echo "  ttfb strata   ${t_s[*]}"
   echo "  ttfb curl     ${t_c[*]}"
+  echo "  write through ${w_t[*]}"
+  echo "  curl PUT      ${w_c[*]}"
+  echo "  write async   ${w_a[*]}"
+  echo "  dd+fsync      ${w_l[*]}"
+  echo "  ls -l strata  ${l_s[*]} (s)"
+  echo "  list walk     ${l_c[*]} (s)"
+  echo "  restart       ${r_s[*]} (s); the agent held $r_blocks blocks, sent $r_gets GETs"
   echo "  append close  ${a_close[*]} (s)"
   echo "  cold read     ${a_read[*]} (s)"
   echo "  medians: strata warm $(median "${w_s[@]}") | block files $(median "${w_b[@]}") | cold strata $(median "${c_s[@]}") | cold curl $(median "${c_c[@]}")"

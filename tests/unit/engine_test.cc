@@ -186,8 +186,10 @@ TEST_CASE("a restart keeps the cache warm and reconciles files with the index", 
   std::ofstream(rig.ssd->PathOf({999, 0})) << "orphan";
   std::ofstream(rig.ssd->PathOf({f.file_id, 0}) + ".tmp") << "half";
   rig.Restart();
+  rig.engine->AwaitSweep();
   ::unlink(rig.ssd->PathOf({f.file_id, 3}).c_str());
   rig.Restart();
+  rig.engine->AwaitSweep();  // reconciliation runs beside the first reads
   CHECK_FALSE(fs::exists(rig.ssd->PathOf({999, 0})));
   CHECK_FALSE(fs::exists(rig.ssd->PathOf({f.file_id, 0}) + ".tmp"));
   CHECK(rig.engine->Stats().blocks == 9);
