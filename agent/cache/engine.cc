@@ -514,8 +514,8 @@ void Engine::Sweep(uint64_t start_gen, int64_t started_ns) {
         orphans += busy ? 0 : 1;
         return busy;
       },
-      started_ns);
-  if (!s.ok()) LOG_WARN("cache: sweeping the block files: %s", s.message().c_str());
+      started_ns, &stopped_);
+  if (!s.ok() && !stopped_) LOG_WARN("cache: sweeping the block files: %s", s.message().c_str());
   // Blocks from the index whose file is gone.
   std::vector<std::pair<BlockKey, uint64_t>> missing;
   {

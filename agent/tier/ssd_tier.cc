@@ -83,8 +83,10 @@ Status SsdTier::Remove(const BlockKey& key) {
   return Status::OK();
 }
 
-Status SsdTier::Scan(const std::function<bool(const BlockKey&, uint64_t)>& fn, int64_t leftovers_before_ns) {
+Status SsdTier::Scan(const std::function<bool(const BlockKey&, uint64_t)>& fn, int64_t leftovers_before_ns,
+                     const std::atomic<bool>* cancel) {
   for (int i = 0; i < 256; i++) {
+    if (cancel != nullptr && *cancel) return Status::Unavailable("block scan cancelled");
     char sub[8];
     std::snprintf(sub, sizeof(sub), "/%02x", i);
     std::string d = dir_ + sub;

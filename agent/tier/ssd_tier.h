@@ -31,8 +31,9 @@ class SsdTier {
   // Calls fn for every complete block file; fn returns false to have the
   // file deleted. Deletes leftovers (".tmp" files, unknown names) last
   // changed before `leftovers_before_ns` (Unix time): younger ones may be
-  // block writes in progress.
-  Status Scan(const std::function<bool(const BlockKey&, uint64_t size)>& fn, int64_t leftovers_before_ns);
+  // block writes in progress. Stops between directories once *cancel is set.
+  Status Scan(const std::function<bool(const BlockKey&, uint64_t size)>& fn, int64_t leftovers_before_ns,
+              const std::atomic<bool>* cancel = nullptr);
   std::string PathOf(const BlockKey& key) const;
   const std::string& dir() const { return dir_; }
 

@@ -25,28 +25,7 @@ work=$(mktemp -d /tmp/strata-bench-XXXXXX)
 port=$((20000 + RANDOM % 20000))
 ep=http://127.0.0.1:$port
 bucket=bench
-pids=()
-mounts=()
-
-cleanup() {
-  for m in "${mounts[@]}"; do fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-  rm -f "${src_shm:-}"
-}
-trap cleanup EXIT
-
-now() { date +%s.%N; }
-drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-# Reads a file sequentially; prints MB/s (MiB/s, 1 MiB requests).
-read_rate() {
-  local f=$1 t0 t1 bytes
-  t0=$(now)
-  bytes=$(dd if="$f" of=/dev/null bs=1M 2>&1 | awk '/bytes/ {print $1}')
-  t1=$(now)
-  awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.1f", b / 1048576 / (z - a) }'
-}
+source tests/bench/lib.sh
 # Writes the in-memory source to $1 with dd and fsync (close included); prints MiB/s.
 write_rate() {
   local t0 t1
@@ -72,11 +51,6 @@ curl_multipart_rate() {
   t1=$(now)
   awk -v a="$t0" -v z="$t1" -v s="$size_mib" 'BEGIN { printf "%.1f", s / (z - a) }'
 }
-seconds() { awk -v a="$1" -v z="$2" 'BEGIN { printf "%.3f", z - a }'; }
-wait_mount() {
-  for _ in $(seq 1 200); do grep -q " $1 " /proc/self/mounts && return 0; sleep 0.1; done
-  echo "bench: $1 did not mount" >&2; return 1
-}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
 echo "bench: preparing ${size_mib} MiB object and 10,000 small objects in s3rver ($ep)"
@@ -100,7 +74,6 @@ for i in $(seq 1 10000); do
 done > "$work/many.cfg"
 curl -sf --no-progress-meter --parallel --parallel-max 32 -K "$work/many.cfg"
 
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 curl_rate_once() {
   local t0 t1
   drop
