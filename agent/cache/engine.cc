@@ -83,6 +83,7 @@ Status Engine::Start() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     blocks_.reserve(live.size());
+    tiers_[T(Tier::kSsd)].policy->Reserve(live.size());
     for (auto& [k, r] : live) {
       auto m = file_of.find(k.file_id);
       if (m == file_of.end()) {

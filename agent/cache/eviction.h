@@ -59,6 +59,8 @@ class EvictionPolicy {
   // nothing evictable is left. Does not remove them: the engine calls
   // OnRemove for each block it actually drops.
   virtual void Select(uint64_t bytes, std::vector<BlockKey>* victims) = 0;
+  // About `n` blocks are about to be inserted (a start-up): room ahead.
+  virtual void Reserve(size_t /*n*/) {}
 };
 
 // Least recently used. Blocks inserted with an older atime (at start, from
@@ -70,6 +72,7 @@ class LruPolicy final : public EvictionPolicy {
   void OnAccess(const BlockKey& key, int64_t now_ms) override;
   void OnRemove(const BlockKey& key) override;
   void Select(uint64_t bytes, std::vector<BlockKey>* victims) override;
+  void Reserve(size_t n) override { pos_.reserve(n); }
   size_t size() const { return pos_.size(); }
 
  private:
