@@ -9,7 +9,8 @@
 // once what it reads has been verified: blocks stored by this process are,
 // and each 256 KiB chunk of a block found at start is checked against its
 // xxh3 checksum the first time a read touches it (a mismatch drops the block
-// and fetches it again, never served), and a background scrub checks the rest. `verify_every_read` checks the chunks a read touches on
+// and fetches it again, never served); a background scrub checks them all
+// again, slowly. `verify_every_read` checks the chunks a read touches on
 // every read instead. A missing block is fetched by one worker
 // (single-flight) from the BlockSource (the store, or a chain with peers in
 // front): every reader of the same block waits on that one fetch and is
@@ -78,7 +79,7 @@ struct EngineOptions {
   int64_t access_gap_ms = 1000;  // reads closer together are one access
   const Clock* clock = nullptr;  // access times; default the system clock
   // Check SSD blocks against their checksums on every read (and copy them
-  // through memory), not only on the first read after start.
+  // through memory), not only each chunk's first read after start.
   bool verify_every_read = false;
   // Background scrub: SSD blocks re-read and checked at this rate (a
   // corrupted one is dropped, so a later read fetches it again); 0: off.
