@@ -4,7 +4,10 @@
 // up, as on a real S3 endpoint. This kernel has no netem/fq qdisc, hence user
 // space.
 //
-//   shaper LISTEN_PORT UPSTREAM_PORT [RATE_MB_PER_S=90] [FIRST_BYTE_MS=30]
+//   shaper LISTEN_PORT UPSTREAM_PORT [RATE_MB_PER_S=90] [FIRST_BYTE_MS=30] [PUT_FIRST_BYTE_MS]
+//
+// With PUT_FIRST_BYTE_MS, answers to PUT requests wait that long instead (a
+// store slow to take uploads, for tests that need an upload backlog).
 //
 // Both ports are on 127.0.0.1. A response starts with the first bytes that
 // come from the upstream after the client sent bytes (HTTP/1.1 without
@@ -19,6 +22,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -28,11 +32,13 @@ using Clock = std::chrono::steady_clock;
 
 double g_rate = 90e6;                      // bytes per second per direction
 std::chrono::microseconds g_first_byte{30000};
+std::chrono::microseconds g_put_first_byte{-1};  // < 0: as g_first_byte
 
 struct Conn {
   int client = -1, upstream = -1;
   std::atomic<bool> awaiting{false};  // a request was sent, its response has not begun
   std::atomic<int64_t> request_ns{0};
+  std::atomic<bool> put{false};  // the request awaiting its answer is a PUT
   ~Conn() {
     ::close(client);
     ::close(upstream);
@@ -66,9 +72,13 @@ void Pump(std::shared_ptr<Conn> c, bool request) {
     ssize_t n = ::recv(from, buf, sizeof buf, 0);
     if (n <= 0) break;
     if (request) {
-      if (!c->awaiting.exchange(true)) c->request_ns = NowNs();
+      if (!c->awaiting.exchange(true)) {
+        c->request_ns = NowNs();
+        c->put = n >= 4 && std::memcmp(buf, "PUT ", 4) == 0;
+      }
     } else if (c->awaiting.exchange(false)) {
-      SleepUntilNs(c->request_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(g_first_byte).count());
+      auto delay = c->put && g_put_first_byte.count() >= 0 ? g_put_first_byte : g_first_byte;
+      SleepUntilNs(c->request_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(delay).count());
       next_free = std::max(next_free, NowNs());
     }
     // Token bucket of one chunk: this chunk may leave at next_free.
@@ -119,6 +129,7 @@ int main(int argc, char** argv) {
   int listen_port = std::atoi(argv[1]), upstream_port = std::atoi(argv[2]);
   if (argc > 3) g_rate = std::atof(argv[3]) * 1e6;
   if (argc > 4) g_first_byte = std::chrono::microseconds(static_cast<int64_t>(std::atof(argv[4]) * 1000));
+  if (argc > 5) g_put_first_byte = std::chrono::microseconds(static_cast<int64_t>(std::atof(argv[5]) * 1000));
   int lfd = Listen(listen_port);
   for (;;) {
     int cfd = ::accept(lfd, nullptr, nullptr);

@@ -50,11 +50,13 @@ TEST_CASE("kill -9 mid-flood loses no acknowledged file", "[fuse][s3][crash]") {
     auto store = MakeStore(kind);
     TempDir work;
     std::vector<std::string> args = store->agent_args();
-    // One uploader to a store 20 ms slow to answer: the writers outrun it,
-    // so the kill finds a backlog (RGW alone keeps up with them).
+    // One uploader to a store that takes 200 ms to answer a PUT (at most 5
+    // files a second) and answers the writers' lookups at once: the writers
+    // outrun it, so the kill finds a backlog (RGW alone keeps up with them;
+    // slowing every request slowed the writers as much).
     std::optional<Shaper> slow;
     if (store->is_s3()) {
-      slow.emplace(S3Endpoint(), 200, 20);
+      slow.emplace(S3Endpoint(), 10000, 0, 200);
       args.insert(args.end(), {"--s3-endpoint", slow->endpoint()});
     }
     args.insert(args.end(), {"--write-mode", mode, "--upload-threads", "1"});

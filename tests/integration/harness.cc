@@ -250,11 +250,13 @@ void S3Server::PutMany(const std::string& bucket,
   REQUIRE(r.code == 0);
 }
 
-Shaper::Shaper(const std::string& upstream_endpoint, double mb_per_s, int first_byte_ms) {
+Shaper::Shaper(const std::string& upstream_endpoint, double mb_per_s, int first_byte_ms, int put_first_byte_ms) {
   port_ = FreePort();
   std::string up = upstream_endpoint.substr(upstream_endpoint.rfind(':') + 1);
-  pid_ = Spawn({kShaper, std::to_string(port_), up, std::to_string(mb_per_s), std::to_string(first_byte_ms)},
-               dir_.path + "/shaper.log", {});
+  std::vector<std::string> argv = {kShaper, std::to_string(port_), up, std::to_string(mb_per_s),
+                                   std::to_string(first_byte_ms)};
+  if (put_first_byte_ms >= 0) argv.push_back(std::to_string(put_first_byte_ms));
+  pid_ = Spawn(argv, dir_.path + "/shaper.log", {});
   for (int i = 0; i < 100 && !PortOpen(port_); i++) std::this_thread::sleep_for(50ms);
   INFO(ReadFile(dir_.path + "/shaper.log"));
   REQUIRE(PortOpen(port_));

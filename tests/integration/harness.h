@@ -61,10 +61,11 @@ class S3Server {
 };
 
 // tests/bench/shaper.cc in front of an endpoint, as a slow store: each
-// connection capped at `mb_per_s`, each response `first_byte_ms` late.
+// connection capped at `mb_per_s`, each response `first_byte_ms` late (the
+// answers to PUTs `put_first_byte_ms` late, when >= 0).
 class Shaper {
  public:
-  Shaper(const std::string& upstream_endpoint, double mb_per_s, int first_byte_ms);
+  Shaper(const std::string& upstream_endpoint, double mb_per_s, int first_byte_ms, int put_first_byte_ms = -1);
   ~Shaper();
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
