@@ -409,10 +409,8 @@ void Engine::Promote(BlockKey key, uint64_t gen) {
   }
   std::shared_ptr<Fd> fd = OpenFd(key, gen);
   auto buf = Buffer::Make(len);
-  size_t got = 0;
-  bool good = fd && PreadFull(fd->get(), buf->data(), len, 0, &got).ok() && got == len;
-  for (uint64_t c = 0; good && c * chunk_ < len; c++)
-    good = c < sums.size() && Xxh64(buf->data() + c * chunk_, std::min<uint64_t>(chunk_, len - c * chunk_)) == sums[c];
+  bool bad_checksum = false;
+  bool good = !sums.empty() && CheckChunks(fd.get(), sums, 0, sums.size() - 1, len, buf.get(), &bad_checksum).empty();
   // A bad copy is left for the next read to find and drop.
   if (!good || !Reserve(Tier::kMem, len)) return clear();
   std::vector<Detached> ssd_copy;
