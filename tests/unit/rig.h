@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <filesystem>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "agent/cache/engine.h"
 #include "agent/cache/metadata.h"
@@ -114,6 +116,13 @@ struct Rig {
     if (st) *st = status;
     else REQUIRE(status.ok());
     return out;
+  }
+  // Readers are answered before their blocks are written out and indexed:
+  // waits until no fetch is in flight (at most 10 s).
+  void Settle() {
+    for (int i = 0; i < 1000 && engine->Stats().inflight_fetches > 0; i++)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(engine->Stats().inflight_fetches == 0);
   }
   uint64_t DiskBytes() {
     // Files come and go while this runs: errors mean "gone", not failure.
