@@ -55,6 +55,31 @@ struct CopyBase {
   std::function<bool(uint64_t off, uint64_t len)> unchanged;
 };
 
+// An object uploaded while it is still being written (a multipart upload
+// whose parts go as soon as their bytes are final), so closing a large file
+// waits only for its tail. Made by Ufs::StartStream.
+//
+// Contract: the bytes `src` returns below the end of the parts sent never
+// change; the caller drops the stream (and uploads the file whole) before it
+// changes such bytes. Destroying an unfinished stream aborts it and waits for
+// the parts in flight, so it may block on the network.
+// Thread safety: one caller at a time; parts are sent on the stream's own
+// threads.
+class StreamUpload {
+ public:
+  virtual ~StreamUpload() = default;
+  // Bytes [0, n) are written: the parts wholly below n may be sent now.
+  virtual void Advance(uint64_t n) = 0;
+  // Where the parts sent (or queued) so far end: bytes below it are final.
+  virtual uint64_t sent_end() const = 0;
+  // The first error a part met, OK while none has.
+  virtual Status status() const = 0;
+  // Sends the rest of a `size`-byte object and completes it. With nothing
+  // sent yet, a plain PUT with `attrs`; else the attributes given at start
+  // stay, and the time is the completion's.
+  virtual Result<Entry> Finish(uint64_t size, const Attrs& attrs) = 0;
+};
+
 // Request counters of one store, read by `agentctl stat` and /metrics.
 struct Counters {
   std::atomic<uint64_t> get_requests{0};
@@ -65,6 +90,7 @@ struct Counters {
   std::atomic<uint64_t> bytes_written{0};
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> part_copies{0};  // multipart parts copied inside the store
+  std::atomic<uint64_t> streamed_parts{0};  // parts sent while their file was still being written
   std::atomic<uint64_t> errors{0};
 };
 
@@ -95,6 +121,12 @@ class Ufs {
   // store that cannot copy reads them from `src`.
   virtual Result<Entry> Put(const std::string& path, uint64_t size, const ReadAt& src, const Attrs& attrs,
                             const CopyBase* base = nullptr) = 0;
+  // An upload of `path` that sends parts while the file is written, or
+  // nullptr where the store has nothing better than Put (a file system).
+  virtual std::unique_ptr<StreamUpload> StartStream(const std::string& path, ReadAt src, const Attrs& attrs) {
+    (void)path, (void)src, (void)attrs;
+    return nullptr;
+  }
   // Removes a file or symbolic link. NotFound when absent.
   virtual Status Delete(const std::string& path) = 0;
   virtual Status Mkdir(const std::string& path, const Attrs& attrs) = 0;

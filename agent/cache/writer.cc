@@ -70,6 +70,11 @@ struct Writer::File {
   bool in_store = false;  // the path exists in the store (this file replaces it)
   bool detached = false;  // unlinked or replaced: never uploaded again
   int attempts = 0;
+  // Through mode, a file written from empty: its parts go to the store as it
+  // grows (see Writer::AdvanceStreamLocked); null when not (or no longer).
+  std::unique_ptr<ufs::StreamUpload> stream;
+  bool no_stream = false;      // a change the stream cannot carry came: upload whole
+  bool restamp_mtime = false;  // an explicit mtime came after the stream started
 
   // Guarded by Writer::mu_.
   std::string path;
@@ -192,6 +197,11 @@ void Writer::Stop() {
   cv_.notify_all();
   for (std::thread& t : uploaders_) t.join();
   uploaders_.clear();
+  std::vector<std::unique_ptr<ufs::StreamUpload>> retired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    retired.swap(retired_streams_);
+  }
 }
 
 // --- staging ---
@@ -421,7 +431,55 @@ Status Writer::Write(const FilePtr& f, uint64_t off, const char* data, size_t le
   f->version++;
   f->attrs.mtime_ns = NowNs();
   SnapshotLocked(*f);
+  AdvanceStreamLocked(*f, off);
   return Status::OK();
+}
+
+void Writer::AdvanceStreamLocked(File& f, uint64_t changed_from) {
+  if (f.stream && changed_from < f.stream->sent_end()) {
+    RetireStreamLocked(f);  // bytes already sent changed: the upload at close sends the whole file
+    return;
+  }
+  if (!f.stream) {
+    if (f.no_stream || f.detached || f.kind != kFile || f.base_size != 0 || ModeOf(f.mount) != WriteMode::kThrough)
+      return;
+    Fd dup(::dup(f.fd.get()));
+    if (!dup.valid()) return;
+    auto fd = std::make_shared<Fd>(std::move(dup));
+    ufs::ReadAt src = [fd](uint64_t off, size_t len, char* buf) {
+      size_t got = 0;
+      Status s = PreadFull(fd->get(), buf, len, off, &got);
+      if (s.ok() && got != len) s = Status::IOError("staging file shorter than its upload");
+      return s;
+    };
+    std::string path;
+    {
+      std::lock_guard<std::mutex> maps(mu_);
+      path = f.path;
+    }
+    f.stream = StoreOf(f.mount)->StartStream(mounts_->Resolve(path).ufs_path, std::move(src), f.attrs);
+    if (!f.stream) {
+      f.no_stream = true;
+      return;
+    }
+  }
+  if (!f.stream->status().ok()) {
+    RetireStreamLocked(f);
+    return;
+  }
+  f.stream->Advance(f.size);
+}
+
+void Writer::RetireStreamLocked(File& f) {
+  f.no_stream = true;
+  if (!f.stream) return;
+  // Aborting waits for the parts in flight: an uploader does it, not the
+  // caller (a FUSE worker holding the file's lock).
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    retired_streams_.push_back(std::move(f.stream));
+  }
+  cv_.notify_all();
 }
 
 Status Writer::Truncate(const FilePtr& f, uint64_t size) {
@@ -432,6 +490,7 @@ Status Writer::Truncate(const FilePtr& f, uint64_t size) {
   f->base_size = std::min(f->base_size, size);
   if (::ftruncate(f->fd.get(), static_cast<off_t>(size)) != 0)
     return Status::FromErrno(errno, "truncate " + StagingPath(f->seq));
+  if (f->stream && size < f->stream->sent_end()) RetireStreamLocked(*f);
   f->size = size;
   f->version++;
   f->attrs.mtime_ns = NowNs();
@@ -455,6 +514,13 @@ Status Writer::SetAttrs(const FilePtr& f, const ufs::Attrs& attrs) {
     Result<index::FileMeta> m = meta_->Record(path, *e);
     if (m.ok() && f->base.file_id != 0) f->base = meta_->RefOf(*m);
   } else {
+    if (f->stream) {
+      // Mode and owner go with the upload's start; a time alone is set after it.
+      bool owner_or_mode = (attrs.mode && attrs.mode != f->attrs.mode) || (attrs.uid != ufs::kNoId && attrs.uid != f->attrs.uid) ||
+                           (attrs.gid != ufs::kNoId && attrs.gid != f->attrs.gid);
+      if (owner_or_mode) RetireStreamLocked(*f);
+      else if (attrs.mtime_ns) f->restamp_mtime = true;
+    }
     MergeAttrs(attrs, &f->attrs);
     f->version++;
   }
@@ -570,8 +636,29 @@ Status Writer::Upload(const FilePtr& f) {
       return true;
     };
   }
-  Result<ufs::Entry> e = StoreOf(f->mount)->Put(mounts_->Resolve(path).ufs_path, size, src, attrs,
-                                                base.unchanged ? &base : nullptr);
+  const std::string ufs_path = mounts_->Resolve(path).ufs_path;
+  ufs::Ufs* store = StoreOf(f->mount);
+  // Only uploads hold upload_mu, and writers wait for our shared lock.
+  std::unique_ptr<ufs::StreamUpload> stream = std::move(f->stream);
+  std::optional<Result<ufs::Entry>> streamed;
+  if (stream && stream->sent_end() > 0) {
+    streamed = stream->Finish(size, attrs);
+    if (streamed->ok() && f->restamp_mtime) {
+      ufs::Attrs when;
+      when.mtime_ns = attrs.mtime_ns;
+      streamed = store->SetAttrs(ufs_path, when);
+    }
+    if (streamed->ok()) {
+      streamed_uploads_++;
+    } else {
+      LOG_WARN("/%s: the upload sent while writing failed (%s): sending the file whole", path.c_str(),
+               streamed->status().message().c_str());
+    }
+  }
+  Result<ufs::Entry> e = streamed.has_value() && streamed->ok()
+                             ? std::move(*streamed)
+                             : store->Put(ufs_path, size, src, attrs, base.unchanged ? &base : nullptr);
+  stream.reset();  // finished, or aborted here
   lock.unlock();
 
   std::unique_lock<std::shared_mutex> x(f->mu);
@@ -638,6 +725,7 @@ void Writer::AdoptLocked(File& f) {
 
 void Writer::DetachLocked(File& f) {
   f.detached = true;
+  RetireStreamLocked(f);
   if (f.journaled_version != 0) {
     Status s = index_->DeleteJournal(f.seq);
     if (!s.ok()) LOG_WARN("journal: %s", s.message().c_str());
@@ -660,6 +748,7 @@ void Writer::DropIfUnusedLocked(File& f) {
     staged_bytes_ -= std::min(staged_bytes_, f.snap.size);
   }
   f.detached = true;
+  RetireStreamLocked(f);
   if (f.kind == kFile) ::unlink(StagingPath(f.seq).c_str());
   f.fd.Reset();
   cv_.notify_all();
@@ -914,6 +1003,7 @@ Status Writer::Rename(const std::string& from, const std::string& to, bool norep
     if (!s.ok()) LOG_ERROR("journal: cannot record the rename of /%s: %s", f.path.c_str(), s.message().c_str());
   };
   if (ff) {
+    RetireStreamLocked(*ff);  // its parts went under the old name
     move(ff, to);
     rejournal(*ff);
   }
@@ -1017,6 +1107,14 @@ void Writer::Queue(const FilePtr& f, int64_t due_ms) {
 void Writer::UploadLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
+    if (!retired_streams_.empty()) {
+      std::vector<std::unique_ptr<ufs::StreamUpload>> retired;
+      retired.swap(retired_streams_);
+      lock.unlock();
+      retired.clear();  // aborts them
+      lock.lock();
+      continue;
+    }
     if (queue_.empty()) {
       cv_.wait(lock);
       continue;
@@ -1122,6 +1220,7 @@ WriterStats Writer::Stats() {
   st.uploads = uploads_;
   st.uploaded_bytes = uploaded_bytes_;
   st.upload_failures = upload_failures_;
+  st.streamed_uploads = streamed_uploads_;
   return st;
 }
 

@@ -87,6 +87,7 @@ struct WriterStats {
   uint64_t uploads = 0;  // completed uploads
   uint64_t uploaded_bytes = 0;
   uint64_t upload_failures = 0;
+  uint64_t streamed_uploads = 0;  // through-mode uploads whose parts went while the file was written
 };
 
 class Writer : public StagedFiles {
@@ -150,6 +151,12 @@ class Writer : public StagedFiles {
   // Commits the file to the journal (caller holds f->mu exclusively).
   Status JournalLocked(File& f);
   Status FillBlockLocked(File& f, uint64_t block);
+  // After a write at `changed_from`: in through mode, sends the parts of a
+  // file written from empty as they fill (close then waits for the tail
+  // only), or drops the stream when the write changed bytes already sent.
+  void AdvanceStreamLocked(File& f, uint64_t changed_from);
+  // Drops the file's stream for good (aborted by an uploader thread).
+  void RetireStreamLocked(File& f);
   Status ReadLocked(File& f, uint64_t off, size_t len, char* buf);
   Status ReadBase(File& f, uint64_t off, size_t len, char* buf);
   // Removes the file from the namespace (unlink, replaced by a rename).
@@ -191,10 +198,11 @@ class Writer : public StagedFiles {
   uint64_t staged_bytes_ = 0;                                            // guarded by mu_
   bool stop_ = false;                                                    // guarded by mu_
   std::string last_error_;                                               // guarded by mu_
+  std::vector<std::unique_ptr<ufs::StreamUpload>> retired_streams_;      // guarded by mu_
   std::vector<std::thread> uploaders_;
   std::atomic<int64_t> last_full_warning_ms_{-100000};
 
-  std::atomic<uint64_t> uploads_{0}, uploaded_bytes_{0}, upload_failures_{0};
+  std::atomic<uint64_t> uploads_{0}, uploaded_bytes_{0}, upload_failures_{0}, streamed_uploads_{0};
 };
 
 }  // namespace strata::cache

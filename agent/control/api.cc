@@ -515,7 +515,7 @@ json WritesJson(const cache::WriterStats& w) {
           {"cache_only_bytes", w.cache_only_bytes},  {"open_files", w.open_files},
           {"staged_bytes", w.staged_bytes},          {"staging_limit", w.staging_limit},
           {"uploads", w.uploads},                    {"uploaded_bytes", w.uploaded_bytes},
-          {"upload_failures", w.upload_failures}};
+          {"upload_failures", w.upload_failures},    {"streamed_uploads", w.streamed_uploads}};
 }
 }  // namespace
 
@@ -532,6 +532,7 @@ std::string Api::StatJson() {
                       {"head_requests", c.head_requests.load()}, {"list_requests", c.list_requests.load()},
                       {"write_requests", c.put_requests.load()}, {"bytes_written", c.bytes_written.load()},
                       {"part_copies", c.part_copies.load()},
+                      {"streamed_parts", c.streamed_parts.load()},
                       {"retries", c.retries.load()}, {"errors", c.errors.load()},
                       {"write_mode", cache::WriteModeName(ctx_.writer->ModeOf(i))},
                       {"online", m.offline_until_ms.load() <= NowUnixMs()}});
@@ -649,6 +650,8 @@ std::string Api::MetricsText() {
   metric("strata_uploads_total", "counter", "Files uploaded.", ws.uploads);
   metric("strata_uploaded_bytes_total", "counter", "Bytes uploaded.", ws.uploaded_bytes);
   metric("strata_upload_failures_total", "counter", "Upload attempts that failed.", ws.upload_failures);
+  metric("strata_streamed_uploads_total", "counter", "Through-mode uploads whose parts were sent while the file was written.",
+         ws.streamed_uploads);
   struct Per {
     const char* name;
     const char* help;
@@ -662,6 +665,7 @@ std::string Api::MetricsText() {
       {"strata_ufs_write_requests_total", "Requests that change each store.", [](ufs::Counters& c) { return c.put_requests.load(); }},
       {"strata_ufs_written_bytes_total", "Bytes written to each store.", [](ufs::Counters& c) { return c.bytes_written.load(); }},
       {"strata_ufs_part_copies_total", "Multipart parts copied inside each store (unchanged ranges).", [](ufs::Counters& c) { return c.part_copies.load(); }},
+      {"strata_ufs_streamed_parts_total", "Multipart parts sent while their file was still being written.", [](ufs::Counters& c) { return c.streamed_parts.load(); }},
       {"strata_ufs_retries_total", "Requests retried.", [](ufs::Counters& c) { return c.retries.load(); }},
       {"strata_ufs_errors_total", "Requests that failed.", [](ufs::Counters& c) { return c.errors.load(); }},
   };

@@ -11,6 +11,7 @@
 #include <linux/fs.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -57,9 +58,23 @@ struct Inode {
 struct FileHandle {
   std::unique_ptr<cache::Reader> reader;
   int flags = 0;  // open(2) flags
+  pid_t opener = 0;  // the process (thread group) that opened it
   // Set when the file is (being) written on this host.
   const cache::Writer::FilePtr& staged() const { return reader->staged(); }
 };
+
+// The process a request came from (FUSE names the thread).
+pid_t ProcessOf(fuse_req_t req) {
+  pid_t tid = fuse_req_ctx(req)->pid;
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(tid) + "/status").c_str(), "re");
+  if (f == nullptr) return tid;
+  char line[256];
+  pid_t tgid = tid;
+  while (std::fgets(line, sizeof(line), f) != nullptr)
+    if (std::sscanf(line, "Tgid: %d", &tgid) == 1) break;
+  std::fclose(f);
+  return tgid;
+}
 
 struct DirHandle {
   std::vector<index::DirEntry> entries;
@@ -313,6 +328,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   auto fh = std::make_unique<FileHandle>();
   fh->flags = fi->flags;
   if (Writable(fi->flags)) {
+    fh->opener = ProcessOf(req);
     Result<cache::Writer::FilePtr> f = self->writer->Open(path, fi->flags, {});
     if (!f.ok()) {
       if (!f.status().IsNotFound()) LOG_WARN("open /%s for writing: %s", path.c_str(), f.status().message().c_str());
@@ -345,6 +361,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   }
   auto* fh = new FileHandle();
   fh->flags = fi->flags;
+  fh->opener = ProcessOf(req);
   fh->reader = cache::Reader::OfStaged(self->engine, self->writer, *f, self->ReaderOptions());
   fuse_ino_t ino = self->Ref(path);
   ReplyOpen(req, self, ino, fi, fh, 0, &path);
@@ -371,7 +388,15 @@ void Commit(fuse_req_t req, fuse_file_info* fi) {
   Status s = self->writer->Commit(fh->staged());
   fuse_reply_err(req, ErrnoOf(s));
 }
-void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept { Commit(req, fi); }
+// close(2) of any descriptor of the file, including the copies a forked
+// child inherited and closes on exit or exec. Those would upload a file
+// half written; only the opener's commit (its last close still does, on
+// release). mountpoint-s3 and goofys do the same.
+void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
+  auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
+  if (fh->opener != 0 && ProcessOf(req) != fh->opener) return (void)fuse_reply_err(req, 0);
+  Commit(req, fi);
+}
 void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) noexcept { Commit(req, fi); }
 
 void ReplyAttrOf(fuse_req_t req, Frontend::Impl* self, fuse_ino_t ino, const std::string& path) {

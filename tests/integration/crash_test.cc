@@ -233,3 +233,62 @@ TEST_CASE("a multipart upload that fails midway stores nothing and is aborted", 
   REQUIRE(again.ok());
   CHECK(store->Fetch("mp").value_or("").size() == (11u << 20));
 }
+
+TEST_CASE("kill -9 during streamed uploads: what was acknowledged is whole, the rest is the old version or absent",
+          "[fuse][s3][crash][stream]") {
+  auto store = MakeStore("s3");
+  TempDir src;
+  WriteRandomFile(src.path + "/v1", 8u << 20, 51);
+  WriteRandomFile(src.path + "/v2", 20u << 20, 52);
+  store->Put("doc.bin", src.path + "/v1");
+  const std::string v2 = ReadFile(src.path + "/v2");
+  Agent agent;
+  std::vector<std::string> args = store->agent_args();
+  args.insert(args.end(), {"--write-mode", "through", "--upload-part-size", "5MiB"});
+  agent.Start(store->uri(), args);
+  auto write_all = [](int fd, const std::string& data) {
+    for (size_t off = 0; off < data.size(); off += 1u << 20) {
+      size_t n = std::min<size_t>(1u << 20, data.size() - off);
+      REQUIRE(::write(fd, data.data() + off, n) == static_cast<ssize_t>(n));
+    }
+  };
+  // Acknowledged: a close, and an fsync of the first 12 MiB of a file that grows on.
+  int fd = ::open(agent.mnt("acked.bin").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  REQUIRE(fd >= 0);
+  write_all(fd, v2.substr(0, 12u << 20));
+  REQUIRE(::close(fd) == 0);
+  int synced = ::open(agent.mnt("synced.bin").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  REQUIRE(synced >= 0);
+  write_all(synced, v2.substr(0, 12u << 20));
+  REQUIRE(::fsync(synced) == 0);
+  write_all(synced, v2.substr(12u << 20));
+  // Not acknowledged: an overwrite of doc.bin and a new file, both with
+  // parts already in the store when the agent dies.
+  int over = ::open(agent.mnt("doc.bin").c_str(), O_WRONLY | O_TRUNC);
+  int fresh = ::open(agent.mnt("new.bin").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  REQUIRE(over >= 0);
+  REQUIRE(fresh >= 0);
+  write_all(over, v2);
+  write_all(fresh, v2.substr(0, 12u << 20));
+  uint64_t parts = 0;
+  for (int i = 0; i < 300 && parts < 3 + 3 + 4 + 2; i++) {
+    parts = agent.Stat()["mounts"][0]["streamed_parts"].get<uint64_t>();
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO(agent.log());
+  CHECK(parts >= 3 + 3 + 4 + 2);  // acked 3, synced 2 + tail, doc 4, new 2 (all 5 MiB)
+  agent.Kill();
+  ::close(synced);
+  ::close(over);
+  ::close(fresh);
+
+  agent.Start(store->uri(), args);
+  CHECK(store->Fetch("acked.bin").value_or("") == v2.substr(0, 12u << 20));
+  CHECK(store->Fetch("synced.bin").value_or("") == v2.substr(0, 12u << 20));
+  CHECK(store->Fetch("doc.bin").value_or("") == ReadFile(src.path + "/v1"));
+  CHECK_FALSE(store->Fetch("new.bin").has_value());
+  // The mount agrees.
+  CHECK(Sha256File(agent.mnt("doc.bin")) == Sha256File(src.path + "/v1"));
+  CHECK(fs::file_size(agent.mnt("synced.bin")) == (12u << 20));
+  CHECK_FALSE(fs::exists(agent.mnt("new.bin")));
+}

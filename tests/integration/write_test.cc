@@ -441,3 +441,96 @@ TEST_CASE("appending to a large object in async mode: no copy at close; unchange
     CHECK(mount["bytes_fetched"].get<uint64_t>() >= 40u << 20);  // sent from here instead
   }
 }
+
+namespace {
+// Writes `data` to `fd` in 1 MiB pieces.
+void WriteAll(int fd, const std::string& data) {
+  for (size_t off = 0; off < data.size(); off += 1u << 20) {
+    size_t n = std::min<size_t>(1u << 20, data.size() - off);
+    REQUIRE(::write(fd, data.data() + off, n) == static_cast<ssize_t>(n));
+  }
+}
+
+// Waits up to 30 s for the root store's streamed_parts to reach `n`.
+uint64_t AwaitStreamedParts(const Agent& agent, uint64_t n) {
+  uint64_t parts = 0;
+  for (int i = 0; i < 300; i++) {
+    parts = agent.Stat()["mounts"][0]["streamed_parts"].get<uint64_t>();
+    if (parts >= n) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  return parts;
+}
+}  // namespace
+
+TEST_CASE("through mode: a growing file's parts go while it is written; a rewrite or rename sends it whole",
+          "[fuse][s3][write][stream]") {
+  auto store = MakeStore("s3");
+  Agent agent;
+  std::vector<std::string> args = store->agent_args();
+  args.insert(args.end(), {"--write-mode", "through", "--upload-part-size", "5MiB"});
+  agent.Start(store->uri(), args);
+  TempDir src;
+  WriteRandomFile(src.path + "/data", 33u << 20, 41);
+  const std::string data = ReadFile(src.path + "/data");
+
+  // Sequential: 6 full parts go before the close, the 3 MiB tail with it.
+  int fd = ::open(agent.mnt("seq.bin").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0640);
+  REQUIRE(fd >= 0);
+  WriteAll(fd, data.substr(0, 30u << 20));
+  CHECK(AwaitStreamedParts(agent, 6) == 6);
+  CHECK_FALSE(store->Fetch("seq.bin").has_value());  // nothing visible before the close
+  WriteAll(fd, data.substr(30u << 20));
+  REQUIRE(::close(fd) == 0);
+  CHECK(store->Fetch("seq.bin").value_or("") == data);
+  auto st = agent.Stat();
+  CHECK(st["mounts"][0]["streamed_parts"] == 7);
+  CHECK(st["writes"]["streamed_uploads"] == 1);
+  struct stat sb;
+  REQUIRE(::stat(agent.mnt("seq.bin").c_str(), &sb) == 0);
+  CHECK((sb.st_mode & 07777) == 0640);
+  CHECK(static_cast<uint64_t>(sb.st_size) == data.size());
+
+  // A rewrite of bytes already sent: the stream is dropped, the close sends
+  // the file whole, with the rewrite.
+  fd = ::open(agent.mnt("rewrite.bin").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  REQUIRE(fd >= 0);
+  WriteAll(fd, data.substr(0, 12u << 20));
+  AwaitStreamedParts(agent, 9);
+  REQUIRE(::pwrite(fd, "HEADER", 6, 0) == 6);
+  REQUIRE(::close(fd) == 0);
+  std::string expect = data.substr(0, 12u << 20);
+  expect.replace(0, 6, "HEADER");
+  CHECK(store->Fetch("rewrite.bin").value_or("") == expect);
+  CHECK(agent.Stat()["writes"]["streamed_uploads"] == 1);
+
+  // Renamed while open: the parts sent under the old name are dropped.
+  fd = ::open(agent.mnt("before.bin").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  REQUIRE(fd >= 0);
+  WriteAll(fd, data.substr(0, 11u << 20));
+  AwaitStreamedParts(agent, 11);
+  REQUIRE(::rename(agent.mnt("before.bin").c_str(), agent.mnt("after.bin").c_str()) == 0);
+  WriteAll(fd, data.substr(11u << 20, 1u << 20));
+  // A time set on the open file (cp -p, rsync -t) is kept.
+  struct timespec times[2] = {{1600000000, 0}, {1600000000, 0}};
+  REQUIRE(::futimens(fd, times) == 0);
+  REQUIRE(::close(fd) == 0);
+  CHECK(store->Fetch("after.bin").value_or("") == data.substr(0, 12u << 20));
+  CHECK_FALSE(store->Fetch("before.bin").has_value());
+  REQUIRE(::stat(agent.mnt("after.bin").c_str(), &sb) == 0);
+  CHECK(sb.st_mtime == 1600000000);
+
+  // The same with a time set while streaming: completed, then restamped.
+  fd = ::open(agent.mnt("stamped.bin").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  REQUIRE(fd >= 0);
+  WriteAll(fd, data.substr(0, 11u << 20));
+  REQUIRE(::futimens(fd, times) == 0);
+  REQUIRE(::close(fd) == 0);
+  CHECK(store->Fetch("stamped.bin").value_or("") == data.substr(0, 11u << 20));
+  CHECK(agent.Stat()["writes"]["streamed_uploads"] == 2);
+  agent.Stop();
+  agent.Start(store->uri(), args);  // attributes as the store has them
+  REQUIRE(::stat(agent.mnt("stamped.bin").c_str(), &sb) == 0);
+  CHECK(sb.st_mtime == 1600000000);
+  CHECK(static_cast<uint64_t>(sb.st_size) == (11u << 20));
+}

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -68,6 +70,8 @@ bool UsableName(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.size() <= 255 &&
          name.find('\0') == std::string::npos;
 }
+
+class S3Stream;
 
 class S3Ufs final : public Ufs {
  public:
@@ -229,6 +233,8 @@ class S3Ufs final : public Ufs {
     e.etag = *etag;
     return e;
   }
+
+  std::unique_ptr<StreamUpload> StartStream(const std::string& path, ReadAt src, const Attrs& attrs) override;
 
   Status Delete(const std::string& path) override { return DeleteKey(Key(path)); }
 
@@ -420,16 +426,8 @@ class S3Ufs final : public Ufs {
   // upload so no parts are left behind (stores without Abort are named).
   Result<std::string> PutMultipart(const std::string& key, uint64_t size, const ReadAt& src, const Attrs& a,
                                    const CopyBase* base) {
-    Request create = ObjectRequest("POST", key);
-    create.query = {{"uploads", ""}};
-    AddMetaHeaders(a, &create);
-    Response resp;
-    STRATA_RETURN_IF_ERROR(Send(create, &resp));
-    if (resp.http_status != 200) return HttpError("CreateMultipartUpload", create, resp);
-    Result<s3::XmlNode> doc = s3::ParseXml(resp.body);
-    std::string upload_id = doc.ok() ? doc->ChildText("UploadId") : "";
-    if (upload_id.empty()) return Status::IOError("s3: CreateMultipartUpload of " + key + ": no UploadId in the answer");
-
+    Result<std::string> upload_id = CreateUpload(key, a);
+    if (!upload_id.ok()) return upload_id.status();
     const uint64_t part = PartSize(size);
     const uint64_t parts = (size + part - 1) / part;
     std::vector<std::string> etags(parts);
@@ -450,23 +448,13 @@ class S3Ufs final : public Ufs {
         Status s;
         std::optional<std::string> copied;
         if (base != nullptr && !part_copy_unsupported_ && base->unchanged(off, len))
-          copied = CopyPart(key, upload_id, i + 1, *base, off, len, &s);
+          copied = CopyPart(key, *upload_id, i + 1, *base, off, len, &s);
         if (copied.has_value()) {
           etags[i] = *copied;
         } else if (s.ok()) {
-          buf.resize(len);
-          s = src(off, len, buf.data());
-          Request req = ObjectRequest("PUT", key);
-          req.query = {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}};
-          req.body = buf.data();
-          req.body_len = len;
-          Response r;
-          if (s.ok()) s = Send(req, &r);
-          if (s.ok() && (r.http_status != 200 || r.etag.empty())) s = HttpError("UploadPart", req, r);
-          if (s.ok()) {
-            etags[i] = r.etag;
-            counters().bytes_written += len;
-          }
+          Result<std::string> etag = SendPart(key, *upload_id, i + 1, off, len, src, &buf);
+          if (etag.ok()) etags[i] = *etag;
+          else s = etag.status();
         }
         std::lock_guard<std::mutex> lock(mu);
         if (!s.ok() && failed.ok()) failed = s;
@@ -478,31 +466,61 @@ class S3Ufs final : public Ufs {
     worker();
     for (std::thread& t : pool) t.join();
 
-    Status s = failed;
-    std::string etag;
-    if (s.ok()) {
-      std::string xml = "<CompleteMultipartUpload>";
-      for (uint64_t i = 0; i < parts; i++)
-        xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + etags[i] + "</ETag></Part>";
-      xml += "</CompleteMultipartUpload>";
-      Request done = ObjectRequest("POST", key);
-      done.query = {{"uploadId", upload_id}};
-      done.body = xml.data();
-      done.body_len = xml.size();
-      s = Send(done, &resp);
-      if (s.ok() && (resp.http_status != 200 || !resp.error_code.empty()))
-        s = HttpError("CompleteMultipartUpload", done, resp);
-      if (s.ok()) {
-        Result<s3::XmlNode> result = s3::ParseXml(resp.body);
-        etag = result.ok() ? result->ChildText("ETag") : "";
-        if (etag.empty()) etag = resp.etag;
-      }
-    }
-    if (!s.ok()) {
-      Abort(key, upload_id);
-      return s;
-    }
+    Result<std::string> etag = failed.ok() ? CompleteUpload(key, *upload_id, etags) : Result<std::string>(failed);
+    if (!etag.ok()) Abort(key, *upload_id);
     return etag;
+  }
+
+  // The three steps of a multipart upload (PutMultipart and S3Stream).
+  Result<std::string> CreateUpload(const std::string& key, const Attrs& a) {
+    Request create = ObjectRequest("POST", key);
+    create.query = {{"uploads", ""}};
+    AddMetaHeaders(a, &create);
+    Response resp;
+    STRATA_RETURN_IF_ERROR(Send(create, &resp));
+    if (resp.http_status != 200) return HttpError("CreateMultipartUpload", create, resp);
+    Result<s3::XmlNode> doc = s3::ParseXml(resp.body);
+    std::string upload_id = doc.ok() ? doc->ChildText("UploadId") : "";
+    if (upload_id.empty()) return Status::IOError("s3: CreateMultipartUpload of " + key + ": no UploadId in the answer");
+    return upload_id;
+  }
+
+  // Sends bytes [off, off+len) of `src` as part `number` (`buf`: scratch);
+  // returns the part's ETag.
+  Result<std::string> SendPart(const std::string& key, const std::string& upload_id, uint64_t number,
+                               uint64_t off, size_t len, const ReadAt& src, std::vector<char>* buf) {
+    buf->resize(len);
+    STRATA_RETURN_IF_ERROR(src(off, len, buf->data()));
+    Request req = ObjectRequest("PUT", key);
+    req.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
+    req.body = buf->data();
+    req.body_len = len;
+    Response r;
+    STRATA_RETURN_IF_ERROR(Send(req, &r));
+    if (r.http_status != 200 || r.etag.empty()) return HttpError("UploadPart", req, r);
+    counters().bytes_written += len;
+    return r.etag;
+  }
+
+  // Completes the upload from its parts' ETags (part i + 1 is etags[i]);
+  // returns the object's ETag.
+  Result<std::string> CompleteUpload(const std::string& key, const std::string& upload_id,
+                                     const std::vector<std::string>& etags) {
+    std::string xml = "<CompleteMultipartUpload>";
+    for (size_t i = 0; i < etags.size(); i++)
+      xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + etags[i] + "</ETag></Part>";
+    xml += "</CompleteMultipartUpload>";
+    Request done = ObjectRequest("POST", key);
+    done.query = {{"uploadId", upload_id}};
+    done.body = xml.data();
+    done.body_len = xml.size();
+    Response resp;
+    STRATA_RETURN_IF_ERROR(Send(done, &resp));
+    // A 200 may still carry an error (S3 sends it after a long-running complete).
+    if (resp.http_status != 200 || !resp.error_code.empty()) return HttpError("CompleteMultipartUpload", done, resp);
+    Result<s3::XmlNode> result = s3::ParseXml(resp.body);
+    std::string etag = result.ok() ? result->ChildText("ETag") : "";
+    return etag.empty() ? resp.etag : etag;
   }
 
   // UploadPartCopy of bytes [off, off+len) of the base version (pinned by
@@ -630,6 +648,8 @@ class S3Ufs final : public Ufs {
     return Status::IOError("s3: " + where);
   }
 
+  friend class S3Stream;
+
   const std::string uri_;
   const std::string bucket_;
   const std::string prefix_;  // no leading or trailing slash
@@ -638,6 +658,156 @@ class S3Ufs final : public Ufs {
   std::atomic<bool> part_copy_unsupported_{false};
   std::atomic<bool> copy_source_literal_{false};
 };
+
+// A multipart upload fed while its file is written. Parts are numbered in
+// order; their size starts at the configured part size and doubles every
+// 1,000 parts (the final size is not known, and S3 allows 10,000 parts).
+class S3Stream final : public StreamUpload {
+ public:
+  S3Stream(S3Ufs* ufs, std::string path, ReadAt src, const Attrs& attrs)
+      : ufs_(ufs),
+        path_(std::move(path)),
+        key_(ufs->Key(path_)),
+        src_(std::move(src)),
+        attrs_{attrs.mode, attrs.uid, attrs.gid, 0},  // the time is the completion's
+        first_part_(std::max<uint64_t>(ufs->client_.options().part_size, 5u << 20)),
+        parallel_(std::max(1, ufs->client_.options().upload_parallel)) {}
+
+  ~S3Stream() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      todo_.clear();
+    }
+    cv_.notify_all();
+    for (std::thread& t : workers_) t.join();
+    if (!finished_ && !upload_id_.empty()) ufs_->Abort(key_, upload_id_);
+  }
+
+  void Advance(uint64_t n) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!failed_.ok()) return;
+    while (queued_end_ + NextPartLen() <= n) QueueLocked(NextPartLen());
+  }
+
+  uint64_t sent_end() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return queued_end_;
+  }
+
+  Status status() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failed_;
+  }
+
+  Result<Entry> Finish(uint64_t size, const Attrs& attrs) override {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (size < queued_end_)
+        return Status::InvalidArgument("s3: stream of " + key_ + ": " + std::to_string(size) +
+                                       " bytes, fewer than the parts sent");
+      if (queued_end_ == 0) {
+        lock.unlock();
+        return ufs_->Put(path_, size, src_, attrs, nullptr);  // nothing went yet: one plain PUT
+      }
+      while (failed_.ok() && queued_end_ < size) QueueLocked(std::min(NextPartLen(), size - queued_end_));
+      cv_.wait(lock, [&] { return todo_.empty() && busy_ == 0; });
+      if (!failed_.ok()) return failed_;
+    }
+    Result<std::string> etag = ufs_->CompleteUpload(key_, upload_id_, etags_);
+    if (!etag.ok()) return etag.status();
+    finished_ = true;
+    Entry e;
+    e.name = SplitPath(path_).second;
+    e.size = size;
+    e.etag = *etag;
+    e.attrs = attrs_;
+    e.mtime_ns = e.attrs.mtime_ns = NowUnixMs() * 1000000;
+    return e;
+  }
+
+ private:
+  struct Part {
+    uint64_t number = 0;
+    uint64_t off = 0;
+    size_t len = 0;
+  };
+
+  // Caller holds mu_.
+  uint64_t NextPartLen() const { return first_part_ << std::min<size_t>(etags_.size() / 1000, 10); }
+
+  void QueueLocked(uint64_t len) {
+    etags_.emplace_back();
+    todo_.push_back({etags_.size(), queued_end_, static_cast<size_t>(len)});
+    queued_end_ += len;
+    if (static_cast<int>(workers_.size()) < parallel_) workers_.emplace_back([this] { Work(); });
+    cv_.notify_one();
+  }
+
+  // The upload id, the upload created by the first part that needs it.
+  Result<std::string> UploadId() {
+    std::lock_guard<std::mutex> lock(create_mu_);
+    if (upload_id_.empty()) {
+      Result<std::string> id = ufs_->CreateUpload(key_, attrs_);
+      if (!id.ok()) return id.status();
+      upload_id_ = *id;
+    }
+    return upload_id_;
+  }
+
+  void Work() {
+    std::vector<char> buf;
+    for (;;) {
+      Part p;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !todo_.empty(); });
+        if (stop_) return;
+        p = todo_.front();
+        todo_.pop_front();
+        busy_++;
+      }
+      Result<std::string> id = UploadId();
+      Result<std::string> etag = id.ok() ? ufs_->SendPart(key_, *id, p.number, p.off, p.len, src_, &buf)
+                                         : Result<std::string>(id.status());
+      if (etag.ok()) ufs_->counters().streamed_parts++;
+      std::lock_guard<std::mutex> lock(mu_);
+      busy_--;
+      if (etag.ok()) {
+        etags_[p.number - 1] = *etag;
+      } else if (failed_.ok()) {
+        failed_ = etag.status();
+        todo_.clear();
+      }
+      cv_.notify_all();
+    }
+  }
+
+  S3Ufs* const ufs_;
+  const std::string path_;
+  const std::string key_;
+  const ReadAt src_;
+  const Attrs attrs_;  // sent with the create
+  const uint64_t first_part_;
+  const int parallel_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       // parts queued, parts done
+  std::deque<Part> todo_;            // guarded by mu_
+  std::vector<std::string> etags_;   // guarded by mu_; one per part queued
+  uint64_t queued_end_ = 0;          // guarded by mu_
+  int busy_ = 0;                     // guarded by mu_: parts being sent
+  bool stop_ = false;                // guarded by mu_
+  Status failed_;                    // guarded by mu_
+  std::mutex create_mu_;
+  std::string upload_id_;            // written once under create_mu_, before any part is sent
+  bool finished_ = false;
+  std::vector<std::thread> workers_;  // started by QueueLocked (caller's thread)
+};
+
+std::unique_ptr<StreamUpload> S3Ufs::StartStream(const std::string& path, ReadAt src, const Attrs& attrs) {
+  return std::make_unique<S3Stream>(this, path, std::move(src), attrs);
+}
 
 }  // namespace
 
