@@ -31,7 +31,7 @@ CXXFLAGS += -std=c++20 $(OPT) -Wall -Wextra -Wno-missing-field-initializers -pth
 LDLIBS += $(PKG_LIBS) -pthread
 
 # One static library per module directory; dependencies point downwards.
-MODULES := agent/control agent/fuse agent/policy agent/cache agent/tier agent/index ufs agent/loop agent/base
+MODULES := agent/control agent/fuse agent/service agent/policy agent/cache agent/tier agent/index ufs agent/loop agent/base
 lib_srcs = $(filter-out %_main.cc,$(wildcard $(1)/*.cc $(if $(filter ufs,$(1)),ufs/s3/*.cc)))
 lib_name = $(BUILD)/lib/lib$(subst /,_,$(1)).a
 LIBS := $(foreach m,$(MODULES),$(call lib_name,$(m)))
@@ -50,11 +50,14 @@ $(call lib_name,$(1)): $(patsubst %.cc,$(BUILD)/obj/%.o,$(call lib_srcs,$(1)))
 endef
 $(foreach m,$(MODULES),$(eval $(call LIB_RULE,$(m))))
 
-$(BUILD)/strata-agent: $(BUILD)/obj/agent/agent_main.o $(LIBS)
+$(BUILD)/strata-agent: $(BUILD)/obj/agent/agent_main.o $(BUILD)/obj/agent/agent.o $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/agentctl: $(BUILD)/obj/agent/agentctl_main.o $(LIBS)
-	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
+# agentctl talks to the agent's socket and checks policy files: no cache,
+# index, FUSE or store code in it.
+CTL_LIBS := $(foreach m,agent/policy agent/loop agent/base,$(call lib_name,$(m)))
+$(BUILD)/agentctl: $(BUILD)/obj/agent/agentctl_main.o $(CTL_LIBS)
+	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -Wl,--as-needed -o $@
 
 UNIT_SRCS := $(wildcard tests/unit/*.cc)
 INTEG_SRCS := $(wildcard tests/integration/*.cc)

@@ -1,7 +1,6 @@
-// strata-agent: parses the command line (CLI11) into a Config, checks every
-// input before touching anything, then wires the modules together:
-//   stores -> index + SSD tier -> engine -> metadata -> control socket -> FUSE.
-// Shutdown unwinds in reverse. See man/strata-agent.8.
+// strata-agent: parses the command line and the config file (CLI11) into a
+// Config, checks every input into AgentSettings, then runs an Agent (the
+// wiring, agent/agent.h). See man/strata-agent.8.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -16,23 +15,11 @@
 #include <cstring>
 #include <iostream>
 
+#include "agent/agent.h"
 #include "agent/base/fd.h"
 #include "agent/base/log.h"
 #include "agent/base/paths.h"
 #include "agent/base/units.h"
-#include "agent/cache/engine.h"
-#include "agent/cache/metadata.h"
-#include "agent/cache/writer.h"
-#include "agent/cache/mounts.h"
-#include "agent/cache/pins.h"
-#include "agent/control/api.h"
-#include "agent/control/server.h"
-#include "agent/fuse/frontend.h"
-#include "agent/index/index.h"
-#include "agent/loop/loop.h"
-#include "agent/policy/runtime.h"
-#include "agent/tier/ssd_tier.h"
-#include "ufs/ufs.h"
 
 namespace strata {
 namespace {
@@ -251,7 +238,9 @@ int Run(int argc, char** argv) {
   Status mp = fuse::CheckMountPoint(mount_point);
   if (!mp.ok()) return Fail(mp.message());
 
-  ufs::S3Options s3 = ufs::S3OptionsFromEnv();
+  AgentSettings as;
+  ufs::S3Options& s3 = as.s3;
+  s3 = ufs::S3OptionsFromEnv();
   if (!c.s3_endpoint.empty()) {
     s3.endpoint = c.s3_endpoint;
     s3.path_style = true;
@@ -265,8 +254,6 @@ int Run(int argc, char** argv) {
   if (!s3.endpoint.empty() && s3.endpoint.find("://") == std::string::npos)
     return Fail("bad S3 endpoint '" + s3.endpoint + "': use http://host:port or https://host");
 
-  cache::MountTable mounts;
-  std::vector<cache::WriteMode> write_modes;
   for (std::string spec : c.ufs) {
     Result<cache::WriteMode> mode = cache::ParseWriteMode(c.write_mode);
     size_t opt = spec.rfind(",write-mode=");
@@ -275,112 +262,46 @@ int Run(int argc, char** argv) {
       if (!mode.ok()) return Fail("bad --ufs '" + spec + "': " + mode.status().message());
       spec.resize(opt);
     }
-    write_modes.push_back(*mode);
-    std::string path, uri = spec;
+    AgentSettings::Store store{"", spec, *mode};
     if (spec.rfind("file://", 0) != 0 && spec.rfind("s3://", 0) != 0) {
       size_t eq = spec.find('=');
       if (eq == std::string::npos)
         return Fail("bad --ufs '" + spec + "': expected file:///abs/dir, s3://bucket[/prefix] or PATH=URI");
-      path = spec.substr(0, eq);
-      uri = spec.substr(eq + 1);
+      store.path = spec.substr(0, eq);
+      store.uri = spec.substr(eq + 1);
     }
-    Result<std::unique_ptr<ufs::Ufs>> store = ufs::Open(uri, s3);
-    if (!store.ok()) return Fail(store.status().message());
-    Status probe = (*store)->Probe();
-    if (!probe.ok()) return Fail("cannot use store " + uri + ": " + probe.message());
-    Status added = mounts.Add(path, std::move(store).value());
-    if (!added.ok()) return Fail(added.message());
+    as.stores.push_back(std::move(store));
   }
+  as.cache_dir = c.cache_dir;
+  as.socket = c.socket.empty() ? DefaultSocketPath() : c.socket;
+  as.metrics_addr = c.metrics_addr;
+  as.metadata_ttl_s = c.metadata_ttl;
+  as.test_clock_s = c.test_clock;
 
-  Status made = MakeDirs(c.cache_dir);
-  if (!made.ok()) return Fail("--cache-dir: " + made.message());
-  if (::access(c.cache_dir.c_str(), W_OK | X_OK) != 0)
-    return Fail("cache dir " + c.cache_dir + " is not writable: " + std::strerror(errno));
-  // One agent per cache directory.
-  Fd lock(::open((c.cache_dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!lock.valid()) return Fail("cache dir " + c.cache_dir + " is not writable: " + std::strerror(errno));
-  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
-    return Fail("cache dir " + c.cache_dir + " is in use by another strata-agent");
-
-  int ready_fd = -1;
-  if (!c.foreground && Daemonize(&ready_fd) != 0) return Fail("cannot fork into the background");
-
-  // --- Wiring, unwound in reverse at the end.
-  Status s = MakeDirs(c.cache_dir + "/index");
-  Result<std::unique_ptr<index::Index>> idx =
-      s.ok() ? index::Index::Open(c.cache_dir + "/index", *block_size) : Result<std::unique_ptr<index::Index>>(s);
-  if (!idx.ok()) return Fail(idx.status().message());
-  Result<std::unique_ptr<tier::SsdTier>> ssd = tier::SsdTier::Open(c.cache_dir + "/blocks");
-  if (!ssd.ok()) return Fail(ssd.status().message());
-
-  std::unique_ptr<ManualClock> test_clock;
-  if (c.test_clock >= 0) test_clock = std::make_unique<ManualClock>(c.test_clock * 1000);
-  const Clock* clock = test_clock ? static_cast<const Clock*>(test_clock.get()) : SystemClock::Get();
-
-  loop::Loop loop;
-  policy::RuntimeOptions ro;
-  ro.dir = c.policy_dir;
-  ro.clock = clock;
-  ro.limits.memory_bytes = *policy_memory;
-  ro.limits.instructions = c.policy_instructions;
-  policy::Runtime runtime(ro, &loop, nullptr);
-
-  cache::EngineOptions eo;
+  cache::EngineOptions& eo = as.engine;
   eo.capacity = *cache_size;
   eo.mem_capacity = mem_size;
-  eo.clock = clock;
   eo.block_size = *block_size;
   eo.high_watermark = c.high_watermark;
   eo.low_watermark = c.low_watermark;
   eo.fetch_threads = c.fetch_threads;
   eo.verify_every_read = c.verify_reads;
   eo.scrub_bytes_per_sec = *scrub_rate;
-  cache::Engine engine(eo, &mounts, idx->get(), ssd->get());
-  engine.SetAdmission(&runtime);
-  engine.SetScorer(&runtime);
-  cache::PinTable pins(idx->get(), &engine);
-  s = pins.Load();
-  if (!s.ok()) return Fail("cache dir " + c.cache_dir + ": " + s.message());
-  s = engine.Start();
-  if (!s.ok()) return Fail(s.message());
-  cache::Metadata meta(&mounts, idx->get(), &engine, static_cast<int64_t>(c.metadata_ttl * 1000));
-  cache::WriterOptions wo;
-  wo.staging_dir = c.cache_dir + "/staging";
+
+  cache::WriterOptions& wo = as.writer;
   wo.staging_limit = staging_size;
   wo.full_wait_ms = static_cast<int>(c.staging_full_wait * 1000);
   wo.upload_threads = c.upload_threads;
   wo.block_size = *block_size;
-  wo.modes = write_modes;
-  cache::Writer writer(wo, &mounts, idx->get(), &engine, &meta);
-  meta.SetStaged(&writer);
-  s = writer.Start();
-  if (!s.ok()) return Fail(s.message());
-  for (size_t i = 0; i < mounts.size(); i++)
-    if (write_modes[i] == cache::WriteMode::kCacheOnly)
-      LOG_WARN("/%s (%s) is cache-only: files written there are NEVER uploaded to the store",
-               mounts.at(i).path.c_str(), mounts.at(i).ufs->uri().c_str());
 
-  control::Api api({mount_point, *block_size, &mounts, &meta, &engine, idx->get(), &writer, &pins, clock,
-                    test_clock.get()});
-  api.SetRuntime(&runtime);
-  runtime.SetHost(&api);
-  // A broken policy does not stop the agent: it serves with the built-in
-  // default, and `agentctl policy status` shows why.
-  s = runtime.Reload();
-  if (!s.ok()) LOG_ERROR("policies in %s not loaded, serving with the built-in default: %s", c.policy_dir.c_str(),
-                         s.message().c_str());
-  control::Server server(&loop, [&api](const control::HttpRequest& r, control::Server::Reply reply) {
-    api.Handle(r, std::move(reply));
-  });
-  std::string socket = c.socket.empty() ? DefaultSocketPath() : c.socket;
-  s = server.ListenUnix(socket);
-  if (s.ok() && !c.metrics_addr.empty()) s = server.ListenTcp(c.metrics_addr);
-  if (!s.ok()) return Fail(s.message());
-  loop.Start();
+  policy::RuntimeOptions& ro = as.policy;
+  ro.dir = c.policy_dir;
+  ro.limits.memory_bytes = *policy_memory;
+  ro.limits.instructions = c.policy_instructions;
 
-  fuse::Options fo;
+  fuse::Options& fo = as.fuse;
   fo.mount_point = mount_point;
-  fo.fsname = "strata:" + mounts.at(0).ufs->uri();
+  fo.fsname = "strata:" + as.stores[0].uri;
   fo.attr_timeout_s = c.metadata_ttl;
   fo.max_threads = c.fuse_threads;
   fo.max_readahead_blocks = c.readahead_blocks;
@@ -389,26 +310,16 @@ int Run(int argc, char** argv) {
   fo.gid = c.gid;
   fo.file_mode = *file_mode;
   fo.dir_mode = *dir_mode;
-  fo.on_open = [&runtime](const cache::FileRef& f) { runtime.OnAccess(f); };
-  fuse::Frontend frontend(fo, &meta, &engine, &writer);
-  s = frontend.Mount();
-  if (!s.ok()) {
-    loop.Stop([&server] { server.Close(); });
-    return Fail(s.message());
-  }
-  // After Mount: SIGHUP reloads the policies instead of ending the FUSE loop.
-  uv_signal_t* hup = new uv_signal_t;
-  loop.Post([&loop, &runtime, hup] {
-    uv_signal_init(loop.uv(), hup);
-    hup->data = &runtime;
-    uv_signal_start(hup, [](uv_signal_t* h, int) {
-      LOG_INFO("SIGHUP: reloading the policies");
-      (void)static_cast<policy::Runtime*>(h->data)->Reload();
-    }, SIGHUP);
-    runtime.Start();
-  });
-  LOG_INFO("serving %s at %s (cache %s in %s, control socket %s)", mounts.at(0).ufs->uri().c_str(),
-           mount_point.c_str(), FormatSize(*cache_size).c_str(), c.cache_dir.c_str(), socket.c_str());
+
+  // The stores and the cache directory are checked before the agent goes
+  // to the background, so their errors reach the terminal.
+  Agent agent(std::move(as));
+  Status s = agent.Open();
+  if (!s.ok()) return Fail(s.message());
+  int ready_fd = -1;
+  if (!c.foreground && Daemonize(&ready_fd) != 0) return Fail("cannot fork into the background");
+  s = agent.Start();
+  if (!s.ok()) return Fail(s.message());
   SdNotify("READY=1");
   if (ready_fd >= 0) {
     // Background: from now on logs go to <cache-dir>/agent.log.
@@ -420,25 +331,10 @@ int Run(int argc, char** argv) {
     if (::write(ready_fd, "1", 1) != 1) LOG_WARN("cannot signal the parent process");
     ::close(ready_fd);
   }
-
-  int rc = frontend.Loop();
-  LOG_INFO("unmounting %s", mount_point.c_str());
+  int rc = agent.Serve();
   SdNotify("STOPPING=1");
-  frontend.Unmount();
-  api.Shutdown();
-  loop.Stop([&server, &runtime, hup] {
-    runtime.Stop();
-    uv_close(reinterpret_cast<uv_handle_t*>(hup), [](uv_handle_t* h) { delete reinterpret_cast<uv_signal_t*>(h); });
-    server.Close();
-  });
-  writer.Stop();
-  cache::WriterStats left = writer.Stats();
-  if (left.pending_files > 0)
-    LOG_WARN("%llu file(s) (%s) still wait for upload: they are journaled and uploaded at the next start",
-             static_cast<unsigned long long>(left.pending_files), FormatSize(left.pending_bytes).c_str());
-  engine.Stop();
-  // libfuse reports the signal that ended the loop: that is a clean stop.
-  return rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP ? 0 : 1;
+  agent.Stop();
+  return rc;
 }
 
 }  // namespace

@@ -4,14 +4,6 @@
 
 namespace strata::cache {
 
-const char* TierName(Tier t) { return t == Tier::kMem ? "mem" : "ssd"; }
-
-std::optional<Tier> ParseTier(const std::string& name) {
-  if (name == "mem" || name == "ram" || name == "memory") return Tier::kMem;
-  if (name == "ssd" || name == "disk") return Tier::kSsd;
-  return std::nullopt;
-}
-
 void LruPolicy::OnInsert(const BlockKey& key, uint32_t length, int64_t atime_ms) {
   OnRemove(key);
   // Ordered by atime, newest first. A new block is the newest (no walk); an

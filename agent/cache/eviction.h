@@ -18,8 +18,15 @@ namespace strata::cache {
 // The cache's tiers, fastest first. A block lives in exactly one of them.
 enum class Tier : uint8_t { kMem = 0, kSsd = 1 };
 constexpr int kTierCount = 2;
-const char* TierName(Tier t);
-std::optional<Tier> ParseTier(const std::string& name);  // "mem" / "ram", "ssd"
+// Inline: the policy code (linked into agentctl too) names tiers without
+// linking the cache.
+inline const char* TierName(Tier t) { return t == Tier::kMem ? "mem" : "ssd"; }
+// "mem" / "ram" / "memory", "ssd" / "disk".
+inline std::optional<Tier> ParseTier(const std::string& name) {
+  if (name == "mem" || name == "ram" || name == "memory") return Tier::kMem;
+  if (name == "ssd" || name == "disk") return Tier::kSsd;
+  return std::nullopt;
+}
 
 // A block that may be evicted, as a scorer sees it.
 struct EvictCandidate {

@@ -17,27 +17,41 @@
 // P is a path inside the mount: absolute under the mount point, or relative
 // to the mount root. Errors are JSON {"error": "..."} with a 4xx/5xx code.
 //
+// The API is a route table over service::CacheService (what is done to the
+// cache), the writer (flush) and the policy runtime; it only translates
+// requests and answers (JSON, HTTP codes).
+//
 // Thread safety: Handle runs on the loop thread and never blocks it: work
-// that may wait (store requests, loads) runs on the API's worker pool.
+// that may wait (store requests) runs on the API's worker pool.
 #pragma once
 
-#include <atomic>
-#include <map>
+#include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "agent/base/thread_pool.h"
-#include "agent/cache/engine.h"
-#include "agent/cache/metadata.h"
-#include "agent/cache/mounts.h"
-#include "agent/cache/writer.h"
 #include "agent/control/server.h"
-#include "agent/cache/pins.h"
-#include "agent/index/index.h"
-#include "agent/policy/runtime.h"
+
+namespace strata {
+class Clock;
+class ManualClock;
+namespace cache {
+class Engine;
+class Metadata;
+class MountTable;
+class Writer;
+}  // namespace cache
+namespace index {
+class Index;
+}
+namespace policy {
+class Runtime;
+}
+namespace service {
+class CacheService;
+}
+}  // namespace strata
 
 namespace strata::control {
 
@@ -49,56 +63,49 @@ struct ApiContext {
   cache::Engine* engine = nullptr;
   index::Index* index = nullptr;
   cache::Writer* writer = nullptr;
-  cache::PinTable* pins = nullptr;
+  service::CacheService* service = nullptr;  // loads, evictions, pins, TTLs
+  policy::Runtime* runtime = nullptr;
   const Clock* clock = nullptr;           // the cache's clock
   ManualClock* test_clock = nullptr;      // set with --test-clock
 };
 
-// Also the policies' Host: strata.load / evict / pin ... land here.
-class Api final : public policy::Host {
+class Api {
  public:
   explicit Api(ApiContext ctx);
-  ~Api() override;
-  // Set once, before the loop serves requests.
-  void SetRuntime(policy::Runtime* runtime) { runtime_ = runtime; }
+  ~Api();
   void Handle(const HttpRequest& req, Server::Reply reply);
-  // Asks running jobs to stop and waits for the workers.
+  // Waits for the requests being answered on the workers.
   void Shutdown();
 
-  // Mount-relative path for what a user typed; error text when outside.
-  static Result<std::string> ResolveUserPath(const std::string& mount_point, const std::string& raw);
-
-  struct Job;
-
-  // policy::Host
-  Result<uint64_t> Load(const std::string& path, bool recursive, std::optional<cache::Tier> tier) override;
-  Result<cache::EvictResult> Evict(const std::string& path, bool recursive, int64_t idle_ms) override;
-  Status Pin(const std::string& path, bool recursive) override;
-  Status Unpin(const std::string& path) override;
-  Status Ttl(const std::string& path, bool recursive, int64_t ttl_ms) override;
-  Result<std::vector<Entry>> List(const std::string& path) override;
-  std::vector<std::pair<std::string, double>> Stat() override;
-  void Tick(int64_t now_ms) override;
-
  private:
-  // Starts a load job; `origin` says who asked ("agentctl", "policy").
-  uint64_t StartLoad(const std::string& path, bool recursive, std::optional<cache::Tier> tier, const std::string& origin);
-  // Checks that P fits next to what is pinned, pins it and loads it.
-  Result<uint64_t> PinAndLoad(const std::string& path, bool recursive, uint64_t* bytes);
-  // A path as policies give it: mount-relative, or absolute under the mount point.
-  Result<std::string> PolicyPath(const std::string& raw);
-  void RunLoad(std::shared_ptr<Job> job);
+  using Handler = void (Api::*)(const HttpRequest&, const Server::Reply&);
+  struct Route {
+    const char* method;
+    const char* path;  // ending in '/': a prefix
+    Handler handler;
+  };
+  static const Route kRoutes[];
+
+  void Metrics(const HttpRequest& req, const Server::Reply& reply);
+  void Info(const HttpRequest& req, const Server::Reply& reply);
+  void Stat(const HttpRequest& req, const Server::Reply& reply);
+  void Load(const HttpRequest& req, const Server::Reply& reply);
+  void JobStatus(const HttpRequest& req, const Server::Reply& reply);
+  void Evict(const HttpRequest& req, const Server::Reply& reply);
+  void Flush(const HttpRequest& req, const Server::Reply& reply);
+  void Pin(const HttpRequest& req, const Server::Reply& reply);
+  void Unpin(const HttpRequest& req, const Server::Reply& reply);
+  void Ttl(const HttpRequest& req, const Server::Reply& reply);
+  void PolicyReload(const HttpRequest& req, const Server::Reply& reply);
+  void PolicyStatus(const HttpRequest& req, const Server::Reply& reply);
+  void MoveClock(const HttpRequest& req, const Server::Reply& reply);
+  // The request's ?path= made mount-relative; false (answered 400) when bad.
+  bool PathParam(const HttpRequest& req, const Server::Reply& reply, std::string* out);
   std::string StatJson();
   std::string MetricsText();
 
   ApiContext ctx_;
-  policy::Runtime* runtime_ = nullptr;
-  std::mutex mu_;
-  std::map<uint64_t, std::shared_ptr<Job>> jobs_;  // guarded by mu_
-  uint64_t next_job_ = 1;                          // guarded by mu_
-  std::vector<std::pair<std::shared_ptr<Job>, std::thread>> job_threads_;  // guarded by mu_
-  std::atomic<bool> cancel_{false};
-  std::unique_ptr<ThreadPool> workers_;
+  std::unique_ptr<ThreadPool> workers_;  // requests that may wait (store requests)
 };
 
 }  // namespace strata::control

@@ -1,5 +1,6 @@
 #include "agent/control/server.h"
 
+#include <uv.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>

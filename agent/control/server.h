@@ -14,6 +14,10 @@
 #include "agent/control/http.h"
 #include "agent/loop/loop.h"
 
+typedef struct uv_stream_s uv_stream_t;
+typedef struct uv_pipe_s uv_pipe_t;
+typedef struct uv_tcp_s uv_tcp_t;
+
 namespace strata::control {
 
 class Server {

@@ -1,6 +1,7 @@
 #include "agent/index/index.h"
 #include "agent/base/paths.h"
 
+#include <lmdb.h>
 #include <sys/stat.h>
 
 #include <algorithm>

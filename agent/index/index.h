@@ -24,8 +24,6 @@
 // grown behind an exclusive gate while no transaction of this process runs.
 #pragma once
 
-#include <lmdb.h>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -36,6 +34,9 @@
 
 #include "agent/base/block_key.h"
 #include "agent/base/status.h"
+
+// LMDB's handle types, without its header (index.cc includes it).
+struct MDB_env;
 
 namespace strata::index {
 
@@ -184,7 +185,7 @@ class Index {
   Status Grow();
 
   MDB_env* env_ = nullptr;
-  MDB_dbi info_ = 0, meta_ = 0, dirs_ = 0, blocks_ = 0, files_ = 0, journal_ = 0;
+  unsigned int info_ = 0, meta_ = 0, dirs_ = 0, blocks_ = 0, files_ = 0, journal_ = 0;  // MDB_dbi
   std::shared_mutex gate_;  // shared: any transaction; exclusive: map resize
   std::string dir_;
 };

@@ -1,5 +1,7 @@
 #include "agent/policy/runtime.h"
 
+#include <uv.h>
+#include <lua.hpp>
 #include <dirent.h>
 #include <sys/stat.h>
 

@@ -1,5 +1,6 @@
 #include "agent/policy/sandbox.h"
 
+#include <lua.hpp>
 #include <cstdio>
 #include <cstdlib>
 

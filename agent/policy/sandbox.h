@@ -11,12 +11,15 @@
 // Thread safety: none; one thread (the agent's loop) owns a Sandbox.
 #pragma once
 
-#include <lua.hpp>
-
 #include <cstdint>
 #include <string>
 
 #include "agent/base/status.h"
+
+// Lua's types, without its header (sandbox.cc and runtime.cc include it).
+typedef struct lua_State lua_State;
+typedef struct lua_Debug lua_Debug;
+typedef int (*lua_CFunction)(lua_State* L);
 
 namespace strata::policy {
 

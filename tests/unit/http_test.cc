@@ -1,9 +1,9 @@
 #include <catch2/catch.hpp>
 
-#include "agent/control/api.h"
+#include "agent/service/cache_service.h"
 #include "agent/control/http.h"
 
-using strata::control::Api;
+using Api = strata::service::CacheService;
 using strata::control::HttpParser;
 
 TEST_CASE("requests parse, in one piece or byte by byte", "[unit]") {

@@ -1,6 +1,7 @@
 // The policy sandbox: forbidden globals are absent, runaway scripts are
 // stopped within budget (also inside their own pcall), memory bombs fail,
 // errors name file and line, and the state keeps working afterwards.
+#include <lua.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
 

@@ -1,0 +1,174 @@
+#include "agent/agent.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include "agent/base/clock.h"
+#include "agent/base/fd.h"
+#include "agent/base/log.h"
+#include "agent/base/paths.h"
+#include "agent/base/units.h"
+#include "agent/cache/metadata.h"
+#include "agent/cache/mounts.h"
+#include "agent/cache/pins.h"
+#include "agent/control/api.h"
+#include "agent/control/server.h"
+#include "agent/index/index.h"
+#include "agent/loop/loop.h"
+#include "agent/service/cache_service.h"
+#include "agent/tier/ssd_tier.h"
+
+namespace strata {
+
+Agent::Agent(AgentSettings settings) : s_(std::move(settings)) {}
+
+Agent::~Agent() { Stop(); }
+
+Status Agent::Open() {
+  mounts_ = std::make_unique<cache::MountTable>();
+  for (const AgentSettings::Store& st : s_.stores) {
+    Result<std::unique_ptr<ufs::Ufs>> store = ufs::Open(st.uri, s_.s3);
+    if (!store.ok()) return store.status();
+    Status probe = (*store)->Probe();
+    if (!probe.ok()) return Status::InvalidArgument("cannot use store " + st.uri + ": " + probe.message());
+    STRATA_RETURN_IF_ERROR(mounts_->Add(st.path, std::move(store).value()));
+  }
+  const std::string& dir = s_.cache_dir;
+  Status made = MakeDirs(dir);
+  if (!made.ok()) return Status::InvalidArgument("--cache-dir: " + made.message());
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    return Status::PermissionDenied("cache dir " + dir + " is not writable: " + std::strerror(errno));
+  // One agent per cache directory.
+  lock_ = std::make_unique<Fd>(::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock_->valid()) return Status::PermissionDenied("cache dir " + dir + " is not writable: " + std::strerror(errno));
+  if (::flock(lock_->get(), LOCK_EX | LOCK_NB) != 0)
+    return Status::AlreadyExists("cache dir " + dir + " is in use by another strata-agent");
+  return Status::OK();
+}
+
+Status Agent::Start() {
+  const std::string& dir = s_.cache_dir;
+  STRATA_RETURN_IF_ERROR(MakeDirs(dir + "/index"));
+  Result<std::unique_ptr<index::Index>> idx = index::Index::Open(dir + "/index", s_.engine.block_size);
+  if (!idx.ok()) return idx.status();
+  index_ = std::move(idx).value();
+  Result<std::unique_ptr<tier::SsdTier>> ssd = tier::SsdTier::Open(dir + "/blocks");
+  if (!ssd.ok()) return ssd.status();
+  ssd_ = std::move(ssd).value();
+
+  if (s_.test_clock_s >= 0) test_clock_ = std::make_unique<ManualClock>(s_.test_clock_s * 1000);
+  const Clock* clock = test_clock_ ? static_cast<const Clock*>(test_clock_.get()) : SystemClock::Get();
+
+  loop_ = std::make_unique<loop::Loop>();
+  s_.policy.clock = clock;
+  runtime_ = std::make_unique<policy::Runtime>(s_.policy, loop_.get(), nullptr);
+
+  s_.engine.clock = clock;
+  engine_ = std::make_unique<cache::Engine>(s_.engine, mounts_.get(), index_.get(), ssd_.get());
+  engine_->SetAdmission(runtime_.get());
+  engine_->SetScorer(runtime_.get());
+  pins_ = std::make_unique<cache::PinTable>(index_.get(), engine_.get());
+  Status s = pins_->Load();
+  if (!s.ok()) return s.With("cache dir " + dir);
+  STRATA_RETURN_IF_ERROR(engine_->Start());
+  meta_ = std::make_unique<cache::Metadata>(mounts_.get(), index_.get(), engine_.get(),
+                                            static_cast<int64_t>(s_.metadata_ttl_s * 1000));
+  s_.writer.staging_dir = dir + "/staging";
+  s_.writer.modes.clear();
+  for (const AgentSettings::Store& st : s_.stores) s_.writer.modes.push_back(st.mode);
+  writer_ = std::make_unique<cache::Writer>(s_.writer, mounts_.get(), index_.get(), engine_.get(), meta_.get());
+  meta_->SetStaged(writer_.get());
+  STRATA_RETURN_IF_ERROR(writer_->Start());
+  for (size_t i = 0; i < mounts_->size(); i++)
+    if (s_.writer.modes[i] == cache::WriteMode::kCacheOnly)
+      LOG_WARN("/%s (%s) is cache-only: files written there are NEVER uploaded to the store",
+               mounts_->at(i).path.c_str(), mounts_->at(i).ufs->uri().c_str());
+
+  service_ = std::make_unique<service::CacheService>(service::ServiceContext{
+      s_.fuse.mount_point, s_.engine.block_size, meta_.get(), engine_.get(), writer_.get(), pins_.get(), clock});
+  runtime_->SetHost(service_.get());
+  api_ = std::make_unique<control::Api>(control::ApiContext{s_.fuse.mount_point, s_.engine.block_size, mounts_.get(),
+                                                            meta_.get(), engine_.get(), index_.get(), writer_.get(),
+                                                            service_.get(), runtime_.get(), clock, test_clock_.get()});
+  // A broken policy does not stop the agent: it serves with the built-in
+  // default, and `agentctl policy status` shows why.
+  s = runtime_->Reload();
+  if (!s.ok())
+    LOG_ERROR("policies in %s not loaded, serving with the built-in default: %s", s_.policy.dir.c_str(),
+              s.message().c_str());
+  control::Api* api = api_.get();
+  server_ = std::make_unique<control::Server>(
+      loop_.get(), [api](const control::HttpRequest& r, control::Server::Reply reply) { api->Handle(r, std::move(reply)); });
+  STRATA_RETURN_IF_ERROR(server_->ListenUnix(s_.socket));
+  if (!s_.metrics_addr.empty()) STRATA_RETURN_IF_ERROR(server_->ListenTcp(s_.metrics_addr));
+  loop_->Start();
+  loop_running_ = true;
+
+  policy::Runtime* runtime = runtime_.get();
+  s_.fuse.on_open = [runtime](const cache::FileRef& f) { runtime->OnAccess(f); };
+  frontend_ = std::make_unique<fuse::Frontend>(s_.fuse, meta_.get(), engine_.get(), writer_.get());
+  STRATA_RETURN_IF_ERROR(frontend_->Mount());
+  mounted_ = true;
+  // After Mount: SIGHUP reloads the policies instead of ending the FUSE loop.
+  auto* hup = new uv_signal_t;
+  hup_ = hup;
+  loop::Loop* loop = loop_.get();
+  loop_->Post([loop, runtime, hup] {
+    uv_signal_init(loop->uv(), hup);
+    hup->data = runtime;
+    uv_signal_start(hup, [](uv_signal_t* h, int) {
+      LOG_INFO("SIGHUP: reloading the policies");
+      (void)static_cast<policy::Runtime*>(h->data)->Reload();
+    }, SIGHUP);
+    runtime->Start();
+  });
+  LOG_INFO("serving %s at %s (cache %s in %s, control socket %s)", mounts_->at(0).ufs->uri().c_str(),
+           s_.fuse.mount_point.c_str(), FormatSize(s_.engine.capacity).c_str(), dir.c_str(), s_.socket.c_str());
+  return Status::OK();
+}
+
+int Agent::Serve() {
+  int rc = frontend_->Loop();
+  // libfuse reports the signal that ended the loop: that is a clean stop.
+  return rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP ? 0 : 1;
+}
+
+void Agent::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (mounted_) {
+    LOG_INFO("unmounting %s", s_.fuse.mount_point.c_str());
+    frontend_->Unmount();
+  }
+  if (api_) api_->Shutdown();
+  if (service_) service_->Shutdown();
+  if (loop_running_) {
+    control::Server* server = server_.get();
+    policy::Runtime* runtime = runtime_.get();
+    auto* hup = static_cast<uv_signal_t*>(hup_);
+    loop_->Stop([server, runtime, hup] {
+      if (hup != nullptr) {
+        runtime->Stop();
+        uv_close(reinterpret_cast<uv_handle_t*>(hup), [](uv_handle_t* h) { delete reinterpret_cast<uv_signal_t*>(h); });
+      }
+      server->Close();
+    });
+  }
+  if (writer_) {
+    writer_->Stop();
+    cache::WriterStats left = writer_->Stats();
+    if (left.pending_files > 0)
+      LOG_WARN("%llu file(s) (%s) still wait for upload: they are journaled and uploaded at the next start",
+               static_cast<unsigned long long>(left.pending_files), FormatSize(left.pending_bytes).c_str());
+  }
+  if (engine_) engine_->Stop();
+  // The members go in the reverse order of their declaration.
+}
+
+}  // namespace strata

@@ -1,0 +1,111 @@
+// One strata-agent process: every module, wired together, started in
+// dependency order and stopped in the reverse order.
+//
+//   Open():  the stores (each probed), the cache directory (created, locked
+//            against a second agent). Everything that can fail because of
+//            the user's input fails here, before the agent daemonizes.
+//   Start(): index + SSD tier -> engine -> metadata -> writer -> cache
+//            service + policies -> control socket -> FUSE mount.
+//   Serve(): the FUSE loop, until a signal or an unmount.
+//   Stop():  the reverse of Start(); idempotent, also run by the destructor.
+//
+// The settings are checked values (agent_main.cc parses and checks the
+// command line and the config file into them).
+//
+// Thread safety: one thread drives Open/Start/Serve/Stop in that order.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/base/status.h"
+#include "agent/cache/engine.h"
+#include "agent/cache/writer.h"
+#include "agent/fuse/frontend.h"
+#include "agent/policy/runtime.h"
+#include "ufs/ufs.h"
+
+namespace strata {
+
+namespace cache {
+class Metadata;
+class MountTable;
+class PinTable;
+}  // namespace cache
+namespace control {
+class Api;
+class Server;
+}  // namespace control
+namespace index {
+class Index;
+}
+namespace service {
+class CacheService;
+}
+namespace loop {
+class Loop;
+}
+namespace tier {
+class SsdTier;
+}
+class Fd;
+class ManualClock;
+
+struct AgentSettings {
+  struct Store {
+    std::string path;  // where in the namespace ("" = the root)
+    std::string uri;
+    cache::WriteMode mode = cache::WriteMode::kThrough;
+  };
+  std::vector<Store> stores;  // the first is the root
+  ufs::S3Options s3;
+  std::string cache_dir;
+  std::string socket;        // the control socket
+  std::string metrics_addr;  // also /metrics on HOST:PORT; "" = none
+  double metadata_ttl_s = 60;
+  int64_t test_clock_s = -1;  // >= 0: a manual clock for the policies (tests)
+  cache::EngineOptions engine;  // clock set by the agent
+  cache::WriterOptions writer;  // staging_dir and modes set by the agent
+  policy::RuntimeOptions policy;  // clock set by the agent
+  fuse::Options fuse;             // on_open set by the agent
+};
+
+class Agent {
+ public:
+  explicit Agent(AgentSettings settings);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  Status Open();
+  Status Start();
+  // The FUSE loop; returns the process's exit code.
+  int Serve();
+  void Stop();
+
+ private:
+  AgentSettings s_;
+  std::unique_ptr<cache::MountTable> mounts_;
+  std::unique_ptr<Fd> lock_;
+  std::unique_ptr<index::Index> index_;
+  std::unique_ptr<tier::SsdTier> ssd_;
+  std::unique_ptr<ManualClock> test_clock_;
+  std::unique_ptr<loop::Loop> loop_;
+  std::unique_ptr<policy::Runtime> runtime_;
+  std::unique_ptr<cache::Engine> engine_;
+  std::unique_ptr<cache::PinTable> pins_;
+  std::unique_ptr<cache::Metadata> meta_;
+  std::unique_ptr<cache::Writer> writer_;
+  std::unique_ptr<service::CacheService> service_;
+  std::unique_ptr<control::Api> api_;
+  std::unique_ptr<control::Server> server_;
+  std::unique_ptr<fuse::Frontend> frontend_;
+  void* hup_ = nullptr;  // the SIGHUP handle (a uv_signal_t), on the loop
+  bool loop_running_ = false;
+  bool mounted_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace strata
