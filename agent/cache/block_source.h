@@ -21,6 +21,18 @@
 
 namespace strata::cache {
 
+// One version of one file, as a reader sees it.
+struct FileRef {
+  uint64_t file_id = 0;
+  size_t mount = 0;
+  std::string path;  // in the mount (policies match on it)
+  std::string store_uri;  // the store's URI: with ufs_path and etag, the same on every host
+  std::string ufs_path;
+  std::string etag;
+  uint64_t size = 0;
+};
+
+
 class MountTable;
 
 // One block of one object version, named the same on every host.

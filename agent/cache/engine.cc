@@ -11,17 +11,6 @@
 
 namespace strata::cache {
 
-// One block being fetched. Early waiters are answered as soon as the bytes
-// arrive; late waiters once the block is stored (or could not be).
-struct Engine::Fetch {
-  std::atomic<bool> started{false};
-  std::optional<Tier> tier;  // forced by a load
-  bool done = false;                          // guarded by Engine::mu_
-  std::shared_ptr<const Buffer> data;    // guarded by Engine::mu_, set when done and OK
-  std::vector<std::function<void(Status, std::shared_ptr<const Buffer>)>> waiters;
-  std::vector<std::function<void(Status, bool kept)>> late_waiters;
-};
-
 namespace {
 constexpr uint64_t kMaxChunk = 256 * 1024;
 constexpr size_t kMaxOpenFds = 1024;
@@ -56,7 +45,11 @@ Engine::Engine(EngineOptions opts, MountTable* mounts, index::Index* index, tier
       index_(index),
       ssd_(ssd),
       own_source_(source == nullptr ? MakeStoreSource(mounts) : nullptr),
-      source_(source != nullptr ? source : own_source_.get()),
+      fetcher_(source != nullptr ? source : own_source_.get(), opts.block_size,
+               [this](const FileRef& f, uint64_t idx, const std::shared_ptr<Fetch>& fetch, const Status& st,
+                      std::shared_ptr<const Buffer> data) {
+                 CompleteFetch(f, idx, fetch, fetch->tier, st, std::move(data));
+               }),
       mount_used_(mounts->size(), 0) {
   tiers_[T(Tier::kMem)].capacity = opts.mem_capacity;
   tiers_[T(Tier::kSsd)].capacity = opts.capacity;
@@ -113,7 +106,7 @@ Status Engine::Start() {
   }
   sweeper_ = std::thread([this, start_gen, started_ns] { Sweep(start_gen, started_ns); });
   index_writer_ = std::thread([this] { IndexWriterLoop(); });
-  fetchers_ = std::make_unique<ThreadPool>(opts_.fetch_threads, "strata-fetch");
+  fetcher_.StartWorkers(opts_.fetch_threads);
   if (opts_.scrub_bytes_per_sec > 0) scrubber_ = std::thread([this] { ScrubLoop(); });
   // A smaller --cache-size than last time: shrink now.
   if (!Reserve(Tier::kSsd, 0)) LOG_WARN("cache: over capacity and nothing evictable");
@@ -133,16 +126,13 @@ void Engine::Stop() {
   scrub_cv_.notify_all();
   if (scrubber_.joinable()) scrubber_.join();
   if (sweeper_.joinable()) sweeper_.join();
-  fetchers_.reset();  // joins the workers; fetches still queued are dropped...
+  fetcher_.StopWorkers();  // fetches still queued are dropped...
   // ...and their readers and loads are told, rather than left waiting.
   std::vector<std::shared_ptr<Fetch>> dropped;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [key, fetch] : inflight_) {
-      fetch->done = true;
-      dropped.push_back(fetch);
-    }
-    inflight_.clear();
+    dropped = fetcher_.TakeAllLocked();
+    for (auto& fetch : dropped) fetch->done = true;
   }
   Status gone = Status::Unavailable("agent is stopping");
   for (auto& fetch : dropped) {
@@ -385,8 +375,8 @@ void Engine::Demote(Detached d) {
   fetch->started = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopped_ || blocks_.count(d.key) || inflight_.count(d.key)) return;
-    inflight_.emplace(d.key, fetch);  // readers meanwhile are answered from these bytes
+    if (stopped_ || blocks_.count(d.key) || fetcher_.FindLocked(d.key)) return;
+    fetcher_.AddLocked(d.key, fetch);  // readers meanwhile are answered from these bytes
   }
   demotions_++;
   CompleteFetch(d.file, d.key.index, fetch, Tier::kSsd, Status::OK(), d.block.mem, false);
@@ -509,7 +499,7 @@ void Engine::Sweep(uint64_t start_gen, int64_t started_ns) {
           if (it->second.length != size) wrong_size.emplace_back(k, it->second.gen);
           return true;
         }
-        bool busy = inflight_.count(k) > 0 || unlinking_.count(k) > 0 || stopped_;
+        bool busy = fetcher_.FindLocked(k) != nullptr || unlinking_.count(k) > 0 || stopped_;
         orphans += busy ? 0 : 1;
         return busy;
       },
@@ -684,7 +674,7 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
         verified_blocks_++;
       }
     }
-    if (promote && !stopped_) fetchers_->Submit([this, key, gen] { Promote(key, gen); }, false);
+    if (promote && !stopped_) fetcher_.Run([this, key, gen] { Promote(key, gen); }, false);
   }
   return out;
 }
@@ -710,13 +700,8 @@ Result<std::vector<Slice>> Engine::ReadIfCached(const FileRef& f, uint64_t off, 
 
 std::shared_ptr<Engine::Fetch> Engine::JoinOrStartLocked(const FileRef& f, const BlockKey& key,
                                                          std::optional<Tier> tier, bool* created) {
-  auto it = inflight_.find(key);
-  *created = it == inflight_.end();
-  if (!*created) return it->second;
-  auto fetch = std::make_shared<Fetch>();
-  fetch->tier = tier;
-  inflight_.emplace(key, fetch);
-  if (!tier.has_value() && admission_ != nullptr) admission_->Prepare(f);
+  std::shared_ptr<Fetch> fetch = fetcher_.JoinOrStartLocked(key, tier, created);
+  if (*created && !tier.has_value() && admission_ != nullptr) admission_->Prepare(f);
   return fetch;
 }
 
@@ -745,50 +730,9 @@ bool Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
     // again as urgent; whichever copy runs first does the work.
     if (!submit) submit = urgent && !fetch->started;
     // Under mu_: Stop() cannot drop the pool between the check and here.
-    if (submit) fetchers_->Submit([this, f, idx, fetch] { RunFetches(f, idx, {fetch}); }, urgent);
+    if (submit) fetcher_.Submit(f, idx, {fetch}, urgent);
   }
   return true;
-}
-
-void Engine::RunFetches(FileRef f, uint64_t first, std::vector<std::shared_ptr<Fetch>> fetches) {
-  // Claim the blocks; one another worker already took (an urgent duplicate)
-  // splits the range.
-  std::vector<bool> mine(fetches.size());
-  for (size_t i = 0; i < fetches.size(); i++) mine[i] = !fetches[i]->started.exchange(true);
-  for (size_t i = 0; i < fetches.size();) {
-    if (!mine[i]) {
-      i++;
-      continue;
-    }
-    size_t j = i;
-    while (j < fetches.size() && mine[j]) j++;
-    FetchRun(f, first + i, std::vector<std::shared_ptr<Fetch>>(fetches.begin() + i, fetches.begin() + j));
-    i = j;
-  }
-}
-
-void Engine::FetchRun(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run) {
-  std::vector<uint32_t> lens(run.size());
-  uint64_t total = 0;
-  for (size_t i = 0; i < run.size(); i++) {
-    lens[i] = BlockLength(f, first + i);
-    total += lens[i];
-  }
-  std::shared_ptr<Buffer> all = Buffer::Make(total);
-  Status st;
-  if (total > 0) {
-    BlockRequest req{f.store_uri, f.ufs_path, f.etag, f.size, static_cast<uint32_t>(opts_.block_size),
-                     first, static_cast<uint32_t>(run.size())};
-    Result<Fetched> r = source_->Fetch(req, all->data());
-    if (!r.ok()) st = r.status();
-    else CountSource(r->source, total);
-  }
-  uint64_t off = 0;
-  for (size_t i = 0; i < run.size(); i++) {
-    std::shared_ptr<Buffer> buf = run.size() == 1 ? all : all->View(off, lens[i]);
-    off += lens[i];
-    CompleteFetch(f, first + i, run[i], run[i]->tier, st, std::move(buf));
-  }
 }
 
 void Engine::Adopt(const FileRef& f, uint64_t idx, std::shared_ptr<Buffer> data) {
@@ -797,8 +741,8 @@ void Engine::Adopt(const FileRef& f, uint64_t idx, std::shared_ptr<Buffer> data)
   fetch->started = true;  // no fetch worker takes it: the bytes are here
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopped_ || blocks_.count(key) || inflight_.count(key) || retired_.count(f.file_id)) return;
-    inflight_.emplace(key, fetch);  // readers arriving now wait for these bytes
+    if (stopped_ || blocks_.count(key) || retired_.count(f.file_id)) return;
+    if (!fetcher_.AddLocked(key, fetch)) return;  // readers arriving now wait for these bytes
   }
   if (admission_ != nullptr) admission_->Prepare(f);
   CompleteFetch(f, idx, fetch, std::nullopt, Status::OK(), std::move(data), false);
@@ -823,7 +767,7 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
     fetch->done = true;
     if (st.ok()) fetch->data = buf;
     waiters.swap(fetch->waiters);
-    if (!st.ok()) inflight_.erase(key);
+    if (!st.ok()) fetcher_.EraseLocked(key);
   }
   for (auto& w : waiters) w(st, st.ok() ? buf : nullptr);
 
@@ -864,7 +808,7 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (keep) tiers_[T(*tier)].reserved -= len;
-      inflight_.erase(key);
+      fetcher_.EraseLocked(key);
       if (stored && !retired_.count(f.file_id)) {
         int64_t now = clock_->NowMs();
         rec = {len, now, sums};
@@ -965,7 +909,7 @@ bool Engine::Peek(const FileRef& f, uint64_t off, size_t len, ReadDone& done) {
   std::shared_ptr<Fetch> fetch;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopped_ || blocks_.count(key) || inflight_.count(key)) return false;
+    if (stopped_ || blocks_.count(key) || fetcher_.FindLocked(key)) return false;
     bool created;
     fetch = JoinOrStartLocked(f, key, std::nullopt, &created);
     fetch->started = true;  // claimed: no other worker fetches it
@@ -986,8 +930,7 @@ bool Engine::Peek(const FileRef& f, uint64_t off, size_t len, ReadDone& done) {
     BlockRequest req{f.store_uri, f.ufs_path, f.etag, f.size, static_cast<uint32_t>(opts_.block_size), idx, 1, true};
     req.range_off = from;
     req.range_len = to - from;
-    Result<Fetched> r = source_->Fetch(req, split->buf->data() + (from - bstart));
-    if (r.ok()) CountSource(r->source, to - from);
+    Result<Fetched> r = fetcher_.FetchRange(req, split->buf->data() + (from - bstart), to - from);
     if (answer != nullptr) {
       if (r.ok()) (*answer)(Status::OK(), {Slice{split->buf, off - bstart, len}});
       else (*answer)(r.status(), {});
@@ -1008,8 +951,8 @@ bool Engine::Peek(const FileRef& f, uint64_t off, size_t len, ReadDone& done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopped_) {
-      fetchers_->Submit([part, bstart, head_end, reply, off, len] { part(bstart, head_end, reply, off, len); }, true);
-      fetchers_->Submit([part, head_end, bstart, blen] { part(head_end, bstart + blen, nullptr, 0, 0); }, true);
+      fetcher_.Run([part, bstart, head_end, reply, off, len] { part(bstart, head_end, reply, off, len); }, true);
+      fetcher_.Run([part, head_end, bstart, blen] { part(head_end, bstart + blen, nullptr, 0, 0); }, true);
       submitted = true;
     }
   }
@@ -1043,9 +986,7 @@ void Engine::Prefetch(const FileRef& f, uint64_t first, uint64_t count) {
       groups.back().second.push_back(std::move(fetch));
       open = true;
     }
-    for (auto& [start, fetches] : groups)
-      fetchers_->Submit([this, f, start = start, fetches = std::move(fetches)] { RunFetches(f, start, fetches); },
-                        false);
+    for (auto& [start, fetches] : groups) fetcher_.Submit(f, start, std::move(fetches), false);
   }
 }
 
@@ -1090,7 +1031,7 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
         w->outstanding--;
         w->cv.notify_all();
       });
-      if (submit) fetchers_->Submit([this, f, idx, fetch] { RunFetches(f, idx, {fetch}); }, false);
+      if (submit) fetcher_.Submit(f, idx, {fetch}, false);
     }
   }
   std::unique_lock<std::mutex> wl(w->mu);
@@ -1204,7 +1145,7 @@ EngineStats Engine::Stats() {
       st.bytes_from_cache += ts.bytes_served;
     }
     st.blocks = blocks_.size();
-    st.inflight_fetches = inflight_.size();
+    st.inflight_fetches = fetcher_.InflightLocked();
     st.mount_used_bytes = mount_used_;
   }
   st.bytes_read = bytes_read_;
@@ -1221,8 +1162,7 @@ EngineStats Engine::Stats() {
   st.checksum_failures = checksum_failures_;
   st.verified_blocks = verified_blocks_;
   st.scrubbed_blocks = scrubbed_blocks_;
-  std::lock_guard<std::mutex> lock(source_mu_);
-  st.fetched_bytes_by_source = source_bytes_;
+  st.fetched_bytes_by_source = fetcher_.BytesBySource();
   return st;
 }
 
@@ -1242,16 +1182,6 @@ std::vector<EvictCandidate> Engine::Blocks() {
     out.push_back(std::move(c));
   }
   return out;
-}
-
-void Engine::CountSource(const char* source, uint64_t bytes) {
-  std::lock_guard<std::mutex> lock(source_mu_);
-  for (auto& [name, n] : source_bytes_)
-    if (name == source) {
-      n += bytes;
-      return;
-    }
-  source_bytes_.emplace_back(source, bytes);
 }
 
 void Engine::QueueIndexOp(index::Index::BlockOp op) {

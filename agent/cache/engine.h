@@ -11,10 +11,11 @@
 // xxh3 checksum the first time a read touches it (a mismatch drops the block
 // and fetches it again, never served); a background scrub checks them all
 // again, slowly. `verify_every_read` checks the chunks a read touches on
-// every read instead. A missing block is fetched by one worker
-// (single-flight) from the BlockSource (the store, or a chain with peers in
-// front): every reader of the same block waits on that one fetch and is
-// answered as soon as the bytes arrive, before they are stored. FUSE workers
+// every read instead. A missing block is fetched by the Fetcher (fetcher.h:
+// single-flight, runs of blocks in one request, urgent before background)
+// from the BlockSource (the store, or a chain with peers in front): every
+// reader of the same block waits on that one fetch and is answered as soon
+// as the bytes arrive, before they are stored. FUSE workers
 // never wait for the network, nor for a policy: a miss parks its callback
 // and returns. ReadIfCached never fetches (for servers of cached bytes).
 //
@@ -61,6 +62,7 @@
 #include "agent/base/status.h"
 #include "agent/base/thread_pool.h"
 #include "agent/cache/block_source.h"
+#include "agent/cache/fetcher.h"
 #include "agent/cache/eviction.h"
 #include "agent/cache/mounts.h"
 #include "agent/index/index.h"
@@ -84,17 +86,6 @@ struct EngineOptions {
   // Background scrub: SSD blocks re-read and checked at this rate (a
   // corrupted one is dropped, so a later read fetches it again); 0: off.
   uint64_t scrub_bytes_per_sec = 16u << 20;
-};
-
-// One version of one file, as a reader sees it.
-struct FileRef {
-  uint64_t file_id = 0;
-  size_t mount = 0;
-  std::string path;  // in the mount (policies match on it)
-  std::string store_uri;  // the store's URI: with ufs_path and etag, the same on every host
-  std::string ufs_path;
-  std::string etag;
-  uint64_t size = 0;
 };
 
 // Where a new block of a file goes (the Lua on_admit hook).
@@ -285,7 +276,7 @@ class Engine {
     Block block;
     FileRef file;  // file_id, mount, path, size
   };
-  struct Fetch;
+  using Fetch = Fetcher::Fetch;
   using BlockDone = std::function<void(Status, Slice)>;
 
   void GetBlock(const FileRef& f, uint64_t idx, uint32_t off, uint32_t len, bool urgent,
@@ -312,10 +303,6 @@ class Engine {
   // false, without calling the waiter, when the block is cached by now.
   bool StartFetch(const FileRef& f, uint64_t idx, bool urgent,
                   std::function<void(Status, std::shared_ptr<const Buffer>)> waiter);
-  // Fetches blocks [first, first + fetches.size()) with one ranged read per
-  // run of blocks this worker could claim.
-  void RunFetches(FileRef f, uint64_t first, std::vector<std::shared_ptr<Fetch>> fetches);
-  void FetchRun(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run);
   // Answers a block's waiters, decides its tier (`tier`: forced), stores
   // and indexes it.
   void CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr<Fetch>& fetch,
@@ -344,7 +331,6 @@ class Engine {
   // An open descriptor of the block file of insertion `gen` of `key`.
   std::shared_ptr<Fd> OpenFd(const BlockKey& key, uint64_t gen);
   void DropFd(const BlockKey& key);
-  void CountSource(const char* source, uint64_t bytes);
   void QueueIndexOp(index::Index::BlockOp op);
   void IndexWriterLoop();
 
@@ -355,11 +341,10 @@ class Engine {
   index::Index* const index_;
   tier::SsdTier* const ssd_;
   std::unique_ptr<BlockSource> own_source_;  // when none was given
-  BlockSource* const source_;
+  Fetcher fetcher_;  // its in-flight map is guarded by mu_
 
   std::mutex mu_;
   std::unordered_map<BlockKey, Block, BlockKeyHash> blocks_;                // guarded by mu_
-  std::unordered_map<BlockKey, std::shared_ptr<Fetch>, BlockKeyHash> inflight_;  // guarded by mu_
   std::unordered_map<uint64_t, std::unordered_set<uint64_t>> by_file_;     // guarded by mu_
   std::unordered_map<uint64_t, size_t> file_mount_;                        // guarded by mu_
   std::unordered_map<uint64_t, std::string> file_path_;                    // guarded by mu_
@@ -401,7 +386,6 @@ class Engine {
 
   Admission* admission_ = nullptr;
   Scorer* scorer_ = nullptr;
-  std::unique_ptr<ThreadPool> fetchers_;
   std::atomic<bool> stopped_{false};
   std::atomic<int64_t> last_put_warning_ms_{-100000};
 
@@ -409,8 +393,6 @@ class Engine {
       evicted_blocks_{0}, evicted_bytes_{0}, checksum_failures_{0}, promotions_{0}, demotions_{0},
       not_admitted_{0}, scorer_rankings_{0}, scorer_failures_{0}, verified_blocks_{0},
       scrubbed_blocks_{0};
-  std::mutex source_mu_;
-  std::vector<std::pair<std::string, uint64_t>> source_bytes_;  // guarded by source_mu_
   std::atomic<uint64_t> served_[kTierCount] = {}, tier_evicted_[kTierCount] = {};
 };
 

@@ -236,13 +236,15 @@ Status Writer::CheckRoom(uint64_t grow) {
   return Status::OK();
 }
 
-Status Writer::ReadBase(File& f, uint64_t off, size_t len, char* buf) {
-  if (f.base.file_id == 0 || len == 0) {
+Status Writer::ReadBase(File& f, uint64_t off, size_t len, char* buf) { return ReadVersion(f.base, off, len, buf); }
+
+Status Writer::ReadVersion(const FileRef& base, uint64_t off, size_t len, char* buf) {
+  if (base.file_id == 0 || len == 0) {
     std::memset(buf, 0, len);
     return Status::OK();
   }
   std::promise<Status> done;
-  engine_->Read(f.base, off, len, [&](Status s, std::vector<Slice> parts) {
+  engine_->Read(base, off, len, [&](Status s, std::vector<Slice> parts) {
     size_t at = 0;
     for (const Slice& p : parts) {
       if (!s.ok()) break;
@@ -277,16 +279,52 @@ Status Writer::ReadLocked(File& f, uint64_t off, size_t len, char* buf) {
   return Status::OK();
 }
 
-Status Writer::FillBlockLocked(File& f, uint64_t b) {
+std::vector<Writer::Prefill> Writer::PrefillFor(const FilePtr& f, uint64_t off, size_t len, bool append) {
+  std::vector<Prefill> fills;
+  FileRef base;
+  uint64_t base_size;
+  {
+    std::shared_lock<std::shared_mutex> lock(f->mu);
+    if (append) off = f->size;
+    base = f->base;
+    base_size = f->base_size;
+    const uint64_t bs = opts_.block_size, end = off + len;
+    if (len == 0 || base.file_id == 0) return fills;
+    auto partial = [&](uint64_t b) {
+      bool covered = off <= b * bs && end >= std::min((b + 1) * bs, base_size);
+      bool present = b < f->present.size() && f->present[b];
+      return !covered && !present && b * bs < base_size;
+    };
+    uint64_t first = off / bs, last = (end - 1) / bs;
+    if (partial(first)) fills.push_back({first, base.file_id, {}});
+    if (last != first && partial(last)) fills.push_back({last, base.file_id, {}});
+  }
+  for (Prefill& p : fills) {
+    uint64_t start = p.block * opts_.block_size;
+    p.bytes.resize(static_cast<size_t>(std::min<uint64_t>(opts_.block_size, base_size - start)));
+    if (!ReadVersion(base, start, p.bytes.size(), p.bytes.data()).ok()) p.bytes.clear();  // retried under the lock
+  }
+  return fills;
+}
+
+Status Writer::FillBlockLocked(File& f, uint64_t b, const std::vector<Prefill>& fills) {
   const uint64_t bs = opts_.block_size;
   if (b < f.present.size() && f.present[b]) return Status::OK();
   if (f.present.size() <= b) f.present.resize(b + 1, false);
   uint64_t start = b * bs;
   if (start < f.base_size) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(bs, f.base_size - start));
-    std::vector<char> buf(n);
-    STRATA_RETURN_IF_ERROR(ReadBase(f, start, n, buf.data()).With("read the store's copy to change it"));
-    STRATA_RETURN_IF_ERROR(PwriteFull(f.fd.get(), buf.data(), n, start).With(StagingPath(f.seq)));
+    const std::vector<char>* ready = nullptr;
+    for (const Prefill& p : fills)
+      if (p.block == b && p.file_id == f.base.file_id && p.bytes.size() >= n) ready = &p.bytes;
+    std::vector<char> buf;
+    if (ready == nullptr) {
+      // The file changed between the read and the lock (rare): read now.
+      buf.resize(n);
+      STRATA_RETURN_IF_ERROR(ReadBase(f, start, n, buf.data()).With("read the store's copy to change it"));
+      ready = &buf;
+    }
+    STRATA_RETURN_IF_ERROR(PwriteFull(f.fd.get(), ready->data(), n, start).With(StagingPath(f.seq)));
   }
   f.present[b] = true;
   return Status::OK();
@@ -408,6 +446,10 @@ Result<size_t> Writer::Read(const FilePtr& f, uint64_t off, size_t len, char* bu
 }
 
 Status Writer::Write(const FilePtr& f, uint64_t off, const char* data, size_t len, bool append, uint64_t* at) {
+  // The stored bytes of blocks this write changes in part are read first,
+  // without the file's exclusive lock: readers and the FUSE worker do not
+  // wait on the store while others hold the file.
+  std::vector<Prefill> fills = PrefillFor(f, off, len, append);
   std::unique_lock<std::shared_mutex> lock(f->mu);
   if (append) off = f->size;
   *at = off;
@@ -418,8 +460,8 @@ Status Writer::Write(const FilePtr& f, uint64_t off, const char* data, size_t le
   uint64_t first = off / bs, last = (end - 1) / bs;
   // A block written only in part keeps the rest of its store bytes.
   auto covers = [&](uint64_t b) { return off <= b * bs && end >= std::min((b + 1) * bs, f->base_size); };
-  if (!covers(first)) STRATA_RETURN_IF_ERROR(FillBlockLocked(*f, first));
-  if (last != first && !covers(last)) STRATA_RETURN_IF_ERROR(FillBlockLocked(*f, last));
+  if (!covers(first)) STRATA_RETURN_IF_ERROR(FillBlockLocked(*f, first, fills));
+  if (last != first && !covers(last)) STRATA_RETURN_IF_ERROR(FillBlockLocked(*f, last, fills));
   Status s = PwriteFull(f->fd.get(), data, len, off);
   if (!s.ok()) {
     if (s.code() == Status::Code::kNoSpace) return Status::NoSpace("cache disk full: " + s.message());

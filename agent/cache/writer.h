@@ -150,7 +150,17 @@ class Writer : public StagedFiles {
   Status Upload(const FilePtr& f);
   // Commits the file to the journal (caller holds f->mu exclusively).
   Status JournalLocked(File& f);
-  Status FillBlockLocked(File& f, uint64_t block);
+  // Stored bytes of a block a write changes in part, read before the write
+  // takes the file's exclusive lock.
+  struct Prefill {
+    uint64_t block = 0;
+    uint64_t file_id = 0;  // of the version they were read from
+    std::vector<char> bytes;
+  };
+  std::vector<Prefill> PrefillFor(const FilePtr& f, uint64_t off, size_t len, bool append);
+  // Fills block `b` of the staging file with the stored version's bytes
+  // (from `fills` when they are of the current version, else read now).
+  Status FillBlockLocked(File& f, uint64_t block, const std::vector<Prefill>& fills);
   // After a write at `changed_from`: in through mode, sends the parts of a
   // file written from empty as they fill (close then waits for the tail
   // only), or drops the stream when the write changed bytes already sent.
@@ -159,6 +169,7 @@ class Writer : public StagedFiles {
   void RetireStreamLocked(File& f);
   Status ReadLocked(File& f, uint64_t off, size_t len, char* buf);
   Status ReadBase(File& f, uint64_t off, size_t len, char* buf);
+  Status ReadVersion(const FileRef& base, uint64_t off, size_t len, char* buf);
   // Removes the file from the namespace (unlink, replaced by a rename).
   void DetachLocked(File& f);
   // Hands the blocks written here to the block cache as the uploaded

@@ -185,3 +185,38 @@ TEST_CASE("an async append journals the stored version by reference, not a copy,
   REQUIRE(r.writer->Flush("", 30000, &flushed).ok());
   CHECK(r.store->Data("big") == base + "XY");
 }
+
+TEST_CASE("a partial write waiting for the store's bytes does not hold readers of the file", "[unit][write]") {
+  WriterRig r(cache::WriteMode::kThrough);
+  const uint64_t bs = r.opts.block_size;
+  std::string base = RandomBytes(3 * bs, 6);
+  r.store->Put("slow", base);
+  REQUIRE(r.Read(r.Ref("slow"), 0, bs) == base.substr(0, bs));  // block 0 cached
+  r.Settle();
+  auto f = r.writer->Open("slow", O_RDWR, {});
+  REQUIRE(f.ok());
+  r.store->SetDelayMs(1000);  // block 1 comes from a slow store
+  std::atomic<bool> write_done{false};
+  std::thread writer([&] {
+    uint64_t at = 0;
+    CHECK(r.writer->Write(*f, bs + 5, "XY", 2, false, &at).ok());
+    write_done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the write is waiting for the store
+  std::string got(bs, '\0');
+  auto n = r.writer->Read(*f, 0, bs, got.data());
+  bool read_first = !write_done;  // answered while the write still waited
+  writer.join();
+  REQUIRE(n.ok());
+  CHECK(got == base.substr(0, bs));
+  CHECK(read_first);
+  std::string want = base;
+  want.replace(bs + 5, 2, "XY");
+  std::string all(want.size(), '\0');
+  REQUIRE(r.writer->Read(*f, 0, all.size(), all.data()).ok());
+  CHECK(all == want);
+  r.store->SetDelayMs(0);
+  REQUIRE(r.writer->Commit(*f).ok());
+  r.writer->Close(*f);
+  CHECK(r.store->Data("slow") == want);
+}

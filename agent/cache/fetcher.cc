@@ -1,0 +1,119 @@
+#include "agent/cache/fetcher.h"
+
+#include <algorithm>
+
+namespace strata::cache {
+
+Fetcher::Fetcher(BlockSource* source, uint64_t block_size, Completion done)
+    : source_(source), block_size_(block_size), done_(std::move(done)) {}
+
+Fetcher::~Fetcher() { StopWorkers(); }
+
+void Fetcher::StartWorkers(int threads) { workers_ = std::make_unique<ThreadPool>(threads, "strata-fetch"); }
+
+void Fetcher::StopWorkers() { workers_.reset(); }
+
+std::shared_ptr<Fetcher::Fetch> Fetcher::FindLocked(const BlockKey& key) const {
+  auto it = inflight_.find(key);
+  return it == inflight_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<Fetcher::Fetch> Fetcher::JoinOrStartLocked(const BlockKey& key, std::optional<Tier> tier,
+                                                           bool* created) {
+  auto it = inflight_.find(key);
+  *created = it == inflight_.end();
+  if (!*created) return it->second;
+  auto fetch = std::make_shared<Fetch>();
+  fetch->tier = tier;
+  inflight_.emplace(key, fetch);
+  return fetch;
+}
+
+bool Fetcher::AddLocked(const BlockKey& key, std::shared_ptr<Fetch> fetch) {
+  return inflight_.emplace(key, std::move(fetch)).second;
+}
+
+void Fetcher::EraseLocked(const BlockKey& key) { inflight_.erase(key); }
+
+std::vector<std::shared_ptr<Fetcher::Fetch>> Fetcher::TakeAllLocked() {
+  std::vector<std::shared_ptr<Fetch>> all;
+  all.reserve(inflight_.size());
+  for (auto& [key, fetch] : inflight_) all.push_back(fetch);
+  inflight_.clear();
+  return all;
+}
+
+void Fetcher::Submit(const FileRef& f, uint64_t first, std::vector<std::shared_ptr<Fetch>> fetches, bool urgent) {
+  if (workers_ == nullptr) return;
+  workers_->Submit([this, f, first, fetches = std::move(fetches)] { RunFetches(f, first, fetches); }, urgent);
+}
+
+void Fetcher::Run(std::function<void()> fn, bool urgent) {
+  if (workers_ != nullptr) workers_->Submit(std::move(fn), urgent);
+}
+
+void Fetcher::RunFetches(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& fetches) {
+  // Claim the blocks; one another worker already took (an urgent duplicate)
+  // splits the range.
+  std::vector<bool> mine(fetches.size());
+  for (size_t i = 0; i < fetches.size(); i++) mine[i] = !fetches[i]->started.exchange(true);
+  for (size_t i = 0; i < fetches.size();) {
+    if (!mine[i]) {
+      i++;
+      continue;
+    }
+    size_t j = i;
+    while (j < fetches.size() && mine[j]) j++;
+    FetchRun(f, first + i, std::vector<std::shared_ptr<Fetch>>(fetches.begin() + i, fetches.begin() + j));
+    i = j;
+  }
+}
+
+void Fetcher::FetchRun(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run) {
+  std::vector<uint32_t> lens(run.size());
+  uint64_t total = 0;
+  for (size_t i = 0; i < run.size(); i++) {
+    lens[i] = BlockLength(f, first + i);
+    total += lens[i];
+  }
+  std::shared_ptr<Buffer> all = Buffer::Make(total);
+  Status st;
+  if (total > 0) {
+    BlockRequest req{f.store_uri, f.ufs_path, f.etag, f.size, static_cast<uint32_t>(block_size_),
+                     first, static_cast<uint32_t>(run.size())};
+    Result<Fetched> r = FetchRange(req, all->data(), total);
+    if (!r.ok()) st = r.status();
+  }
+  uint64_t off = 0;
+  for (size_t i = 0; i < run.size(); i++) {
+    std::shared_ptr<Buffer> buf = run.size() == 1 ? all : all->View(off, lens[i]);
+    off += lens[i];
+    done_(f, first + i, run[i], st, std::move(buf));
+  }
+}
+
+Result<Fetched> Fetcher::FetchRange(const BlockRequest& req, char* buf, uint64_t bytes) {
+  Result<Fetched> r = source_->Fetch(req, buf);
+  if (!r.ok()) return r;
+  std::lock_guard<std::mutex> lock(source_mu_);
+  for (auto& [name, n] : source_bytes_)
+    if (name == r->source) {
+      n += bytes;
+      return r;
+    }
+  source_bytes_.emplace_back(r->source, bytes);
+  return r;
+}
+
+std::vector<std::pair<std::string, uint64_t>> Fetcher::BytesBySource() {
+  std::lock_guard<std::mutex> lock(source_mu_);
+  return source_bytes_;
+}
+
+uint32_t Fetcher::BlockLength(const FileRef& f, uint64_t idx) const {
+  uint64_t start = idx * block_size_;
+  if (start >= f.size) return 0;
+  return static_cast<uint32_t>(std::min<uint64_t>(block_size_, f.size - start));
+}
+
+}  // namespace strata::cache
