@@ -79,6 +79,7 @@ Status Agent::Start() {
   STRATA_RETURN_IF_ERROR(engine_->Start());
   meta_ = std::make_unique<cache::Metadata>(mounts_.get(), index_.get(), engine_.get(),
                                             static_cast<int64_t>(s_.metadata_ttl_s * 1000));
+  meta_->SetAttrsFromListing(s_.attrs_from_listing);
   s_.writer.staging_dir = dir + "/staging";
   s_.writer.modes.clear();
   for (const AgentSettings::Store& st : s_.stores) s_.writer.modes.push_back(st.mode);

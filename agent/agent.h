@@ -65,6 +65,7 @@ struct AgentSettings {
   std::string socket;        // the control socket
   std::string metrics_addr;  // also /metrics on HOST:PORT; "" = none
   double metadata_ttl_s = 60;
+  bool attrs_from_listing = false;  // no HEAD per listed object (Metadata::SetAttrsFromListing)
   int64_t test_clock_s = -1;  // >= 0: a manual clock for the policies (tests)
   cache::EngineOptions engine;  // clock set by the agent
   cache::WriterOptions writer;  // staging_dir and modes set by the agent

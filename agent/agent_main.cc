@@ -32,6 +32,7 @@ struct Config {
   std::string block_size = "4MiB";
   std::string socket;
   double metadata_ttl = 60;
+  bool attrs_from_listing = false;
   bool foreground = false;
   std::string s3_endpoint, s3_region;
   std::string s3_path_style;  // "", "true", "false"
@@ -139,6 +140,9 @@ int Run(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 20));
   app.add_option("--metrics-addr", c.metrics_addr, "also serve /metrics on HOST:PORT");
   app.add_option("--fetch-threads", c.fetch_threads, "parallel block fetches")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_flag("--attrs-from-listing", c.attrs_from_listing,
+               "S3: take sizes and times from listings and give objects the default --file-mode/--uid/--gid instead "
+               "of a HEAD per object for the modes and owners kept in its metadata (fast ls -l of large directories)");
   app.add_option("--readahead-blocks", c.readahead_blocks, "max blocks fetched ahead of a sequential reader")
       ->capture_default_str()->check(CLI::Range(0, 256));
   app.add_option("--high-watermark", c.high_watermark, "eviction starts above this fraction of the cache size")
@@ -276,6 +280,7 @@ int Run(int argc, char** argv) {
   as.socket = c.socket.empty() ? DefaultSocketPath() : c.socket;
   as.metrics_addr = c.metrics_addr;
   as.metadata_ttl_s = c.metadata_ttl;
+  as.attrs_from_listing = c.attrs_from_listing;
   as.test_clock_s = c.test_clock;
 
   cache::EngineOptions& eo = as.engine;

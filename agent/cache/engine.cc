@@ -13,7 +13,6 @@ namespace strata::cache {
 
 namespace {
 constexpr uint64_t kMaxChunk = 256 * 1024;
-constexpr size_t kMaxOpenFds = 1024;
 // Readahead GETs: several of these in flight beat one long one on a store
 // whose connections are each rate-capped (S3), and cost little on loopback.
 constexpr uint64_t kMaxGetBytes = 8u << 20;
@@ -23,17 +22,6 @@ size_t T(Tier t) { return static_cast<size_t>(t); }
 
 bool PinRule::Matches(const std::string& p) const {
   return p == path || (recursive && IsUnder(p, path));
-}
-
-Status CopySlice(const Slice& s, char* dst) {
-  if (s.data != nullptr) {
-    std::memcpy(dst, s.data->data() + s.offset, s.length);
-    return Status::OK();
-  }
-  size_t got = 0;
-  STRATA_RETURN_IF_ERROR(PreadFull(s.fd->get(), dst, s.length, s.offset, &got));
-  if (got != s.length) return Status::IOError("cache: block file is short");
-  return Status::OK();
 }
 
 Engine::Engine(EngineOptions opts, MountTable* mounts, index::Index* index, tier::SsdTier* ssd,
@@ -243,6 +231,7 @@ std::vector<Engine::Detached> Engine::DetachLocked(const std::vector<BlockKey>& 
       }
     }
     dirty_atime_.erase(k);
+    if (b.tier == Tier::kMem) d.mem = mem_.Take(k);
     d.block = std::move(b);
     blocks_.erase(it);
     out.push_back(std::move(d));
@@ -254,7 +243,7 @@ void Engine::Release(const std::vector<Detached>& blocks) {
   uint64_t bytes = 0;
   for (const Detached& d : blocks) {
     if (d.block.tier != Tier::kSsd) continue;
-    DropFd(d.key);
+    ssd_->Forget(d.key);
     Status s = ssd_->Remove(d.key);
     if (!s.ok()) LOG_WARN("cache: %s", s.message().c_str());
     QueueIndexOp({d.key, true, {}});
@@ -379,7 +368,7 @@ void Engine::Demote(Detached d) {
     fetcher_.AddLocked(d.key, fetch);  // readers meanwhile are answered from these bytes
   }
   demotions_++;
-  CompleteFetch(d.file, d.key.index, fetch, Tier::kSsd, Status::OK(), d.block.mem, false);
+  CompleteFetch(d.file, d.key.index, fetch, Tier::kSsd, Status::OK(), d.mem, false);
 }
 
 void Engine::Promote(BlockKey key, uint64_t gen) {
@@ -397,10 +386,10 @@ void Engine::Promote(BlockKey key, uint64_t gen) {
     len = it->second.length;
     sums = it->second.checksums;
   }
-  std::shared_ptr<Fd> fd = OpenFd(key, gen);
+  std::shared_ptr<Fd> fd = ssd_->OpenShared(key, gen);
   auto buf = Buffer::Make(len);
   bool bad_checksum = false;
-  bool good = !sums.empty() && CheckChunks(fd.get(), sums, 0, sums.size() - 1, len, buf.get(), &bad_checksum).empty();
+  bool good = !sums.empty() && tier::SsdTier::ReadChecked(fd.get(), sums, chunk_, 0, sums.size() - 1, len, buf.get(), &bad_checksum).empty();
   // A bad copy is left for the next read to find and drop.
   if (!good || !Reserve(Tier::kMem, len)) return clear();
   std::vector<Detached> ssd_copy;
@@ -427,7 +416,7 @@ void Engine::Promote(BlockKey key, uint64_t gen) {
     d.block.tier = Tier::kSsd;
     ssd_copy.push_back(std::move(d));
     b.tier = Tier::kMem;
-    b.mem = std::move(buf);
+    mem_.Put(key, std::move(buf));
     b.gen = next_gen_++;
     b.promoting = false;
     m.used += len;
@@ -436,48 +425,6 @@ void Engine::Promote(BlockKey key, uint64_t gen) {
   }
   promotions_++;
   Release(ssd_copy);
-}
-
-std::shared_ptr<Fd> Engine::OpenFd(const BlockKey& key, uint64_t gen) {
-  {
-    std::lock_guard<std::mutex> lock(fd_mu_);
-    auto it = fds_.find(key);
-    if (it != fds_.end() && it->second.gen == gen) return it->second.fd;
-  }
-  Result<Fd> fd = ssd_->OpenBlock(key);
-  if (!fd.ok()) return nullptr;
-  auto shared = std::make_shared<Fd>(std::move(fd).value());
-  std::lock_guard<std::mutex> lock(fd_mu_);
-  auto it = fds_.find(key);
-  // Never let a descriptor of an older copy replace a newer one.
-  if (it != fds_.end() && it->second.gen > gen) return shared;
-  if (it == fds_.end() && fds_.size() >= kMaxOpenFds) fds_.erase(fds_.begin());
-  fds_[key] = OpenBlock{gen, shared};
-  return shared;
-}
-
-void Engine::DropFd(const BlockKey& key) {
-  std::lock_guard<std::mutex> lock(fd_mu_);
-  fds_.erase(key);
-}
-
-std::string Engine::CheckChunks(const Fd* fd, const std::vector<uint64_t>& sums, uint64_t c0, uint64_t c1,
-                                uint32_t blen, Buffer* out, bool* bad_checksum) {
-  if (fd == nullptr) return "block file missing";
-  uint64_t start = c0 * chunk_;
-  size_t got = 0;
-  Status s = PreadFull(fd->get(), out->data(), out->size(), start, &got);
-  if (!s.ok()) return s.message();
-  if (got != out->size()) return "block file is short";
-  for (uint64_t c = c0; c <= c1; c++) {
-    uint64_t cs = (c - c0) * chunk_;
-    uint64_t clen = std::min<uint64_t>(chunk_, blen - start - cs);
-    if (Xxh64(out->data() + cs, clen) != sums[c - c0]) {
-      *bad_checksum = true;
-      return "checksum mismatch in chunk " + std::to_string(c);
-    }
-  }
-  return "";
 }
 
 void Engine::Sweep(uint64_t start_gen, int64_t started_ns) {
@@ -575,8 +522,8 @@ uint64_t Engine::Scrub(uint64_t max_bytes) {
     if (sums.empty() || blen == 0) continue;
     auto buf = Buffer::Make(blen);
     bool bad_checksum = false;
-    std::shared_ptr<Fd> fd = OpenFd(key, gen);
-    std::string problem = CheckChunks(fd.get(), sums, 0, sums.size() - 1, blen, buf.get(), &bad_checksum);
+    std::shared_ptr<Fd> fd = ssd_->OpenShared(key, gen);
+    std::string problem = tier::SsdTier::ReadChecked(fd.get(), sums, chunk_, 0, sums.size() - 1, blen, buf.get(), &bad_checksum);
     checked += blen;
     scrubbed_blocks_++;
     if (!problem.empty()) {
@@ -624,7 +571,7 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     if (!b.pinned) tiers_[T(b.tier)].policy->OnAccess(key, now);
     if (b.tier == Tier::kMem) {
       served_[T(Tier::kMem)] += len;
-      return Slice{b.mem, off, len};
+      return Slice{mem_.Get(key), off, len};
     }
     dirty_atime_.insert(key);
     blen = b.length;
@@ -645,14 +592,14 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
       promote = true;
     }
   }
-  std::shared_ptr<Fd> fd = OpenFd(key, gen);
+  std::shared_ptr<Fd> fd = ssd_->OpenShared(key, gen);
   std::string problem = fd == nullptr ? "block file missing" : "";
   bool bad_checksum = false;
   Slice out;
   if (problem.empty() && check) {
     uint64_t start = c0 * chunk_, end = std::min<uint64_t>((c1 + 1) * chunk_, blen);
     auto buf = Buffer::Make(end - start);
-    problem = CheckChunks(fd.get(), sums, c0, c1, blen, buf.get(), &bad_checksum);
+    problem = tier::SsdTier::ReadChecked(fd.get(), sums, chunk_, c0, c1, blen, buf.get(), &bad_checksum);
     out = Slice{std::move(buf), off - start, len};
   } else if (problem.empty()) {
     out = Slice{nullptr, off, len, fd};
@@ -754,10 +701,7 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
   BlockKey key{f.file_id, idx};
   uint32_t len = st.ok() ? static_cast<uint32_t>(buf->size()) : 0;
   std::vector<uint64_t> sums;
-  if (st.ok()) {
-    for (uint64_t c = 0; c * chunk_ < len; c++)
-      sums.push_back(Xxh64(buf->data() + c * chunk_, std::min<uint64_t>(chunk_, len - c * chunk_)));
-  }
+  if (st.ok()) sums = tier::SsdTier::ChunkSums(buf->data(), len, chunk_);
   // Counted before anyone hears of it, so stats agree with what readers saw.
   if (st.ok()) fetched_blocks_ += fetched ? 1 : 0;
   else fetch_errors_++;
@@ -815,7 +759,7 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
         Block b{len, now, std::move(sums)};
         b.tier = *tier;
         b.last_read_mono_ms = NowMonoMs();  // the read that fetched it
-        if (*tier == Tier::kMem) b.mem = buf;
+        if (*tier == Tier::kMem) mem_.Put(key, buf);
         InsertLocked(key, std::move(b), f);
         inserted = true;
       }

@@ -65,7 +65,9 @@
 #include "agent/cache/fetcher.h"
 #include "agent/cache/eviction.h"
 #include "agent/cache/mounts.h"
+#include "agent/cache/slice.h"
 #include "agent/index/index.h"
+#include "agent/tier/mem_tier.h"
 #include "agent/tier/ssd_tier.h"
 
 namespace strata::cache {
@@ -113,20 +115,6 @@ struct EvictResult {
   uint64_t bytes = 0;
   uint64_t pinned_blocks = 0;  // matched but kept: pinned
 };
-
-// A piece of a read's reply: `length` bytes at `offset` of `data`, or, when
-// `data` is null, at `offset` of the open block file `fd` (a verified SSD
-// block: the bytes go from the file to the kernel without passing through
-// memory of ours). The Slice keeps the descriptor open, so a block evicted
-// meanwhile still reads back whole.
-struct Slice {
-  std::shared_ptr<const Buffer> data;
-  size_t offset = 0;
-  size_t length = 0;
-  std::shared_ptr<Fd> fd;
-};
-// Copies a slice's bytes to `dst` (a pread for an fd slice).
-Status CopySlice(const Slice& s, char* dst);
 
 struct TierStats {
   uint64_t capacity = 0;
@@ -264,7 +252,6 @@ class Engine {
     // pass over a block is one access, however many reads it takes).
     uint32_t hits = 0;
     int64_t last_read_mono_ms = 0;
-    std::shared_ptr<const Buffer> mem;  // RAM tier: the bytes
   };
   struct TierState {
     uint64_t capacity = 0, used = 0, releasing = 0, reserved = 0, pinned = 0, blocks = 0;
@@ -275,6 +262,7 @@ class Engine {
     BlockKey key;
     Block block;
     FileRef file;  // file_id, mount, path, size
+    std::shared_ptr<const Buffer> mem;  // a RAM block's bytes
   };
   using Fetch = Fetcher::Fetch;
   using BlockDone = std::function<void(Status, Slice)>;
@@ -292,9 +280,6 @@ class Engine {
   void DropBad(const BlockKey& key, uint64_t gen, const std::string& problem, bool bad_checksum);
   void ScrubLoop();
   void Sweep(uint64_t start_gen, int64_t started_ns);
-  // Reads [c0, c1] chunks of a block file and checks them. Empty: good.
-  std::string CheckChunks(const Fd* fd, const std::vector<uint64_t>& sums, uint64_t c0, uint64_t c1,
-                          uint32_t blen, Buffer* out, bool* bad_checksum);
   // The in-flight fetch of `key`, joined or started (caller holds mu_; the
   // block is not cached). *created: a new one, which the caller submits.
   std::shared_ptr<Fetch> JoinOrStartLocked(const FileRef& f, const BlockKey& key,
@@ -328,9 +313,6 @@ class Engine {
   bool PinnedLocked(uint64_t file_id) const;
   void SetPinnedLocked(const BlockKey& key, Block& b, bool pinned);
   uint32_t BlockLength(const FileRef& f, uint64_t idx) const;
-  // An open descriptor of the block file of insertion `gen` of `key`.
-  std::shared_ptr<Fd> OpenFd(const BlockKey& key, uint64_t gen);
-  void DropFd(const BlockKey& key);
   void QueueIndexOp(index::Index::BlockOp op);
   void IndexWriterLoop();
 
@@ -340,6 +322,7 @@ class Engine {
   MountTable* const mounts_;
   index::Index* const index_;
   tier::SsdTier* const ssd_;
+  tier::MemTier mem_;  // written under mu_
   std::unique_ptr<BlockSource> own_source_;  // when none was given
   Fetcher fetcher_;  // its in-flight map is guarded by mu_
 
@@ -359,12 +342,6 @@ class Engine {
   uint64_t next_gen_ = 1;                                                  // guarded by mu_
   std::vector<uint64_t> mount_used_;                                       // guarded by mu_
 
-  std::mutex fd_mu_;
-  struct OpenBlock {
-    uint64_t gen;
-    std::shared_ptr<Fd> fd;
-  };
-  std::unordered_map<BlockKey, OpenBlock, BlockKeyHash> fds_;  // guarded by fd_mu_
 
   std::mutex index_mu_;
   std::condition_variable index_cv_;

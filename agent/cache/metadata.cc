@@ -59,7 +59,9 @@ Result<index::FileMeta> Metadata::Stat(const std::string& path) {
   Result<std::optional<index::FileMeta>> cached = index_->GetMeta(path);
   if (!cached.ok()) return cached.status();
   int64_t now = NowUnixMs();
-  if (cached->has_value() && now - (*cached)->validated_ms < ttl_ms_ && (*cached)->attrs_known) return **cached;
+  if (cached->has_value() && now - (*cached)->validated_ms < ttl_ms_ &&
+      ((*cached)->attrs_known || attrs_from_listing_))
+    return **cached;
   if (!cached->has_value()) {
     // A fresh listing of the parent that lacks the name answers without a request.
     auto [parent, name] = SplitPath(path);

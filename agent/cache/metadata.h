@@ -46,6 +46,12 @@ class Metadata {
 
   // Files being written on this host are answered from `staged` first.
   void SetStaged(StagedFiles* staged) { staged_ = staged; }
+  // Entries a listing made are final: sizes and times from the listing,
+  // modes and owners the mount's defaults, no HEAD per object for the ones
+  // kept in object metadata (a fast `ls -l`, as mountpoint-s3 does). Set
+  // before serving.
+  void SetAttrsFromListing(bool on) { attrs_from_listing_ = on; }
+  bool attrs_from_listing() const { return attrs_from_listing_; }
   // A change made through the mount: the store now holds `e` at `path`.
   // Recorded (with the parent's cached listing patched) without asking the
   // store; a changed version drops the old one's blocks.
@@ -69,6 +75,7 @@ class Metadata {
   Engine* const engine_;
   StagedFiles* staged_ = nullptr;
   const int64_t ttl_ms_;
+  bool attrs_from_listing_ = false;
   const int64_t started_ns_;
 };
 

@@ -623,7 +623,7 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
       std::string path = JoinPath(dir, d.name);
       if (plus) {
         fuse_entry_param e = {};
-        if (!d.attrs_known) {
+        if (!d.attrs_known && !self->meta->attrs_from_listing()) {
           // An S3 listing has no modes or owners: give the name only, the
           // kernel looks it up (a HEAD) before it shows attributes.
           struct stat st = {};

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "agent/base/hash.h"
 #include "agent/base/log.h"
 
 namespace strata::tier {
@@ -23,6 +24,54 @@ Result<std::unique_ptr<SsdTier>> SsdTier::Open(const std::string& dir) {
     if (::mkdir(p.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir " + p);
   }
   return std::unique_ptr<SsdTier>(new SsdTier(dir));
+}
+
+std::vector<uint64_t> SsdTier::ChunkSums(const char* data, size_t len, uint64_t chunk) {
+  std::vector<uint64_t> sums;
+  for (uint64_t c = 0; c * chunk < len; c++) sums.push_back(Xxh64(data + c * chunk, std::min<uint64_t>(chunk, len - c * chunk)));
+  return sums;
+}
+
+std::string SsdTier::ReadChecked(const Fd* fd, const std::vector<uint64_t>& sums, uint64_t chunk, uint64_t c0,
+                                 uint64_t c1, uint32_t blen, Buffer* out, bool* bad_checksum) {
+  if (fd == nullptr) return "block file missing";
+  uint64_t start = c0 * chunk;
+  size_t got = 0;
+  Status s = PreadFull(fd->get(), out->data(), out->size(), start, &got);
+  if (!s.ok()) return s.message();
+  if (got != out->size()) return "block file is short";
+  for (uint64_t c = c0; c <= c1; c++) {
+    uint64_t cs = (c - c0) * chunk;
+    uint64_t clen = std::min<uint64_t>(chunk, blen - start - cs);
+    if (Xxh64(out->data() + cs, clen) != sums[c - c0]) {
+      *bad_checksum = true;
+      return "checksum mismatch in chunk " + std::to_string(c);
+    }
+  }
+  return "";
+}
+
+std::shared_ptr<Fd> SsdTier::OpenShared(const BlockKey& key, uint64_t gen) {
+  {
+    std::lock_guard<std::mutex> lock(fd_mu_);
+    auto it = fds_.find(key);
+    if (it != fds_.end() && it->second.gen == gen) return it->second.fd;
+  }
+  Result<Fd> fd = OpenBlock(key);
+  if (!fd.ok()) return nullptr;
+  auto shared = std::make_shared<Fd>(std::move(fd).value());
+  std::lock_guard<std::mutex> lock(fd_mu_);
+  auto it = fds_.find(key);
+  // Never let a descriptor of an older copy replace a newer one.
+  if (it != fds_.end() && it->second.gen > gen) return shared;
+  if (it == fds_.end() && fds_.size() >= kMaxOpenFds) fds_.erase(fds_.begin());
+  fds_[key] = KeptFd{gen, shared};
+  return shared;
+}
+
+void SsdTier::Forget(const BlockKey& key) {
+  std::lock_guard<std::mutex> lock(fd_mu_);
+  fds_.erase(key);
 }
 
 std::string SsdTier::PathOf(const BlockKey& key) const {

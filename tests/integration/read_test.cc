@@ -393,3 +393,42 @@ TEST_CASE("several stores in one namespace", "[fuse][s3][namespace]") {
   CHECK(st["mounts"][1]["path"] == "/data/ref");
   CHECK(st["mounts"][1]["bytes_fetched"] == 5000);
 }
+
+TEST_CASE("--attrs-from-listing: ls -l sends no HEAD; modes kept in object metadata are not read",
+          "[fuse][s3][list]") {
+  auto store = MakeStore("s3");
+  TempDir src;
+  WriteRandomFile(src.path + "/one", 1000, 2);
+  std::vector<std::pair<std::string, std::string>> puts;
+  for (int i = 0; i < 200; i++) puts.emplace_back("dir/f" + std::to_string(i), src.path + "/one");
+  store->PutMany(puts);
+  {
+    Agent writer;  // a file whose mode lives in its object metadata
+    writer.Start(store->uri(), store->agent_args());
+    REQUIRE(Run("cp " + src.path + "/one " + writer.mnt("dir/private") + " && chmod 0600 " + writer.mnt("dir/private")).code == 0);
+  }
+  auto listing = [](Agent& a) {
+    CmdResult r = Run("ls -ln " + a.mnt("dir") + " | grep -c '^-.* 1000 '");
+    return r.out;
+  };
+  struct stat st;
+  Agent fast;
+  std::vector<std::string> args = store->agent_args();
+  args.push_back("--attrs-from-listing");
+  fast.Start(store->uri(), args);
+  REQUIRE(::stat(fast.mnt("dir").c_str(), &st) == 0);  // the directory's own lookup may HEAD a marker
+  uint64_t heads = fast.Stat()["mounts"][0]["head_requests"].get<uint64_t>();
+  CHECK(listing(fast) == "201\n");  // every file, with its size
+  CHECK(fast.Stat()["mounts"][0]["head_requests"] == heads);  // none per entry
+  REQUIRE(::stat(fast.mnt("dir/private").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0644);  // the default, not the stored 0600
+  CHECK(Sha256File(fast.mnt("dir/private")) == Sha256File(src.path + "/one"));
+  fast.Stop();
+
+  Agent exact;  // the default: a HEAD per object, the stored modes
+  exact.Start(store->uri(), store->agent_args());
+  CHECK(listing(exact) == "201\n");
+  CHECK(exact.Stat()["mounts"][0]["head_requests"].get<uint64_t>() >= 201);
+  REQUIRE(::stat(exact.mnt("dir/private").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+}

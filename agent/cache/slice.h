@@ -1,0 +1,29 @@
+// What a read is answered with: pieces of memory or of open block files.
+//
+// Thread safety: a Slice is a value; the bytes it refers to do not change.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "agent/base/buffer.h"
+#include "agent/base/fd.h"
+#include "agent/base/status.h"
+
+namespace strata::cache {
+
+// A piece of a read's reply: `length` bytes at `offset` of `data`, or, when
+// `data` is null, at `offset` of the open block file `fd` (a verified SSD
+// block: the bytes go from the file to the kernel without passing through
+// memory of ours). The Slice keeps the descriptor open, so a block evicted
+// meanwhile still reads back whole.
+struct Slice {
+  std::shared_ptr<const Buffer> data;
+  size_t offset = 0;
+  size_t length = 0;
+  std::shared_ptr<Fd> fd;
+};
+// Copies a slice's bytes to `dst` (a pread for an fd slice).
+Status CopySlice(const Slice& s, char* dst);
+
+}  // namespace strata::cache
