@@ -815,6 +815,12 @@ void Writer::Close(const FilePtr& f) {
   DropIfUnusedLocked(*f);
 }
 
+uint64_t Writer::UnchangedBase(const FilePtr& f) {
+  std::shared_lock<std::shared_mutex> lock(f->mu);
+  bool unchanged = f->version == 0 && f->kind == kFile && f->base_size == f->size && f->size == f->base.size;
+  return unchanged ? f->base.file_id : 0;
+}
+
 index::FileMeta Writer::MetaOf(const FilePtr& f) {
   std::lock_guard<std::mutex> lock(mu_);
   index::FileMeta m;

@@ -124,6 +124,9 @@ class Writer : public StagedFiles {
   Status Commit(const FilePtr& f);
   void Close(const FilePtr& f);
   index::FileMeta MetaOf(const FilePtr& f);
+  // The file id of the stored version `f` holds unchanged (nothing written,
+  // truncated or set since it was staged from it), or 0.
+  uint64_t UnchangedBase(const FilePtr& f);
 
   // --- the namespace ---
   // A staged file or a cache-only directory / link at `path`.

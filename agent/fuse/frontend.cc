@@ -292,14 +292,18 @@ ufs::Attrs CallerAttrs(fuse_req_t req, uint32_t mode) {
   return a;
 }
 
+// `file_id`: the version the handle reads; for a file opened for writing,
+// the stored version it holds unchanged (0: changed or new).
 void ReplyOpen(fuse_req_t req, Frontend::Impl* self, fuse_ino_t ino, fuse_file_info* fi, FileHandle* fh,
                uint64_t file_id, const std::string* created_path) {
   {
-    // Keep the kernel's pages only while they belong to this same version
-    // (a file being written here is never kept: its pages are its writes).
+    // Keep the kernel's pages only while they belong to this same version.
+    // A file opened for writing keeps them when it still is that version
+    // (appending to a large file read before must not drop its pages); once
+    // it is being written here they are its writes and are not kept again.
     std::lock_guard<std::mutex> lock(self->mu);
     auto node = self->inodes.find(ino);
-    fi->keep_cache = !fh->staged() && node != self->inodes.end() && node->second.kernel_file_id == file_id;
+    fi->keep_cache = file_id != 0 && node != self->inodes.end() && node->second.kernel_file_id == file_id;
     if (node != self->inodes.end()) node->second.kernel_file_id = fh->staged() ? 0 : file_id;
   }
   fi->fh = reinterpret_cast<uint64_t>(fh);
@@ -327,6 +331,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   if (!self->PathOf(ino, &path)) return (void)fuse_reply_err(req, ESTALE);
   auto fh = std::make_unique<FileHandle>();
   fh->flags = fi->flags;
+  uint64_t kept_version = 0;
   if (Writable(fi->flags)) {
     fh->opener = ProcessOf(req);
     Result<cache::Writer::FilePtr> f = self->writer->Open(path, fi->flags, {});
@@ -335,6 +340,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
       return (void)fuse_reply_err(req, ErrnoOf(f.status()));
     }
     fh->reader = cache::Reader::OfStaged(self->engine, self->writer, *f, self->ReaderOptions());
+    kept_version = (fi->flags & O_TRUNC) ? 0 : self->writer->UnchangedBase(*f);
   } else {
     Result<std::unique_ptr<cache::Reader>> r =
         cache::Reader::Open(self->engine, self->meta, self->writer, path, self->ReaderOptions());
@@ -344,7 +350,8 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   uint64_t file_id = fh->reader->ref().file_id;
   // Policies hear of it in the background (on_access, e.g. to prefetch).
   if (self->opts.on_open && file_id != 0) self->opts.on_open(fh->reader->ref());
-  ReplyOpen(req, self, ino, fi, fh.release(), file_id, nullptr);
+  bool staged = fh->staged() != nullptr;
+  ReplyOpen(req, self, ino, fi, fh.release(), staged ? kept_version : file_id, nullptr);
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) noexcept {
