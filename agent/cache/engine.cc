@@ -364,8 +364,8 @@ void Engine::Demote(Detached d) {
   fetch->started = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopped_ || blocks_.count(d.key) || fetcher_.FindLocked(d.key)) return;
-    fetcher_.AddLocked(d.key, fetch);  // readers meanwhile are answered from these bytes
+    // Readers meanwhile are answered from these bytes.
+    if (stopped_ || blocks_.count(d.key) || !fetcher_.AddLocked(d.key, fetch)) return;
   }
   demotions_++;
   CompleteFetch(d.file, d.key.index, fetch, Tier::kSsd, Status::OK(), d.mem, false);

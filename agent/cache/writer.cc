@@ -31,6 +31,18 @@ void MergeAttrs(const ufs::Attrs& from, ufs::Attrs* into) {
   if (from.gid != ufs::kNoId) into->gid = from.gid;
   if (from.mtime_ns) into->mtime_ns = from.mtime_ns;
 }
+// The blocks a write of [off, end) changes only in part (its first and last)
+// where the stored version has bytes: the rest of them comes from that version.
+std::vector<uint64_t> PartialBlocks(uint64_t off, uint64_t end, uint64_t bs, uint64_t base_size) {
+  std::vector<uint64_t> out;
+  auto partial = [&](uint64_t b) {
+    return b * bs < base_size && !(off <= b * bs && end >= std::min((b + 1) * bs, base_size));
+  };
+  uint64_t first = off / bs, last = (end - 1) / bs;
+  if (partial(first)) out.push_back(first);
+  if (last != first && partial(last)) out.push_back(last);
+  return out;
+}
 }  // namespace
 
 Result<WriteMode> ParseWriteMode(const std::string& s) {
@@ -288,16 +300,9 @@ std::vector<Writer::Prefill> Writer::PrefillFor(const FilePtr& f, uint64_t off, 
     if (append) off = f->size;
     base = f->base;
     base_size = f->base_size;
-    const uint64_t bs = opts_.block_size, end = off + len;
     if (len == 0 || base.file_id == 0) return fills;
-    auto partial = [&](uint64_t b) {
-      bool covered = off <= b * bs && end >= std::min((b + 1) * bs, base_size);
-      bool present = b < f->present.size() && f->present[b];
-      return !covered && !present && b * bs < base_size;
-    };
-    uint64_t first = off / bs, last = (end - 1) / bs;
-    if (partial(first)) fills.push_back({first, base.file_id, {}});
-    if (last != first && partial(last)) fills.push_back({last, base.file_id, {}});
+    for (uint64_t b : PartialBlocks(off, off + len, opts_.block_size, base_size))
+      if (b >= f->present.size() || !f->present[b]) fills.push_back({b, base.file_id, {}});
   }
   for (Prefill& p : fills) {
     uint64_t start = p.block * opts_.block_size;
@@ -459,9 +464,7 @@ Status Writer::Write(const FilePtr& f, uint64_t off, const char* data, size_t le
   const uint64_t bs = opts_.block_size;
   uint64_t first = off / bs, last = (end - 1) / bs;
   // A block written only in part keeps the rest of its store bytes.
-  auto covers = [&](uint64_t b) { return off <= b * bs && end >= std::min((b + 1) * bs, f->base_size); };
-  if (!covers(first)) STRATA_RETURN_IF_ERROR(FillBlockLocked(*f, first, fills));
-  if (last != first && !covers(last)) STRATA_RETURN_IF_ERROR(FillBlockLocked(*f, last, fills));
+  for (uint64_t b : PartialBlocks(off, end, bs, f->base_size)) STRATA_RETURN_IF_ERROR(FillBlockLocked(*f, b, fills));
   Status s = PwriteFull(f->fd.get(), data, len, off);
   if (!s.ok()) {
     if (s.code() == Status::Code::kNoSpace) return Status::NoSpace("cache disk full: " + s.message());

@@ -58,14 +58,14 @@ struct Inode {
 struct FileHandle {
   std::unique_ptr<cache::Reader> reader;
   int flags = 0;  // open(2) flags
-  pid_t opener = 0;  // the process (thread group) that opened it
+  pid_t opener = 0;      // the process (thread group) that opened it
+  pid_t opener_tid = 0;  // and the thread: a flush from it needs no lookup
   // Set when the file is (being) written on this host.
   const cache::Writer::FilePtr& staged() const { return reader->staged(); }
 };
 
-// The process a request came from (FUSE names the thread).
-pid_t ProcessOf(fuse_req_t req) {
-  pid_t tid = fuse_req_ctx(req)->pid;
+// The process a thread belongs to (FUSE requests name the thread).
+pid_t ProcessOf(pid_t tid) {
   std::FILE* f = std::fopen(("/proc/" + std::to_string(tid) + "/status").c_str(), "re");
   if (f == nullptr) return tid;
   char line[256];
@@ -333,7 +333,8 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   fh->flags = fi->flags;
   uint64_t kept_version = 0;
   if (Writable(fi->flags)) {
-    fh->opener = ProcessOf(req);
+    fh->opener_tid = fuse_req_ctx(req)->pid;
+    fh->opener = ProcessOf(fh->opener_tid);
     Result<cache::Writer::FilePtr> f = self->writer->Open(path, fi->flags, {});
     if (!f.ok()) {
       if (!f.status().IsNotFound()) LOG_WARN("open /%s for writing: %s", path.c_str(), f.status().message().c_str());
@@ -368,7 +369,8 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   }
   auto* fh = new FileHandle();
   fh->flags = fi->flags;
-  fh->opener = ProcessOf(req);
+  fh->opener_tid = fuse_req_ctx(req)->pid;
+  fh->opener = ProcessOf(fh->opener_tid);
   fh->reader = cache::Reader::OfStaged(self->engine, self->writer, *f, self->ReaderOptions());
   fuse_ino_t ino = self->Ref(path);
   ReplyOpen(req, self, ino, fi, fh, 0, &path);
@@ -401,7 +403,8 @@ void Commit(fuse_req_t req, fuse_file_info* fi) {
 // release). mountpoint-s3 and goofys do the same.
 void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
   auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
-  if (fh->opener != 0 && ProcessOf(req) != fh->opener) return (void)fuse_reply_err(req, 0);
+  pid_t tid = fuse_req_ctx(req)->pid;
+  if (fh->opener != 0 && tid != fh->opener_tid && ProcessOf(tid) != fh->opener) return (void)fuse_reply_err(req, 0);
   Commit(req, fi);
 }
 void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) noexcept { Commit(req, fi); }

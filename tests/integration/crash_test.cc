@@ -246,30 +246,24 @@ TEST_CASE("kill -9 during streamed uploads: what was acknowledged is whole, the 
   std::vector<std::string> args = store->agent_args();
   args.insert(args.end(), {"--write-mode", "through", "--upload-part-size", "5MiB"});
   agent.Start(store->uri(), args);
-  auto write_all = [](int fd, const std::string& data) {
-    for (size_t off = 0; off < data.size(); off += 1u << 20) {
-      size_t n = std::min<size_t>(1u << 20, data.size() - off);
-      REQUIRE(::write(fd, data.data() + off, n) == static_cast<ssize_t>(n));
-    }
-  };
   // Acknowledged: a close, and an fsync of the first 12 MiB of a file that grows on.
   int fd = ::open(agent.mnt("acked.bin").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
   REQUIRE(fd >= 0);
-  write_all(fd, v2.substr(0, 12u << 20));
+  WriteAll(fd, v2.substr(0, 12u << 20));
   REQUIRE(::close(fd) == 0);
   int synced = ::open(agent.mnt("synced.bin").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
   REQUIRE(synced >= 0);
-  write_all(synced, v2.substr(0, 12u << 20));
+  WriteAll(synced, v2.substr(0, 12u << 20));
   REQUIRE(::fsync(synced) == 0);
-  write_all(synced, v2.substr(12u << 20));
+  WriteAll(synced, v2.substr(12u << 20));
   // Not acknowledged: an overwrite of doc.bin and a new file, both with
   // parts already in the store when the agent dies.
   int over = ::open(agent.mnt("doc.bin").c_str(), O_WRONLY | O_TRUNC);
   int fresh = ::open(agent.mnt("new.bin").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
   REQUIRE(over >= 0);
   REQUIRE(fresh >= 0);
-  write_all(over, v2);
-  write_all(fresh, v2.substr(0, 12u << 20));
+  WriteAll(over, v2);
+  WriteAll(fresh, v2.substr(0, 12u << 20));
   uint64_t parts = 0;
   for (int i = 0; i < 300 && parts < 3 + 3 + 4 + 2; i++) {
     parts = agent.Stat()["mounts"][0]["streamed_parts"].get<uint64_t>();

@@ -133,6 +133,13 @@ void WriteRandomFile(const std::string& path, uint64_t size, uint32_t seed) {
   }
 }
 
+void WriteAll(int fd, const std::string& data) {
+  for (size_t off = 0; off < data.size(); off += 1u << 20) {
+    size_t n = std::min<size_t>(1u << 20, data.size() - off);
+    REQUIRE(::write(fd, data.data() + off, n) == static_cast<ssize_t>(n));
+  }
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::stringstream ss;

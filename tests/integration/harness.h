@@ -31,6 +31,8 @@ std::string ShellQuote(const std::string& s);
 // Writes `size` pseudo-random bytes (seeded) to path.
 void WriteRandomFile(const std::string& path, uint64_t size, uint32_t seed);
 std::string ReadFile(const std::string& path);
+// Writes `data` to an open descriptor in 1 MiB write(2)s (REQUIREs each).
+void WriteAll(int fd, const std::string& data);
 std::string Sha256File(const std::string& path);
 uint64_t DirBytes(const std::string& path);  // apparent size of regular files below
 bool IsMounted(const std::string& path);

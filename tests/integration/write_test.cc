@@ -443,14 +443,6 @@ TEST_CASE("appending to a large object in async mode: no copy at close; unchange
 }
 
 namespace {
-// Writes `data` to `fd` in 1 MiB pieces.
-void WriteAll(int fd, const std::string& data) {
-  for (size_t off = 0; off < data.size(); off += 1u << 20) {
-    size_t n = std::min<size_t>(1u << 20, data.size() - off);
-    REQUIRE(::write(fd, data.data() + off, n) == static_cast<ssize_t>(n));
-  }
-}
-
 // Waits up to 30 s for the root store's streamed_parts to reach `n`.
 uint64_t AwaitStreamedParts(const Agent& agent, uint64_t n) {
   uint64_t parts = 0;
