@@ -31,18 +31,6 @@ void MergeAttrs(const ufs::Attrs& from, ufs::Attrs* into) {
   if (from.gid != ufs::kNoId) into->gid = from.gid;
   if (from.mtime_ns) into->mtime_ns = from.mtime_ns;
 }
-// The blocks a write of [off, end) changes only in part (its first and last)
-// where the stored version has bytes: the rest of them comes from that version.
-std::vector<uint64_t> PartialBlocks(uint64_t off, uint64_t end, uint64_t bs, uint64_t base_size) {
-  std::vector<uint64_t> out;
-  auto partial = [&](uint64_t b) {
-    return b * bs < base_size && !(off <= b * bs && end >= std::min((b + 1) * bs, base_size));
-  };
-  uint64_t first = off / bs, last = (end - 1) / bs;
-  if (partial(first)) out.push_back(first);
-  if (last != first && partial(last)) out.push_back(last);
-  return out;
-}
 }  // namespace
 
 Result<WriteMode> ParseWriteMode(const std::string& s) {
@@ -61,27 +49,25 @@ const char* WriteModeName(WriteMode m) {
   return "?";
 }
 
-struct Writer::File {
+struct Writer::File : Uploader::Item {
   std::mutex upload_mu;  // one upload at a time; renames and unlinks wait for it
   std::shared_mutex mu;
 
   // Guarded by mu.
   size_t mount = 0;
-  uint64_t seq = 0;
   uint8_t kind = kFile;
   std::string link_target;
-  Fd fd;
-  uint64_t size = 0;
+  StagedFile staged;  // a file's bytes (seq names a directory's or link's row too)
   ufs::Attrs attrs;
-  FileRef base;  // the store version under the blocks not written here (file_id 0: none)
-  uint64_t base_size = 0;
-  std::vector<bool> present;  // per block: the staging file holds it
   uint64_t version = 0;          // bumped by every change
   uint64_t durable_version = 0;  // in the store
   uint64_t journaled_version = 0;  // in the journal row (0: no row)
+  // The smallest size since the running upload read the file's size: the
+  // new object's bytes past it are not this file's.
+  uint64_t low_water = 0;
   bool in_store = false;  // the path exists in the store (this file replaces it)
   bool detached = false;  // unlinked or replaced: never uploaded again
-  int attempts = 0;
+  int attempts = 0;       // failed uploads in a row
   // Through mode, a file written from empty: its parts go to the store as it
   // grows (see Writer::AdvanceStreamLocked); null when not (or no longer).
   std::unique_ptr<ufs::StreamUpload> stream;
@@ -91,8 +77,6 @@ struct Writer::File {
   // Guarded by Writer::mu_.
   std::string path;
   int handles = 0;
-  bool queued = false;
-  bool uploading = false;
   bool dropped = false;
   struct Snap {
     uint64_t size = 0;
@@ -105,7 +89,15 @@ struct Writer::File {
 };
 
 Writer::Writer(WriterOptions opts, MountTable* mounts, index::Index* index, Engine* engine, Metadata* meta)
-    : opts_(std::move(opts)), mounts_(mounts), index_(index), engine_(engine), meta_(meta) {}
+    : opts_(std::move(opts)),
+      mounts_(mounts),
+      engine_(engine),
+      meta_(meta),
+      staging_(opts_.staging_dir, opts_.staging_limit, opts_.full_wait_ms),
+      journal_(index, &staging_),
+      uploader_(opts_.upload_threads, [this](const Uploader::ItemPtr& item) {
+        return Upload(std::static_pointer_cast<File>(item));
+      }) {}
 
 Writer::~Writer() { Stop(); }
 
@@ -115,140 +107,69 @@ WriteMode Writer::ModeOf(size_t mount) const {
 
 ufs::Ufs* Writer::StoreOf(size_t mount) { return mounts_->at(mount).ufs.get(); }
 
-std::string Writer::StagingPath(uint64_t seq) const {
-  char name[32];
-  std::snprintf(name, sizeof(name), "%016llx.stage", static_cast<unsigned long long>(seq));
-  return opts_.staging_dir + "/" + name;
-}
 
 Status Writer::Start() {
-  STRATA_RETURN_IF_ERROR(MakeDirs(opts_.staging_dir, 0700));
-  std::vector<index::JournalEntry> journal;
-  STRATA_RETURN_IF_ERROR(index_->LoadJournal(&journal));
-  std::unordered_set<std::string> keep;
-  size_t recovered = 0;
-  for (const index::JournalEntry& e : journal) {
-    std::string staging = StagingPath(e.seq);
-    MountTable::Resolved r = mounts_->Resolve(e.path);
-    if (mounts_->at(r.mount).ufs->uri() != e.store_uri) {
-      // Never drop committed data: keep the file and say where it is.
-      LOG_ERROR("journal: /%s was written for store %s, which is not mounted there now; its data is "
-                "kept in %s (mount that store again to upload it)",
-                e.path.c_str(), e.store_uri.c_str(), staging.c_str());
-      keep.insert(staging);
-      continue;
-    }
+  STRATA_RETURN_IF_ERROR(staging_.Open());
+  Result<std::vector<Journal::Recovered>> rows = journal_.Recover([this](const index::JournalEntry& e) {
+    return StoreOf(mounts_->Resolve(e.path).mount)->uri() == e.store_uri;
+  });
+  if (!rows.ok()) return rows.status();
+  for (Journal::Recovered& r : *rows) {
+    const index::JournalEntry& e = r.row;
+    size_t mount = mounts_->Resolve(e.path).mount;
     auto f = std::make_shared<File>();
-    f->mount = r.mount;
-    f->seq = e.seq;
+    f->mount = mount;
     f->kind = e.kind;
     f->link_target = e.link_target;
     f->path = e.path;
     f->attrs = {e.mode, e.uid, e.gid, e.mtime_ns};
+    f->staged.FromRow(e, mount, e.path);
     if (e.kind == kFile) {
-      f->fd.Reset(::open(staging.c_str(), O_RDWR | O_CLOEXEC));
       struct stat st;
-      if (!f->fd.valid() || ::fstat(f->fd.get(), &st) != 0) {
-        LOG_ERROR("journal: staging file %s of /%s is missing (%s): the change is lost",
-                  staging.c_str(), e.path.c_str(), std::strerror(errno));
-        Status s = index_->DeleteJournal(e.seq);
-        (void)s;
-        continue;
-      }
-      f->size = static_cast<uint64_t>(st.st_size);
-      if (e.base_file_id != 0) {
-        // The blocks it never wrote are still the stored version's.
-        f->base.file_id = e.base_file_id;
-        f->base.mount = r.mount;
-        f->base.path = e.path;
-        f->base.store_uri = e.store_uri;
-        f->base.ufs_path = e.base_ufs_path;
-        f->base.etag = e.base_etag;
-        f->base.size = e.base_object_size;
-        f->base_size = e.base_size;
-        f->present.assign(e.present.size() * 8, false);
-        for (size_t b = 0; b < f->present.size(); b++) f->present[b] = (e.present[b / 8] >> (b % 8)) & 1;
-      }
+      if (::fstat(r.fd.get(), &st) != 0) return Status::FromErrno(errno, "stat " + staging_.PathOf(e.seq));
+      f->staged.fd = std::move(r.fd);
+      f->staged.size = static_cast<uint64_t>(st.st_size);
     }
     f->version = 1;
     f->journaled_version = 1;
     f->in_store = e.upload;  // it may be there already: unlink and rename treat it so
     f->snap.committed_ms = e.committed_ms;
-    keep.insert(staging);
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto old = by_path_.find(f->path);
-      if (old != by_path_.end()) old->second->dropped = true;  // a later commit of the same path wins
+      if (old != by_path_.end()) {  // a later commit of the same path wins
+        old->second->dropped = true;
+        uploader_.Cancel(old->second.get());
+      }
       MapLocked(f);
     }
     {
       std::unique_lock<std::shared_mutex> lock(f->mu);
       SnapshotLocked(*f);
     }
-    if (e.upload && ModeOf(r.mount) != WriteMode::kCacheOnly) Queue(f, NowMonoMs());
-    recovered++;
+    if (e.upload && ModeOf(mount) != WriteMode::kCacheOnly) uploader_.Queue(f, NowMonoMs());
   }
-  if (recovered > 0) LOG_INFO("journal: %zu staged change(s) recovered; uploading", recovered);
-  // Staging files nobody committed hold no acknowledged data.
-  if (DIR* d = ::opendir(opts_.staging_dir.c_str())) {
-    while (struct dirent* de = ::readdir(d)) {
-      std::string path = opts_.staging_dir + "/" + de->d_name;
-      if (de->d_name[0] != '.' && !keep.count(path)) ::unlink(path.c_str());
-    }
-    ::closedir(d);
-  }
-  for (int i = 0; i < std::max(1, opts_.upload_threads); i++) uploaders_.emplace_back([this] { UploadLoop(); });
+  if (!rows->empty()) LOG_INFO("journal: %zu staged change(s) recovered; uploading", rows->size());
+  uploader_.Start();
   return Status::OK();
 }
-
 void Writer::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  for (std::thread& t : uploaders_) t.join();
-  uploaders_.clear();
-  std::vector<std::unique_ptr<ufs::StreamUpload>> retired;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    retired.swap(retired_streams_);
-  }
+  staging_.Wake();
+  uploader_.Stop();
 }
-
 // --- staging ---
 
 void Writer::SnapshotLocked(File& f) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!f.dropped) staged_bytes_ = staged_bytes_ + f.size - f.snap.size;
-  f.snap.size = f.size;
+  if (!f.dropped) staging_.Resize(f.snap.size, f.staged.size);
+  f.snap.size = f.staged.size;
   f.snap.attrs = f.attrs;
   f.snap.kind = f.kind;
   f.snap.link_target = f.link_target;
   f.snap.failing = f.attempts > 0;
 }
 
-Status Writer::CheckRoom(uint64_t grow) {
-  if (grow == 0 || opts_.staging_limit == 0) return Status::OK();
-  std::unique_lock<std::mutex> lock(mu_);
-  int64_t deadline = NowMonoMs() + opts_.full_wait_ms;
-  while (staged_bytes_ + grow > opts_.staging_limit) {
-    int64_t left = deadline - NowMonoMs();
-    if (left <= 0 || stop_) {
-      int64_t now = NowMonoMs();
-      if (now - last_full_warning_ms_.exchange(now) > 10000)
-        LOG_WARN("staging area full (%s of %s staged): writes get ENOSPC until uploads drain "
-                 "(raise --staging-size)",
-                 FormatSize(staged_bytes_).c_str(), FormatSize(opts_.staging_limit).c_str());
-      return Status::NoSpace("staging area full (" + FormatSize(staged_bytes_) + " of " +
-                             FormatSize(opts_.staging_limit) + ")");
-    }
-    cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(left, 200)));
-  }
-  return Status::OK();
-}
 
-Status Writer::ReadBase(File& f, uint64_t off, size_t len, char* buf) { return ReadVersion(f.base, off, len, buf); }
 
 Status Writer::ReadVersion(const FileRef& base, uint64_t off, size_t len, char* buf) {
   if (base.file_id == 0 || len == 0) {
@@ -269,40 +190,41 @@ Status Writer::ReadVersion(const FileRef& base, uint64_t off, size_t len, char* 
   return done.get_future().get();
 }
 
-Status Writer::ReadLocked(File& f, uint64_t off, size_t len, char* buf) {
-  const uint64_t bs = opts_.block_size;
-  while (len > 0) {
-    uint64_t b = off / bs;
-    size_t n = static_cast<size_t>(std::min<uint64_t>(len, (b + 1) * bs - off));
-    size_t from_base = 0;
-    if ((b >= f.present.size() || !f.present[b]) && off < f.base_size)
-      from_base = static_cast<size_t>(std::min<uint64_t>(n, f.base_size - off));
-    if (from_base > 0) STRATA_RETURN_IF_ERROR(ReadBase(f, off, from_base, buf));
-    if (n > from_base) {
-      size_t got = 0;
-      STRATA_RETURN_IF_ERROR(PreadFull(f.fd.get(), buf + from_base, n - from_base, off + from_base, &got)
-                                 .With(StagingPath(f.seq)));
-      std::memset(buf + from_base + got, 0, n - from_base - got);  // a sparse tail
+Result<size_t> Writer::ReadAt(const FilePtr& f, uint64_t off, size_t len, char* buf, bool clamp) {
+  // Staged bytes are read under the shared lock; the base version's (an
+  // immutable object version, maybe a network fetch) after it is dropped,
+  // so a write never waits behind the store.
+  std::vector<StagedFile::Piece> from_base;
+  FileRef base;
+  {
+    std::shared_lock<std::shared_mutex> lock(f->mu);
+    if (clamp) {
+      if (off >= f->staged.size) return size_t{0};
+      len = static_cast<size_t>(std::min<uint64_t>(len, f->staged.size - off));
     }
-    off += n;
-    buf += n;
-    len -= n;
+    for (const StagedFile::Piece& p : f->staged.Plan(off, len, opts_.block_size)) {
+      if (p.from_base) {
+        from_base.push_back(p);
+        continue;
+      }
+      STRATA_RETURN_IF_ERROR(f->staged.ReadStaged(p.off, p.len, buf + (p.off - off)).With(staging_.PathOf(f->staged.seq)));
+    }
+    if (!from_base.empty()) base = f->staged.base;
   }
-  return Status::OK();
+  for (const StagedFile::Piece& p : from_base)
+    STRATA_RETURN_IF_ERROR(ReadVersion(base, p.off, p.len, buf + (p.off - off)));
+  return len;
 }
-
 std::vector<Writer::Prefill> Writer::PrefillFor(const FilePtr& f, uint64_t off, size_t len, bool append) {
   std::vector<Prefill> fills;
   FileRef base;
   uint64_t base_size;
   {
     std::shared_lock<std::shared_mutex> lock(f->mu);
-    if (append) off = f->size;
-    base = f->base;
-    base_size = f->base_size;
-    if (len == 0 || base.file_id == 0) return fills;
-    for (uint64_t b : PartialBlocks(off, off + len, opts_.block_size, base_size))
-      if (b >= f->present.size() || !f->present[b]) fills.push_back({b, base.file_id, {}});
+    if (append) off = f->staged.size;
+    base = f->staged.base;
+    base_size = f->staged.base_size;
+    for (uint64_t b : f->staged.NeedsFill(off, off + len, opts_.block_size)) fills.push_back({b, base.file_id, {}});
   }
   for (Prefill& p : fills) {
     uint64_t start = p.block * opts_.block_size;
@@ -311,59 +233,37 @@ std::vector<Writer::Prefill> Writer::PrefillFor(const FilePtr& f, uint64_t off, 
   }
   return fills;
 }
-
 Status Writer::FillBlockLocked(File& f, uint64_t b, const std::vector<Prefill>& fills) {
   const uint64_t bs = opts_.block_size;
-  if (b < f.present.size() && f.present[b]) return Status::OK();
-  if (f.present.size() <= b) f.present.resize(b + 1, false);
-  uint64_t start = b * bs;
-  if (start < f.base_size) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(bs, f.base_size - start));
-    const std::vector<char>* ready = nullptr;
-    for (const Prefill& p : fills)
-      if (p.block == b && p.file_id == f.base.file_id && p.bytes.size() >= n) ready = &p.bytes;
-    std::vector<char> buf;
-    if (ready == nullptr) {
-      // The file changed between the read and the lock (rare): read now.
-      buf.resize(n);
-      STRATA_RETURN_IF_ERROR(ReadBase(f, start, n, buf.data()).With("read the store's copy to change it"));
-      ready = &buf;
-    }
-    STRATA_RETURN_IF_ERROR(PwriteFull(f.fd.get(), ready->data(), n, start).With(StagingPath(f.seq)));
+  size_t n = static_cast<size_t>(std::min<uint64_t>(bs, f.staged.base_size - b * bs));
+  const std::vector<char>* ready = nullptr;
+  for (const Prefill& p : fills)
+    if (p.block == b && p.file_id == f.staged.base.file_id && p.bytes.size() >= n) ready = &p.bytes;
+  std::vector<char> buf;
+  if (ready == nullptr) {
+    // The file changed between the read and the lock (rare): read now.
+    buf.resize(n);
+    STRATA_RETURN_IF_ERROR(ReadVersion(f.staged.base, b * bs, n, buf.data()).With("read the store's copy to change it"));
+    ready = &buf;
   }
-  f.present[b] = true;
-  return Status::OK();
-}
-
-Result<uint64_t> Writer::NextSeq() {
-  // Reserved from the index in ranges: a created file costs no LMDB commit
-  // (each one is a sync to disk). Unused numbers of a range are skipped.
-  std::lock_guard<std::mutex> lock(seq_mu_);
-  if (next_seq_ == seq_end_) {
-    Result<uint64_t> first = index_->ReserveJournalSeqs(kSeqBatch);
-    if (!first.ok()) return first.status();
-    next_seq_ = *first;
-    seq_end_ = *first + kSeqBatch;
-  }
-  return next_seq_++;
+  return f.staged.Fill(b, ready->data(), n, bs).With(staging_.PathOf(f.staged.seq));
 }
 
 Result<Writer::FilePtr> Writer::NewFile(const std::string& path, size_t mount, uint8_t kind) {
-  Result<uint64_t> seq = NextSeq();
+  Result<uint64_t> seq = journal_.NextSeq();
   if (!seq.ok()) return seq.status();
   auto f = std::make_shared<File>();
   f->mount = mount;
-  f->seq = *seq;
+  f->staged.seq = *seq;
   f->kind = kind;
   f->path = path;
   if (kind == kFile) {
-    std::string staging = StagingPath(*seq);
-    f->fd.Reset(::open(staging.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!f->fd.valid()) return Status::FromErrno(errno, "create staging file " + staging);
+    Result<Fd> fd = staging_.Create(*seq);
+    if (!fd.ok()) return fd.status();
+    f->staged.fd = std::move(*fd);
   }
   return f;
 }
-
 Result<Writer::FilePtr> Writer::Open(const std::string& path, int flags, const ufs::Attrs& create_attrs) {
   const bool truncate = flags & O_TRUNC;
   // One open of a path at a time: the staged file, or else the store's
@@ -406,8 +306,8 @@ Result<Writer::FilePtr> Writer::Open(const std::string& path, int flags, const u
       f->in_store = true;
       f->attrs = {existing->mode, existing->uid, existing->gid, existing->mtime_ns};
       if (!truncate) {
-        f->base = meta_->RefOf(*existing);
-        f->base_size = f->size = existing->size;
+        f->staged.base = meta_->RefOf(*existing);
+        f->staged.base_size = f->staged.size = existing->size;
       }
     } else {
       f->attrs = create_attrs;
@@ -416,7 +316,7 @@ Result<Writer::FilePtr> Writer::Open(const std::string& path, int flags, const u
     // A new or truncated file is a change even if nothing is written.
     f->version = (!existing.has_value() || truncate) ? 1 : 0;
     if (truncate) f->attrs.mtime_ns = NowNs();
-    if (::ftruncate(f->fd.get(), static_cast<off_t>(f->size)) != 0)
+    if (::ftruncate(f->staged.fd.get(), static_cast<off_t>(f->staged.size)) != 0)
       return Status::FromErrno(errno, "size staging file for /" + path);
     {
       std::lock_guard<std::mutex> maps(mu_);
@@ -443,52 +343,37 @@ Writer::FilePtr Writer::Peek(const std::string& path) {
 }
 
 Result<size_t> Writer::Read(const FilePtr& f, uint64_t off, size_t len, char* buf) {
-  std::shared_lock<std::shared_mutex> lock(f->mu);
-  if (off >= f->size) return size_t{0};
-  len = static_cast<size_t>(std::min<uint64_t>(len, f->size - off));
-  STRATA_RETURN_IF_ERROR(ReadLocked(*f, off, len, buf));
-  return len;
+  return ReadAt(f, off, len, buf, /*clamp=*/true);
 }
-
 Status Writer::Write(const FilePtr& f, uint64_t off, const char* data, size_t len, bool append, uint64_t* at) {
   // The stored bytes of blocks this write changes in part are read first,
   // without the file's exclusive lock: readers and the FUSE worker do not
   // wait on the store while others hold the file.
   std::vector<Prefill> fills = PrefillFor(f, off, len, append);
   std::unique_lock<std::shared_mutex> lock(f->mu);
-  if (append) off = f->size;
+  StagedFile& st = f->staged;
+  if (append) off = st.size;
   *at = off;
   if (len == 0) return Status::OK();
   uint64_t end = off + len;
-  STRATA_RETURN_IF_ERROR(CheckRoom(end > f->size ? end - f->size : 0));
-  const uint64_t bs = opts_.block_size;
-  uint64_t first = off / bs, last = (end - 1) / bs;
-  // A block written only in part keeps the rest of its store bytes.
-  for (uint64_t b : PartialBlocks(off, end, bs, f->base_size)) STRATA_RETURN_IF_ERROR(FillBlockLocked(*f, b, fills));
-  Status s = PwriteFull(f->fd.get(), data, len, off);
-  if (!s.ok()) {
-    if (s.code() == Status::Code::kNoSpace) return Status::NoSpace("cache disk full: " + s.message());
-    return s.With(StagingPath(f->seq));
-  }
-  if (f->present.size() <= last) f->present.resize(last + 1, false);
-  for (uint64_t b = first; b <= last; b++) f->present[b] = true;
-  f->size = std::max(f->size, end);
+  STRATA_RETURN_IF_ERROR(staging_.Reserve(end > st.size ? end - st.size : 0));
+  for (uint64_t b : st.NeedsFill(off, end, opts_.block_size)) STRATA_RETURN_IF_ERROR(FillBlockLocked(*f, b, fills));
+  STRATA_RETURN_IF_ERROR(st.Write(off, data, len, opts_.block_size).With(staging_.PathOf(st.seq)));
   f->version++;
   f->attrs.mtime_ns = NowNs();
   SnapshotLocked(*f);
   AdvanceStreamLocked(*f, off);
   return Status::OK();
 }
-
 void Writer::AdvanceStreamLocked(File& f, uint64_t changed_from) {
   if (f.stream && changed_from < f.stream->sent_end()) {
     RetireStreamLocked(f);  // bytes already sent changed: the upload at close sends the whole file
     return;
   }
   if (!f.stream) {
-    if (f.no_stream || f.detached || f.kind != kFile || f.base_size != 0 || ModeOf(f.mount) != WriteMode::kThrough)
+    if (f.no_stream || f.detached || f.kind != kFile || f.staged.base_size != 0 || ModeOf(f.mount) != WriteMode::kThrough)
       return;
-    Fd dup(::dup(f.fd.get()));
+    Fd dup(::dup(f.staged.fd.get()));
     if (!dup.valid()) return;
     auto fd = std::make_shared<Fd>(std::move(dup));
     ufs::ReadAt src = [fd](uint64_t off, size_t len, char* buf) {
@@ -512,37 +397,27 @@ void Writer::AdvanceStreamLocked(File& f, uint64_t changed_from) {
     RetireStreamLocked(f);
     return;
   }
-  f.stream->Advance(f.size);
+  f.stream->Advance(f.staged.size);
 }
 
 void Writer::RetireStreamLocked(File& f) {
   f.no_stream = true;
-  if (!f.stream) return;
   // Aborting waits for the parts in flight: an uploader does it, not the
   // caller (a FUSE worker holding the file's lock).
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    retired_streams_.push_back(std::move(f.stream));
-  }
-  cv_.notify_all();
+  uploader_.Dispose(std::move(f.stream));
 }
-
 Status Writer::Truncate(const FilePtr& f, uint64_t size) {
   std::unique_lock<std::shared_mutex> lock(f->mu);
   if (f->kind != kFile) return Status::InvalidArgument("not a regular file");
-  STRATA_RETURN_IF_ERROR(CheckRoom(size > f->size ? size - f->size : 0));
-  // Bytes past the new end read as zeros from now on, even after growing again.
-  f->base_size = std::min(f->base_size, size);
-  if (::ftruncate(f->fd.get(), static_cast<off_t>(size)) != 0)
-    return Status::FromErrno(errno, "truncate " + StagingPath(f->seq));
+  STRATA_RETURN_IF_ERROR(staging_.Reserve(size > f->staged.size ? size - f->staged.size : 0));
+  STRATA_RETURN_IF_ERROR(f->staged.Truncate(size).With(staging_.PathOf(f->staged.seq)));
+  f->low_water = std::min(f->low_water, size);
   if (f->stream && size < f->stream->sent_end()) RetireStreamLocked(*f);
-  f->size = size;
   f->version++;
   f->attrs.mtime_ns = NowNs();
   SnapshotLocked(*f);
   return Status::OK();
 }
-
 Status Writer::SetAttrs(const FilePtr& f, const ufs::Attrs& attrs) {
   std::unique_lock<std::shared_mutex> lock(f->mu);
   bool clean = f->version == f->durable_version && f->in_store && f->journaled_version == 0;
@@ -557,7 +432,7 @@ Status Writer::SetAttrs(const FilePtr& f, const ufs::Attrs& attrs) {
     if (!e.ok()) return e.status();
     MergeAttrs(attrs, &f->attrs);
     Result<index::FileMeta> m = meta_->Record(path, *e);
-    if (m.ok() && f->base.file_id != 0) f->base = meta_->RefOf(*m);
+    if (m.ok() && f->staged.base.file_id != 0) f->staged.base = meta_->RefOf(*m);
   } else {
     if (f->stream) {
       // Mode and owner go with the upload's start; a time alone is set after it.
@@ -575,34 +450,12 @@ Status Writer::SetAttrs(const FilePtr& f, const ufs::Attrs& attrs) {
 
 Status Writer::JournalLocked(File& f) {
   index::JournalEntry e;
-  if (f.kind == kFile) {
-    // Blocks never written stay the stored version's: the row names that
-    // version (pinned by its ETag) instead of copying it into staging, so
-    // appending a byte to a large object costs a byte, not the object. The
-    // upload copies those parts server-side where the store can.
-    if (f.base.file_id != 0 && f.base_size > 0) {
-      e.base_file_id = f.base.file_id;
-      e.base_ufs_path = f.base.ufs_path;
-      e.base_etag = f.base.etag;
-      e.base_object_size = f.base.size;
-      e.base_size = f.base_size;
-      e.present.assign((f.present.size() + 7) / 8, '\0');
-      for (size_t b = 0; b < f.present.size(); b++)
-        if (f.present[b]) e.present[b / 8] = static_cast<char>(e.present[b / 8] | (1 << (b % 8)));
-    }
-    if (::fdatasync(f.fd.get()) != 0) return Status::FromErrno(errno, "sync " + StagingPath(f.seq));
-    Fd dir(::open(opts_.staging_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dir.valid()) ::fsync(dir.get());
-  }
-  e.seq = f.seq;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    e.path = f.path;
-  }
+  if (f.kind == kFile) f.staged.ToRow(&e);
+  e.seq = f.staged.seq;
   e.store_uri = StoreOf(f.mount)->uri();
   e.kind = f.kind;
   e.upload = ModeOf(f.mount) != WriteMode::kCacheOnly;
-  e.size = f.size;
+  e.size = f.staged.size;
   e.mode = f.attrs.mode;
   e.uid = f.attrs.uid;
   e.gid = f.attrs.gid;
@@ -611,14 +464,14 @@ Status Writer::JournalLocked(File& f) {
   e.committed_ms = NowUnixMs();
   {
     std::lock_guard<std::mutex> lock(mu_);
+    e.path = f.path;
     if (f.snap.committed_ms != 0) e.committed_ms = f.snap.committed_ms;
     f.snap.committed_ms = e.committed_ms;
   }
-  STRATA_RETURN_IF_ERROR(index_->PutJournal(e));
+  STRATA_RETURN_IF_ERROR(journal_.Put(e, f.kind == kFile ? &f.staged : nullptr));
   f.journaled_version = f.version;
   return Status::OK();
 }
-
 Status Writer::Commit(const FilePtr& f) {
   WriteMode mode = ModeOf(f->mount);
   {
@@ -634,7 +487,7 @@ Status Writer::Commit(const FilePtr& f) {
       return Status::OK();
     if (mode != WriteMode::kThrough) {
       STRATA_RETURN_IF_ERROR(JournalLocked(*f));
-      if (mode == WriteMode::kAsync) Queue(f, NowMonoMs());
+      if (mode == WriteMode::kAsync) uploader_.Queue(f, NowMonoMs());
       return Status::OK();
     }
   }
@@ -651,44 +504,51 @@ Status Writer::Commit(const FilePtr& f) {
                 "staging area and retried while the agent runs", path.c_str(), j.message().c_str());
   }
   LOG_WARN("/%s: upload failed, kept staged and retried in the background: %s", path.c_str(), s.message().c_str());
-  Queue(f, NowMonoMs() + 1000);
+  uploader_.Queue(f, NowMonoMs() + 1000);
   return s;
 }
 
 Status Writer::Upload(const FilePtr& f) {
+  // The file stays writable while it uploads: parts are read under the
+  // file's shared lock one at a time. A write meanwhile makes the object a
+  // mix of two versions for a moment; the file then is not durable at its
+  // new version and uploads again at its next commit.
   std::lock_guard<std::mutex> serial(f->upload_mu);
-  std::shared_lock<std::shared_mutex> lock(f->mu);
-  if (f->detached || f->version == f->durable_version || f->kind != kFile) return Status::OK();
-  const uint64_t v = f->version, size = f->size;
-  const ufs::Attrs attrs = f->attrs;
+  uint64_t v, size;
+  ufs::Attrs attrs;
   std::string path;
+  std::unique_ptr<ufs::StreamUpload> stream;
+  bool restamp;
+  ufs::CopyBase base;
   {
+    std::unique_lock<std::shared_mutex> lock(f->mu);
+    if (f->detached || f->version == f->durable_version || f->kind != kFile) return Status::OK();
+    v = f->version;
+    size = f->low_water = f->staged.size;
+    attrs = f->attrs;
+    stream = std::move(f->stream);
+    f->no_stream = true;  // a write from now on starts no second stream
+    restamp = f->restamp_mtime;
+    if (f->staged.base.file_id != 0 && f->staged.base_size > 0) {
+      // Parts of the new object no block of which was written here are the
+      // stored version's bytes: the store may copy them without us sending them.
+      base.path = f->staged.base.ufs_path;
+      base.etag = f->staged.base.etag;
+      base.unchanged = [&f, this, id = f->staged.base.file_id](uint64_t off, uint64_t len) {
+        std::shared_lock<std::shared_mutex> l(f->mu);
+        return f->staged.base.file_id == id && f->staged.Unchanged(off, len, opts_.block_size);
+      };
+    }
     std::lock_guard<std::mutex> maps(mu_);
     path = f->path;
   }
-  ufs::ReadAt src = [&](uint64_t off, size_t len, char* buf) { return ReadLocked(*f, off, len, buf); };
-  // Parts of the new object no block of which was written here are the
-  // stored version's bytes: the store may copy them without us sending them.
-  ufs::CopyBase base;
-  if (f->base.file_id != 0 && f->base_size > 0) {
-    base.path = f->base.ufs_path;
-    base.etag = f->base.etag;
-    base.unchanged = [&](uint64_t off, uint64_t len) {
-      if (off + len > f->base_size) return false;
-      const uint64_t bs = opts_.block_size;
-      for (uint64_t b = off / bs; b * bs < off + len; b++)
-        if (b < f->present.size() && f->present[b]) return false;
-      return true;
-    };
-  }
+  ufs::ReadAt src = [&](uint64_t off, size_t len, char* buf) { return ReadAt(f, off, len, buf, false).status(); };
   const std::string ufs_path = mounts_->Resolve(path).ufs_path;
   ufs::Ufs* store = StoreOf(f->mount);
-  // Only uploads hold upload_mu, and writers wait for our shared lock.
-  std::unique_ptr<ufs::StreamUpload> stream = std::move(f->stream);
   std::optional<Result<ufs::Entry>> streamed;
   if (stream && stream->sent_end() > 0) {
     streamed = stream->Finish(size, attrs);
-    if (streamed->ok() && f->restamp_mtime) {
+    if (streamed->ok() && restamp) {
       ufs::Attrs when;
       when.mtime_ns = attrs.mtime_ns;
       streamed = store->SetAttrs(ufs_path, when);
@@ -704,7 +564,6 @@ Status Writer::Upload(const FilePtr& f) {
                              ? std::move(*streamed)
                              : store->Put(ufs_path, size, src, attrs, base.unchanged ? &base : nullptr);
   stream.reset();  // finished, or aborted here
-  lock.unlock();
 
   std::unique_lock<std::shared_mutex> x(f->mu);
   if (!e.ok()) {
@@ -720,17 +579,16 @@ Status Writer::Upload(const FilePtr& f) {
   f->durable_version = std::max(f->durable_version, v);
   Result<index::FileMeta> m = meta_->Record(path, *e);
   if (m.ok()) {
-    // The new object holds what the staging file held at v: blocks not
-    // written since read from it.
-    f->base = meta_->RefOf(*m);
-    f->base_size = std::min(size, f->size);
+    // The new object holds the blocks not written here up to the smallest
+    // size the file had meanwhile: they are read from it from now on.
+    f->staged.base = meta_->RefOf(*m);
+    f->staged.base_size = std::min(size, f->low_water);
     if (f->version == v && size <= kAdoptMax) AdoptLocked(*f);
   } else {
     LOG_WARN("index: cannot record the upload of /%s: %s", path.c_str(), m.status().message().c_str());
   }
   if (f->version == v && f->journaled_version != 0) {
-    Status s = index_->DeleteJournal(f->seq);
-    if (!s.ok()) LOG_WARN("journal: %s", s.message().c_str());
+    journal_.Delete(f->staged.seq);
     f->journaled_version = 0;
   }
   bool again = f->journaled_version > v;
@@ -741,11 +599,9 @@ Status Writer::Upload(const FilePtr& f) {
   SnapshotLocked(*f);
   if (f->version == v) DropIfUnusedLocked(*f);
   x.unlock();
-  if (again) Queue(f, NowMonoMs());
-  cv_.notify_all();
+  if (again) uploader_.Queue(f, NowMonoMs());
   return Status::OK();
 }
-
 void Writer::UnmapLocked(File& f) {
   auto it = by_path_.find(f.path);
   if (it != by_path_.end() && it->second.get() == &f) {
@@ -758,22 +614,21 @@ void Writer::UnmapLocked(File& f) {
 
 void Writer::AdoptLocked(File& f) {
   const uint64_t bs = opts_.block_size;
-  for (uint64_t b = 0; b * bs < f.size; b++) {
-    if (b >= f.present.size() || !f.present[b]) continue;  // not written here: not in hand
-    size_t len = static_cast<size_t>(std::min(bs, f.size - b * bs));
+  const StagedFile& st = f.staged;
+  for (uint64_t b = 0; b * bs < st.size; b++) {
+    if (!st.Holds(b)) continue;  // not written here: not in hand
+    size_t len = static_cast<size_t>(std::min(bs, st.size - b * bs));
     std::shared_ptr<Buffer> buf = Buffer::Make(len);
     size_t got = 0;
-    if (!PreadFull(f.fd.get(), buf->data(), len, b * bs, &got).ok() || got != len) return;
-    engine_->Adopt(f.base, b, std::move(buf));
+    if (!PreadFull(st.fd.get(), buf->data(), len, b * bs, &got).ok() || got != len) return;
+    engine_->Adopt(st.base, b, std::move(buf));
   }
 }
-
 void Writer::DetachLocked(File& f) {
   f.detached = true;
   RetireStreamLocked(f);
   if (f.journaled_version != 0) {
-    Status s = index_->DeleteJournal(f.seq);
-    if (!s.ok()) LOG_WARN("journal: %s", s.message().c_str());
+    journal_.Delete(f.staged.seq);
     f.journaled_version = 0;
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -790,15 +645,14 @@ void Writer::DropIfUnusedLocked(File& f) {
     if (f.handles > 0 || !clean || f.dropped) return;
     f.dropped = true;
     UnmapLocked(f);
-    staged_bytes_ -= std::min(staged_bytes_, f.snap.size);
+    staging_.Resize(f.snap.size, 0);
   }
+  uploader_.Cancel(&f);
   f.detached = true;
   RetireStreamLocked(f);
-  if (f.kind == kFile) ::unlink(StagingPath(f.seq).c_str());
-  f.fd.Reset();
-  cv_.notify_all();
+  if (f.kind == kFile) staging_.Remove(f.staged.seq);
+  f.staged.fd.Reset();
 }
-
 void Writer::Close(const FilePtr& f) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -820,8 +674,9 @@ void Writer::Close(const FilePtr& f) {
 
 uint64_t Writer::UnchangedBase(const FilePtr& f) {
   std::shared_lock<std::shared_mutex> lock(f->mu);
-  bool unchanged = f->version == 0 && f->kind == kFile && f->base_size == f->size && f->size == f->base.size;
-  return unchanged ? f->base.file_id : 0;
+  const StagedFile& st = f->staged;
+  bool unchanged = f->version == 0 && f->kind == kFile && st.base_size == st.size && st.size == st.base.size;
+  return unchanged ? st.base.file_id : 0;
 }
 
 index::FileMeta Writer::MetaOf(const FilePtr& f) {
@@ -1080,7 +935,7 @@ Status Writer::Rename(const std::string& from, const std::string& to, bool norep
       Result<index::FileMeta> m = meta_->Record(to, *e);
       if (ff && m.ok()) {
         std::unique_lock<std::shared_mutex> l(ff->mu);
-        if (ff->base.file_id != 0) ff->base = meta_->RefOf(*m);
+        if (ff->staged.base.file_id != 0) ff->staged.base = meta_->RefOf(*m);
       }
     }
   }
@@ -1145,134 +1000,42 @@ Status Writer::Symlink(const std::string& path, const std::string& target, const
 
 // --- uploads ---
 
-void Writer::Queue(const FilePtr& f, int64_t due_ms) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (f->queued || f->dropped) return;
-    f->queued = true;
-    queue_.emplace(due_ms, f);
-  }
-  cv_.notify_all();
-}
 
-void Writer::UploadLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
-    if (!retired_streams_.empty()) {
-      std::vector<std::unique_ptr<ufs::StreamUpload>> retired;
-      retired.swap(retired_streams_);
-      lock.unlock();
-      retired.clear();  // aborts them
-      lock.lock();
-      continue;
-    }
-    if (queue_.empty()) {
-      cv_.wait(lock);
-      continue;
-    }
-    auto it = queue_.begin();
-    int64_t now = NowMonoMs();
-    if (it->first > now) {
-      cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(it->first - now, 1000)));
-      continue;
-    }
-    FilePtr f = it->second;
-    queue_.erase(it);
-    f->queued = false;
-    f->uploading = true;
-    lock.unlock();
-    Status s = Upload(f);
-    int attempts;
-    {
-      std::shared_lock<std::shared_mutex> l(f->mu);
-      attempts = f->attempts;
-    }
-    lock.lock();
-    f->uploading = false;
-    if (!s.ok()) {
-      last_error_ = s.message();
-      // Backoff 0.5 s doubling to a minute; a flush retries at once.
-      int64_t delay = std::min<int64_t>(60000, 500LL << std::min(attempts, 7));
-      if ((attempts & (attempts - 1)) == 0)
-        LOG_WARN("%s (attempt %d, next in %lld ms)", s.message().c_str(), attempts, static_cast<long long>(delay));
-      if (!f->queued && !f->dropped) {
-        f->queued = true;
-        queue_.emplace(NowMonoMs() + delay, f);
-      }
-    }
-    cv_.notify_all();
-  }
-}
 
 Status Writer::Flush(const std::string& prefix, int64_t timeout_ms, uint64_t* files_flushed) {
-  int64_t deadline = NowMonoMs() + timeout_ms;
-  std::unique_lock<std::mutex> lock(mu_);
-  std::unordered_set<File*> seen;
-  for (;;) {
-    std::vector<FilePtr> due;
-    size_t pending = 0;
-    for (auto it = queue_.begin(); it != queue_.end();) {
-      if (!IsUnder(it->second->path, prefix)) {
-        ++it;
-        continue;
-      }
-      pending++;
-      seen.insert(it->second.get());
-      if (it->first > NowMonoMs()) {
-        due.push_back(it->second);
-        it = queue_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    for (const FilePtr& f : due) queue_.emplace(NowMonoMs(), f);
-    for (auto& [p, f] : by_path_)
-      if (f->uploading && IsUnder(p, prefix)) {
-        pending++;
-        seen.insert(f.get());
-      }
-    if (!due.empty()) cv_.notify_all();
-    if (pending == 0) {
-      *files_flushed = seen.size();
-      return Status::OK();
-    }
-    if (NowMonoMs() >= deadline || stop_) {
-      *files_flushed = 0;
-      return Status::Timeout(std::to_string(pending) + " file(s) still waiting for upload" +
-                             (last_error_.empty() ? "" : "; last error: " + last_error_));
-    }
-    cv_.wait_for(lock, std::chrono::milliseconds(200));
-  }
+  auto below = [&](const Uploader::ItemPtr& item) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return IsUnder(static_cast<File&>(*item).path, prefix);
+  };
+  return uploader_.Flush(below, timeout_ms, files_flushed);
 }
-
 WriterStats Writer::Stats() {
   WriterStats st;
+  std::vector<Uploader::ItemPtr> pending = uploader_.Pending();
+  std::string last_error = uploader_.last_error();
   std::lock_guard<std::mutex> lock(mu_);
   int64_t now = NowUnixMs();
-  std::unordered_set<File*> pending;
-  for (auto& [due, f] : queue_) pending.insert(f.get());
   for (auto& [p, f] : by_path_) {
-    if (f->uploading) pending.insert(f.get());
     if (ModeOf(f->mount) == WriteMode::kCacheOnly && f->snap.kind == kFile) {
       st.cache_only_files++;
       st.cache_only_bytes += f->snap.size;
     }
   }
-  for (File* f : pending) {
+  for (const Uploader::ItemPtr& item : pending) {
+    const File& f = static_cast<const File&>(*item);
     st.pending_files++;
-    st.pending_bytes += f->snap.size;
-    if (f->snap.failing) st.failing_files++;
-    if (f->snap.committed_ms) st.oldest_pending_ms = std::max(st.oldest_pending_ms, now - f->snap.committed_ms);
+    st.pending_bytes += f.snap.size;
+    if (f.snap.failing) st.failing_files++;
+    if (f.snap.committed_ms) st.oldest_pending_ms = std::max(st.oldest_pending_ms, now - f.snap.committed_ms);
   }
-  st.last_error = st.failing_files ? last_error_ : "";
+  st.last_error = st.failing_files ? last_error : "";
   st.open_files = by_path_.size();
-  st.staged_bytes = staged_bytes_;
-  st.staging_limit = opts_.staging_limit;
+  st.staged_bytes = staging_.used();
+  st.staging_limit = staging_.limit();
   st.uploads = uploads_;
   st.uploaded_bytes = uploaded_bytes_;
   st.upload_failures = upload_failures_;
   st.streamed_uploads = streamed_uploads_;
   return st;
 }
-
 }  // namespace strata::cache

@@ -1,13 +1,17 @@
 // Writes through the mount: files being written are staged on the cache disk,
-// then uploaded as whole objects according to the mount's write mode.
+// then uploaded as whole objects according to the mount's write mode. The
+// Writer coordinates three parts: the StagingArea (staging.h: the bytes of
+// files being written, and their budget), the Journal (journal.h: which
+// changes are committed, across a crash) and the Uploader (uploader.h: the
+// background queue, retries, flush waits). It owns the open files, the
+// namespace overlay and the locks.
 //
-// Staging. A file opened for writing gets a sparse staging file under
-// <cache>/staging, as long as the file. It holds the blocks that were written
-// (a block partly written is first filled from the store's version
-// underneath, through the block cache); blocks never written are read from
-// that version. Readers on this host open the staged file, so they see every
+// A file opened for writing gets a sparse staging file holding the blocks
+// written here; blocks never written are read from the stored version
+// underneath. Readers on this host open the staged file, so they see every
 // write as soon as it returns. After an upload, small files hand their
-// written blocks to the block cache as the new version's.
+// written blocks to the block cache as the new version's. A file uploading
+// stays writable (its parts are read under its shared lock one at a time).
 //
 // Write modes (per mount):
 //   through    flush/fsync/close return once the object is in the store. A
@@ -27,9 +31,9 @@
 // uploaded files, symlink) go to the store at once in through and async
 // modes, and are recorded in the metadata cache without a new listing.
 //
-// Locks: a File's upload_mu, then its mu (shared for reads and uploads,
-// exclusive for changes), then the Writer's mu_ (the maps). Never the other
-// way round; two Files' locks only together through std::lock (a rename
+// Locks: a File's upload_mu, then its mu (shared for reads, exclusive for
+// changes), then the Writer's mu_ (the maps), then the Uploader's and the
+// StagingArea's own. Never the other way round; two Files' locks only together through std::lock (a rename
 // over a staged file).
 //
 // Thread safety: every public method may be called from any thread.
@@ -53,8 +57,11 @@
 #include "agent/base/fd.h"
 #include "agent/base/status.h"
 #include "agent/cache/engine.h"
+#include "agent/cache/journal.h"
 #include "agent/cache/metadata.h"
 #include "agent/cache/mounts.h"
+#include "agent/cache/staging.h"
+#include "agent/cache/uploader.h"
 #include "agent/index/index.h"
 #include "ufs/ufs.h"
 
@@ -147,12 +154,14 @@ class Writer : public StagedFiles {
   WriterStats Stats();
 
  private:
-  void UploadLoop();
-  void Queue(const FilePtr& f, int64_t due_ms);
   // Uploads the file as it is now. Takes upload_mu and mu itself.
   Status Upload(const FilePtr& f);
   // Commits the file to the journal (caller holds f->mu exclusively).
   Status JournalLocked(File& f);
+  // Reads the file as staged: written blocks from the staging file, the
+  // rest from its base version (fetched without the file's lock). `clamp`
+  // stops at the file's size.
+  Result<size_t> ReadAt(const FilePtr& f, uint64_t off, size_t len, char* buf, bool clamp);
   // Stored bytes of a block a write changes in part, read before the write
   // takes the file's exclusive lock.
   struct Prefill {
@@ -170,8 +179,6 @@ class Writer : public StagedFiles {
   void AdvanceStreamLocked(File& f, uint64_t changed_from);
   // Drops the file's stream for good (aborted by an uploader thread).
   void RetireStreamLocked(File& f);
-  Status ReadLocked(File& f, uint64_t off, size_t len, char* buf);
-  Status ReadBase(File& f, uint64_t off, size_t len, char* buf);
   Status ReadVersion(const FileRef& base, uint64_t off, size_t len, char* buf);
   // Removes the file from the namespace (unlink, replaced by a rename).
   void DetachLocked(File& f);
@@ -187,34 +194,22 @@ class Writer : public StagedFiles {
   // Frees a detached file whose last handle is gone (caller holds f->mu).
   void DropIfUnusedLocked(File& f);
   void SnapshotLocked(File& f);
-  Status CheckRoom(uint64_t grow);
-  std::string StagingPath(uint64_t seq) const;
   ufs::Ufs* StoreOf(size_t mount);
   Result<FilePtr> NewFile(const std::string& path, size_t mount, uint8_t kind);
-  Result<uint64_t> NextSeq();
 
   const WriterOptions opts_;
   MountTable* const mounts_;
-  index::Index* const index_;
   Engine* const engine_;
   Metadata* const meta_;
+  StagingArea staging_;
+  Journal journal_;
+  Uploader uploader_;
 
-  static constexpr uint64_t kSeqBatch = 1024;
-  std::mutex seq_mu_;
-  uint64_t next_seq_ = 0, seq_end_ = 0;  // guarded by seq_mu_: the reserved range
   static constexpr size_t kOpenLocks = 64;
   std::mutex open_mu_[kOpenLocks];  // by path hash: one open of a path at a time
   std::mutex mu_;
-  std::condition_variable cv_;  // uploads done, room freed, queue changes
   std::unordered_map<std::string, FilePtr> by_path_;                     // guarded by mu_
   std::unordered_map<std::string, std::set<std::string>> children_;      // guarded by mu_
-  std::multimap<int64_t, FilePtr> queue_;                                // guarded by mu_
-  uint64_t staged_bytes_ = 0;                                            // guarded by mu_
-  bool stop_ = false;                                                    // guarded by mu_
-  std::string last_error_;                                               // guarded by mu_
-  std::vector<std::unique_ptr<ufs::StreamUpload>> retired_streams_;      // guarded by mu_
-  std::vector<std::thread> uploaders_;
-  std::atomic<int64_t> last_full_warning_ms_{-100000};
 
   std::atomic<uint64_t> uploads_{0}, uploaded_bytes_{0}, upload_failures_{0}, streamed_uploads_{0};
 };

@@ -44,6 +44,10 @@ class FakeUfs final : public ufs::Ufs {
   // were read from the source, as a real upload fails).
   void FailNextPuts(int n) { fail_puts_ = n; }
   int puts() const { return puts_; }
+  // Uploads read their source in two halves with this pause between, as a
+  // multipart upload sends parts over time.
+  void SetPutDelayMs(int ms) { put_delay_ms_ = ms; }
+  int puts_started() const { return puts_started_; }
 
   Result<ufs::Entry> Stat(const std::string& path) override {
     counters().head_requests++;
@@ -94,8 +98,12 @@ class FakeUfs final : public ufs::Ufs {
 
   Result<ufs::Entry> Put(const std::string& path, uint64_t size, const ufs::ReadAt& src, const ufs::Attrs& attrs,
                          const ufs::CopyBase* /*base*/) override {
+    puts_started_++;
     std::string data(size, '\0');
-    if (size > 0) STRATA_RETURN_IF_ERROR(src(0, size, data.data()));
+    uint64_t half = size / 2;
+    if (half > 0) STRATA_RETURN_IF_ERROR(src(0, half, data.data()));
+    if (put_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(put_delay_ms_));
+    if (size > half) STRATA_RETURN_IF_ERROR(src(half, size - half, data.data() + half));
     if (fail_puts_ > 0) {
       fail_puts_--;
       return Status::Unavailable("fake: injected 503 on upload");
@@ -154,6 +162,8 @@ class FakeUfs final : public ufs::Ufs {
   std::atomic<int> fail_reads_{0};
   std::atomic<int> fail_puts_{0};
   std::atomic<int> puts_{0};
+  std::atomic<int> put_delay_ms_{0};
+  std::atomic<int> puts_started_{0};
 };
 
 }  // namespace strata::testing

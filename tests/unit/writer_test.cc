@@ -220,3 +220,66 @@ TEST_CASE("a partial write waiting for the store's bytes does not hold readers o
   r.writer->Close(*f);
   CHECK(r.store->Data("slow") == want);
 }
+
+TEST_CASE("a write to a file being uploaded does not wait for the upload, and the store ends with the last version",
+          "[unit][write]") {
+  WriterRig r(cache::WriteMode::kAsync);
+  const uint64_t bs = r.opts.block_size;
+  std::string data = RandomBytes(4 * bs, 8);
+  auto f = r.writer->Open("busy", O_CREAT | O_TRUNC | O_RDWR, {});
+  REQUIRE(f.ok());
+  uint64_t at = 0;
+  REQUIRE(r.writer->Write(*f, 0, data.data(), data.size(), false, &at).ok());
+  r.store->SetPutDelayMs(1500);
+  REQUIRE(r.writer->Commit(*f).ok());  // journaled; an uploader starts
+  for (int i = 0; i < 200 && r.store->puts_started() == 0; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(r.store->puts_started() == 1);
+  // Both halves of the file change while the upload is between them.
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(r.writer->Write(*f, 5, "AB", 2, false, &at).ok());
+  REQUIRE(r.writer->Write(*f, 3 * bs + 7, "CD", 2, false, &at).ok());
+  auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(r.store->puts() == 0);  // the upload was still running
+  CHECK(waited < std::chrono::milliseconds(1000));
+  data.replace(5, 2, "AB");
+  data.replace(3 * bs + 7, 2, "CD");
+  std::string got(data.size(), '\0');
+  REQUIRE(r.writer->Read(*f, 0, got.size(), got.data()).ok());
+  CHECK(got == data);
+  r.store->SetPutDelayMs(0);
+  REQUIRE(r.writer->Commit(*f).ok());
+  r.writer->Close(*f);
+  uint64_t flushed = 0;
+  REQUIRE(r.writer->Flush("", 30000, &flushed).ok());
+  CHECK(r.store->Data("busy") == data);
+  CHECK(r.writer->Stats().pending_files == 0);
+}
+
+TEST_CASE("a truncate while the file uploads: the bytes past the cut stay zeros after the upload", "[unit][write]") {
+  WriterRig r(cache::WriteMode::kAsync);
+  const uint64_t bs = r.opts.block_size;
+  std::string base = RandomBytes(4 * bs, 9);
+  r.store->Put("cut", base);
+  auto f = r.writer->Open("cut", O_RDWR, {});
+  REQUIRE(f.ok());
+  uint64_t at = 0;
+  REQUIRE(r.writer->Write(*f, 3 * bs, "Z", 1, false, &at).ok());  // blocks 0-2 stay the stored ones
+  r.store->SetPutDelayMs(1500);
+  REQUIRE(r.writer->Commit(*f).ok());
+  for (int i = 0; i < 200 && r.store->puts_started() == 0; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(r.writer->Truncate(*f, bs / 2).ok());
+  REQUIRE(r.writer->Truncate(*f, 2 * bs).ok());  // grows again: [bs/2, 2 bs) reads as zeros
+  uint64_t flushed = 0;
+  REQUIRE(r.writer->Flush("", 30000, &flushed).ok());  // the first upload ends (old version)
+  std::string want = base.substr(0, bs / 2) + std::string(2 * bs - bs / 2, '\0');
+  std::string got(2 * bs, '\1');
+  REQUIRE(r.writer->Read(*f, 0, got.size(), got.data()).ok());
+  CHECK(got == want);
+  r.store->SetPutDelayMs(0);
+  REQUIRE(r.writer->Commit(*f).ok());
+  r.writer->Close(*f);
+  REQUIRE(r.writer->Flush("", 30000, &flushed).ok());
+  CHECK(r.store->Data("cut") == want);
+}
