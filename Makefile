@@ -31,7 +31,7 @@ CXXFLAGS += -std=c++20 $(OPT) -Wall -Wextra -Wno-missing-field-initializers -pth
 LDLIBS += $(PKG_LIBS) -pthread
 
 # One static library per module directory; dependencies point downwards.
-MODULES := agent/control agent/fuse agent/service agent/policy agent/cache agent/tier agent/index ufs agent/loop agent/base
+MODULES := agent/control agent/fuse agent/service agent/peer agent/policy agent/cache agent/tier agent/index agent/gossip ufs agent/loop agent/base
 lib_srcs = $(filter-out %_main.cc,$(wildcard $(1)/*.cc $(if $(filter ufs,$(1)),ufs/s3/*.cc)))
 lib_name = $(BUILD)/lib/lib$(subst /,_,$(1)).a
 LIBS := $(foreach m,$(MODULES),$(call lib_name,$(m)))
@@ -69,10 +69,12 @@ $(BUILD)/restart_bench: $(BUILD)/obj/tests/bench/restart_bench.o $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/shaper: $(BUILD)/obj/tests/bench/shaper.o
 	$(CXX) $(CXXFLAGS) $^ -pthread -o $@
+$(BUILD)/gossip_node: $(BUILD)/obj/tests/bench/gossip_node.o $(LIBS)
+	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/policy_bench: $(BUILD)/obj/tests/bench/policy_bench.o $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 
-.PHONY: all run test unit integration bench bench-datapath install clean deps asan soak
+.PHONY: all run test unit integration bench bench-datapath bench-cluster install clean deps asan soak fuzz
 
 deps:
 	bash packaging/install-deps.sh --test
@@ -80,18 +82,38 @@ deps:
 run: all
 	bash packaging/run-default.sh
 
-test: all $(BUILD)/unit_tests $(BUILD)/integration_tests $(BUILD)/shaper
+test: all $(BUILD)/unit_tests $(BUILD)/integration_tests $(BUILD)/shaper $(BUILD)/gossip_fuzz
 	bash packaging/install-deps.sh --test
 	bash tests/run.sh $(BUILD)
+
+# The network decoders under libFuzzer + ASan/UBSan (clang from Debian):
+# `make test` runs it for FUZZ_SECONDS=20, `make fuzz` for 300.
+FUZZ_SRCS := tests/fuzz/gossip_fuzz.cc agent/gossip/wire.cc agent/gossip/membership.cc agent/gossip/keyring.cc \
+  agent/peer/frames.cc agent/base/status.cc
+FUZZ_SECONDS ?= 300
+$(BUILD)/gossip_fuzz: $(FUZZ_SRCS) $(wildcard agent/gossip/*.h agent/peer/*.h)
+	@mkdir -p $(dir $@)
+	@command -v clang++ >/dev/null || bash packaging/install-deps.sh --test
+	clang++ -std=c++20 -O1 -g -I. -fsanitize=fuzzer,address,undefined $(FUZZ_SRCS) -lcrypto -o $@
+fuzz: $(BUILD)/gossip_fuzz
+	@mkdir -p $(BUILD)/fuzz-corpus
+	$(BUILD)/gossip_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz-corpus
 
 # The slow soak: two minutes of the engine stress test.
 soak: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests "[slow]"
 
-bench: all $(BUILD)/policy_bench $(BUILD)/shaper $(BUILD)/restart_bench
+bench: all $(BUILD)/policy_bench $(BUILD)/shaper $(BUILD)/restart_bench $(BUILD)/gossip_node
 	bash packaging/install-deps.sh --bench
 	bash tests/bench/datapath.sh $(BUILD)
+	bash tests/bench/cluster.sh $(BUILD)
 	bash tests/bench/bench.sh $(BUILD)
+
+# Only the cluster table (peer reads, failure detection against Serf, join,
+# idle traffic, false deads under starvation and loss: FALSE_DEAD_S, 600).
+bench-cluster: all $(BUILD)/shaper $(BUILD)/gossip_node
+	bash packaging/install-deps.sh --bench
+	bash tests/bench/cluster.sh $(BUILD)
 
 # Only the data-path table (issue 9's rows), five interleaved rounds.
 bench-datapath: all $(BUILD)/shaper $(BUILD)/restart_bench

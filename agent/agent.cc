@@ -21,6 +21,7 @@
 #include "agent/control/server.h"
 #include "agent/index/index.h"
 #include "agent/loop/loop.h"
+#include "agent/peer/peer.h"
 #include "agent/service/cache_service.h"
 #include "agent/tier/ssd_tier.h"
 
@@ -49,6 +50,11 @@ Status Agent::Open() {
   if (!lock_->valid()) return Status::PermissionDenied("cache dir " + dir + " is not writable: " + std::strerror(errno));
   if (::flock(lock_->get(), LOCK_EX | LOCK_NB) != 0)
     return Status::AlreadyExists("cache dir " + dir + " is in use by another strata-agent");
+  if (s_.cluster) {
+    s_.cluster_opts.membership.meta.capacity = s_.engine.capacity;
+    cluster_ = std::make_unique<gossip::Cluster>(s_.cluster_opts);
+    STRATA_RETURN_IF_ERROR(cluster_->Open());
+  }
   return Status::OK();
 }
 
@@ -70,7 +76,14 @@ Status Agent::Start() {
   runtime_ = std::make_unique<policy::Runtime>(s_.policy, loop_.get(), nullptr);
 
   s_.engine.clock = clock;
-  engine_ = std::make_unique<cache::Engine>(s_.engine, mounts_.get(), index_.get(), ssd_.get());
+  // Misses go to the block's owner in the cluster first, then to the store.
+  store_source_ = cache::MakeStoreSource(mounts_.get());
+  cache::BlockSource* source = store_source_.get();
+  if (cluster_) {
+    peer_source_ = std::make_unique<peer::PeerSource>(cluster_.get(), store_source_.get());
+    source = peer_source_.get();
+  }
+  engine_ = std::make_unique<cache::Engine>(s_.engine, mounts_.get(), index_.get(), ssd_.get(), source);
   engine_->SetAdmission(runtime_.get());
   engine_->SetScorer(runtime_.get());
   pins_ = std::make_unique<cache::PinTable>(index_.get(), engine_.get());
@@ -91,12 +104,16 @@ Status Agent::Start() {
       LOG_WARN("/%s (%s) is cache-only: files written there are NEVER uploaded to the store",
                mounts_->at(i).path.c_str(), mounts_->at(i).ufs->uri().c_str());
 
+  if (cluster_) peer_server_ = std::make_unique<peer::PeerServer>(cluster_.get(), mounts_.get(), meta_.get(), engine_.get());
+
   service_ = std::make_unique<service::CacheService>(service::ServiceContext{
-      s_.fuse.mount_point, s_.engine.block_size, meta_.get(), engine_.get(), writer_.get(), pins_.get(), clock});
+      s_.fuse.mount_point, s_.engine.block_size, meta_.get(), engine_.get(), writer_.get(), pins_.get(), clock,
+      peer_source_.get(), cluster_.get()});
   runtime_->SetHost(service_.get());
   api_ = std::make_unique<control::Api>(control::ApiContext{s_.fuse.mount_point, s_.engine.block_size, mounts_.get(),
                                                             meta_.get(), engine_.get(), index_.get(), writer_.get(),
-                                                            service_.get(), runtime_.get(), clock, test_clock_.get()});
+                                                            service_.get(), runtime_.get(), clock, test_clock_.get(),
+                                                            cluster_.get(), peer_source_.get(), peer_server_.get()});
   // A broken policy does not stop the agent: it serves with the built-in
   // default, and `agentctl policy status` shows why.
   s = runtime_->Reload();
@@ -110,6 +127,7 @@ Status Agent::Start() {
   if (!s_.metrics_addr.empty()) STRATA_RETURN_IF_ERROR(server_->ListenTcp(s_.metrics_addr));
   loop_->Start();
   loop_running_ = true;
+  if (cluster_) STRATA_RETURN_IF_ERROR(cluster_->Start(loop_.get()));
 
   policy::Runtime* runtime = runtime_.get();
   s_.fuse.on_open = [runtime](const cache::FileRef& f) { runtime->OnAccess(f); };
@@ -143,6 +161,8 @@ int Agent::Serve() {
 void Agent::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  // Leave first: the others stop asking us for blocks before we go.
+  if (cluster_ && loop_running_) cluster_->Stop();
   if (mounted_) {
     LOG_INFO("unmounting %s", s_.fuse.mount_point.c_str());
     frontend_->Unmount();

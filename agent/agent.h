@@ -2,10 +2,11 @@
 // dependency order and stopped in the reverse order.
 //
 //   Open():  the stores (each probed), the cache directory (created, locked
-//            against a second agent). Everything that can fail because of
+//            against a second agent), the cluster's key file and ports. Everything that can fail because of
 //            the user's input fails here, before the agent daemonizes.
-//   Start(): index + SSD tier -> engine -> metadata -> writer -> cache
-//            service + policies -> control socket -> FUSE mount.
+//   Start(): index + SSD tier -> engine (store source, peers in front) ->
+//            metadata -> writer -> peer server -> cache service + policies
+//            -> control socket -> gossip -> FUSE mount.
 //   Serve(): the FUSE loop, until a signal or an unmount.
 //   Stop():  the reverse of Start(); idempotent, also run by the destructor.
 //
@@ -24,6 +25,7 @@
 #include "agent/cache/engine.h"
 #include "agent/cache/writer.h"
 #include "agent/fuse/frontend.h"
+#include "agent/gossip/cluster.h"
 #include "agent/policy/runtime.h"
 #include "ufs/ufs.h"
 
@@ -44,6 +46,10 @@ class Index;
 namespace service {
 class CacheService;
 }
+namespace peer {
+class PeerServer;
+class PeerSource;
+}  // namespace peer
 namespace loop {
 class Loop;
 }
@@ -71,6 +77,9 @@ struct AgentSettings {
   cache::WriterOptions writer;  // staging_dir and modes set by the agent
   policy::RuntimeOptions policy;  // clock set by the agent
   fuse::Options fuse;             // on_open set by the agent
+  // With a cluster key file: joins the cluster and reads peers' blocks.
+  bool cluster = false;
+  gossip::ClusterOptions cluster_opts;
 };
 
 class Agent {
@@ -95,7 +104,11 @@ class Agent {
   std::unique_ptr<ManualClock> test_clock_;
   std::unique_ptr<loop::Loop> loop_;
   std::unique_ptr<policy::Runtime> runtime_;
+  std::unique_ptr<gossip::Cluster> cluster_;
+  std::unique_ptr<cache::BlockSource> store_source_;
+  std::unique_ptr<peer::PeerSource> peer_source_;
   std::unique_ptr<cache::Engine> engine_;
+  std::unique_ptr<peer::PeerServer> peer_server_;
   std::unique_ptr<cache::PinTable> pins_;
   std::unique_ptr<cache::Metadata> meta_;
   std::unique_ptr<cache::Writer> writer_;

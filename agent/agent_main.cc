@@ -60,6 +60,20 @@ struct Config {
   std::string policy_memory = "64MiB";
   uint64_t policy_instructions = 10'000'000;
   int64_t test_clock = -1;
+  std::string cluster_bind = "0.0.0.0:7946";
+  std::string cluster_advertise;
+  std::vector<std::string> joins;
+  std::string cluster_key_file;
+  std::string cluster_name = "strata";
+  std::string node_name;
+  std::string peer_timeout = "1s";
+  std::string probe_interval = "500ms";
+  std::string probe_timeout = "200ms";
+  int suspicion_mult = 3;
+  std::string gossip_interval = "100ms";
+  std::string push_pull_interval = "30s";
+  std::string reap_after = "60s";
+  bool no_serve = false;
 };
 
 // "0644" -> 0644; only permission bits.
@@ -183,6 +197,22 @@ int Run(int argc, char** argv) {
   app.add_option("--test-clock", c.test_clock,
                  "for tests: the policies' clock starts at this Unix time and moves only by POST /v1/clock?advance=D")
       ->group("");  // hidden
+  app.add_option("--cluster-key-file", c.cluster_key_file,
+                 "join a cluster: base64 32-byte keys, one per line, the first the primary (no file: a cluster of one)");
+  app.add_option("--cluster-bind", c.cluster_bind, "gossip (UDP) and peer streams (TCP) listen here")->capture_default_str();
+  app.add_option("--cluster-advertise", c.cluster_advertise, "HOST:PORT the other agents reach this one at (default: the bind address)");
+  app.add_option("--join", c.joins, "a member to join: HOST:PORT, or dns:NAME[:PORT] for every A/AAAA record (repeatable)");
+  app.add_option("--cluster-name", c.cluster_name, "bound into every packet: clusters sharing a key never mix")->capture_default_str();
+  app.add_option("--node-name", c.node_name, "this agent's unique name in the cluster (default: hostname:port)");
+  app.add_option("--peer-timeout", c.peer_timeout, "longest wait for a peer's frame before the store serves")->capture_default_str();
+  app.add_option("--probe-interval", c.probe_interval, "SWIM: one member probed this often")->capture_default_str();
+  app.add_option("--probe-timeout", c.probe_timeout, "SWIM: direct ack awaited this long, then indirect probes")->capture_default_str();
+  app.add_option("--suspicion-mult", c.suspicion_mult, "SWIM: a suspect is declared dead after mult * log10(N) probe intervals (shortened by confirmations)")
+      ->capture_default_str()->check(CLI::Range(1, 20));
+  app.add_option("--gossip-interval", c.gossip_interval, "pending updates go to 3 members this often")->capture_default_str();
+  app.add_option("--push-pull-interval", c.push_pull_interval, "full state exchanged with one member this often")->capture_default_str();
+  app.add_option("--reap-after", c.reap_after, "dead and departed members are forgotten after this")->capture_default_str();
+  app.add_flag("--no-serve", c.no_serve, "read blocks from peers but own none (a short-lived or draining agent)");
   app.add_option("--log-level", c.log_level, "debug, info, warn or error")
       ->capture_default_str()->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   try {
@@ -243,6 +273,37 @@ int Run(int argc, char** argv) {
   if (!mp.ok()) return Fail(mp.message());
 
   AgentSettings as;
+  if (!c.cluster_key_file.empty()) {
+    as.cluster = true;
+    gossip::ClusterOptions& co = as.cluster_opts;
+    co.bind = c.cluster_bind;
+    co.advertise = c.cluster_advertise;
+    co.joins = c.joins;
+    co.key_file = c.cluster_key_file;
+    co.cluster_name = c.cluster_name;
+    co.node_name = c.node_name;
+    struct {
+      const char* flag;
+      const std::string& text;
+      int* out;
+    } durations[] = {{"--peer-timeout", c.peer_timeout, &co.peer_timeout_ms},
+                     {"--probe-interval", c.probe_interval, &co.membership.probe_interval_ms},
+                     {"--probe-timeout", c.probe_timeout, &co.membership.probe_timeout_ms},
+                     {"--gossip-interval", c.gossip_interval, &co.membership.gossip_interval_ms},
+                     {"--push-pull-interval", c.push_pull_interval, &co.push_pull_interval_ms},
+                     {"--reap-after", c.reap_after, &co.membership.reap_ms}};
+    for (auto& d : durations) {
+      Result<uint64_t> ms = ParseDurationMs(d.text);
+      if (!ms.ok() || *ms == 0 || *ms > 86400000) return Fail(std::string(d.flag) + ": a duration like 500ms, 2s or 1m");
+      *d.out = static_cast<int>(*ms);
+    }
+    if (co.membership.probe_timeout_ms >= co.membership.probe_interval_ms)
+      return Fail("--probe-timeout must be shorter than --probe-interval");
+    co.membership.suspicion_mult = c.suspicion_mult;
+    co.membership.meta.serves = c.no_serve ? 0 : 1;
+  } else if (!c.joins.empty()) {
+    return Fail("--join needs --cluster-key-file: every agent of a cluster holds its key");
+  }
   ufs::S3Options& s3 = as.s3;
   s3 = ufs::S3OptionsFromEnv();
   if (!c.s3_endpoint.empty()) {

@@ -103,10 +103,27 @@ void PrintFileRow(const json& f) {
               static_cast<unsigned long long>(f["blocks_total"].get<uint64_t>()));
 }
 
-int Stat(Client& cl, const std::string& path, bool as_json) {
+void PrintMemberRows(const json& members) {
+  for (const json& m : members) {
+    if (m.contains("error"))
+      std::printf("  %-28s %s\n", m["name"].get<std::string>().c_str(), m["error"].get<std::string>().c_str());
+    else
+      std::printf("  %-28s %10s  %7s  %llu blocks\n", m["name"].get<std::string>().c_str(),
+                  FormatSize(m["cached_bytes"].get<uint64_t>()).c_str(), Pct(m["cached_percent"].get<double>()).c_str(),
+                  static_cast<unsigned long long>(m["blocks_cached"].get<uint64_t>()));
+  }
+}
+
+int Stat(Client& cl, const std::string& path, bool cluster, bool as_json) {
   if (!path.empty()) {
-    json j = cl.CallJson("GET", "/v1/stat" + Q(path, false));
+    json j = cl.CallJson("GET", "/v1/stat" + Q(path, false) + (cluster ? "&cluster=1" : ""));
     if (as_json) return std::cout << j.dump(2) << "\n", 0;
+    if (j["type"] == "file" && j.contains("members")) {
+      PrintFileRow(j);
+      std::printf("  on each member:\n");
+      PrintMemberRows(j["members"]);
+      return 0;
+    }
     if (j["type"] == "file") return PrintFileRow(j), 0;
     std::printf("%s (directory: %zu file(s), %llu subdirectory(ies))\n  size     %s\n  cached   %s (%s)\n",
                 j["path"].get<std::string>().c_str(), j["files"].size(),
@@ -224,8 +241,9 @@ void DrawBar(const json& j) {
 // Follows a job to its end with a progress bar; exit status 0 when done.
 int FollowJob(Client& cl, uint64_t id, bool as_json);
 
-int Load(Client& cl, const std::string& path, bool recursive, const std::string& tier, bool as_json) {
-  json started = cl.CallJson("POST", "/v1/load" + Q(path, recursive) + (tier.empty() ? "" : "&tier=" + tier));
+int Load(Client& cl, const std::string& path, bool recursive, const std::string& tier, bool cluster, bool as_json) {
+  json started = cl.CallJson("POST", "/v1/load" + Q(path, recursive) + (tier.empty() ? "" : "&tier=" + tier) +
+                                         (cluster ? "&cluster=1" : ""));
   return FollowJob(cl, started["job"].get<uint64_t>(), as_json);
 }
 
@@ -351,11 +369,61 @@ int Flush(Client& cl, const std::string& path, double timeout_s, bool as_json) {
   return 0;
 }
 
+int Members(Client& cl, bool as_json) {
+  json j = cl.CallJson("GET", "/v1/members", 10);
+  if (as_json) return std::cout << j.dump(2) << "\n", 0;
+  std::printf("%-28s %-22s %-8s %5s %6s %10s %10s %7s\n", "NAME", "ADDRESS", "STATE", "INC", "HEALTH", "CAPACITY",
+              "USED", "RTT");
+  for (const json& m : j["members"]) {
+    int rtt = m.value("rtt_ms", -1);
+    std::printf("%-28s %-22s %-8s %5u %6d %10s %10s %7s%s\n", m["name"].get<std::string>().c_str(),
+                m["address"].get<std::string>().c_str(), m["state"].get<std::string>().c_str(),
+                m["incarnation"].get<unsigned>(), m["health"].get<int>(),
+                FormatSize(m["capacity"].get<uint64_t>()).c_str(), FormatSize(m["used"].get<uint64_t>()).c_str(),
+                rtt < 0 ? "-" : (std::to_string(rtt) + "ms").c_str(), m.value("self", false) ? "  (this agent)" : "");
+  }
+  return 0;
+}
+
+int Keys(Client& cl, const std::string& verb, const std::string& key, bool local, bool as_json) {
+  if (verb == "list") {
+    json j = cl.CallJson("GET", "/v1/keys", 10);
+    if (as_json) return std::cout << j.dump(2) << "\n", 0;
+    for (const json& k : j["keys"])
+      std::printf("%s%s\n", k.get<std::string>().c_str(), k == j["primary"] ? "  (primary)" : "");
+    return 0;
+  }
+  Http r = cl.Call("POST", "/v1/keys?op=" + verb + "&key=" + UriEncode(key, false) + (local ? "&local=1" : ""), 60);
+  json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.contains("members")) {
+    std::cerr << "agentctl: " << (j.is_discarded() ? r.body : j.value("error", r.body)) << "\n";
+    return 1;
+  }
+  if (as_json) std::cout << j.dump(2) << "\n";
+  else
+    for (auto& [name, res] : j["members"].items()) std::printf("%-28s %s\n", name.c_str(), res.get<std::string>().c_str());
+  return r.status >= 400 ? 1 : 0;
+}
+
+int Owner(Client& cl, const std::string& path, bool as_json) {
+  json j = cl.CallJson("GET", "/v1/owner" + Q(path, false), 30);
+  if (as_json) return std::cout << j.dump(2) << "\n", 0;
+  std::printf("%s (etag %s, %llu blocks)\n", j["path"].get<std::string>().c_str(), j["etag"].get<std::string>().c_str(),
+              static_cast<unsigned long long>(j["blocks"].get<uint64_t>()));
+  for (const json& r : j["ranges"])
+    std::printf("  blocks %6llu-%-6llu %-28s has %llu of %llu%s\n",
+                static_cast<unsigned long long>(r["first_block"].get<uint64_t>()),
+                static_cast<unsigned long long>(r["last_block"].get<uint64_t>()), r["owner"].get<std::string>().c_str(),
+                static_cast<unsigned long long>(r["owner_has"].get<uint64_t>()),
+                static_cast<unsigned long long>(r["blocks"].get<uint64_t>()), r["owner"] == j["self"] ? "  (this agent)" : "");
+  return 0;
+}
+
 }  // namespace
 }  // namespace strata
 
 int main(int argc, char** argv) {
-  CLI::App app{"agentctl: drive a running strata-agent (load, evict, stat, flush, pin, unpin, ttl, policy)"};
+  CLI::App app{"agentctl: drive a running strata-agent (load, evict, stat, flush, pin, unpin, ttl, policy, members, owner, keys)"};
   std::string socket = strata::DefaultSocketPath();
   app.add_option("--socket", socket, "the agent's control socket")->capture_default_str();
   app.require_subcommand(1);
@@ -369,6 +437,15 @@ int main(int argc, char** argv) {
   auto* unpin = app.add_subcommand("unpin", "remove the pin of PATH");
   auto* ttl_cmd = app.add_subcommand("ttl", "evict PATH's blocks DURATION from now (\"off\" removes the TTL)");
   auto* pol = app.add_subcommand("policy", "Lua policies: reload, check FILE, status");
+  auto* members = app.add_subcommand("members", "the cluster's members: name, address, state, incarnation, health, capacity, RTT");
+  auto* owner = app.add_subcommand("owner", "which member owns each block range of PATH");
+  auto* keys = app.add_subcommand("keys", "the cluster keyring: list, install KEY, use KEY, remove KEY (on every member)");
+  std::string key_verb, key;
+  bool key_local = false;
+  keys->add_option("VERB", key_verb, "list, install, use or remove")->required()->check(CLI::IsMember({"list", "install", "use", "remove"}));
+  keys->add_option("KEY", key, "a base64 32-byte key (install, use, remove)");
+  keys->add_flag("--local", key_local, "change this agent's keyring only");
+  owner->add_option("PATH", path, "path under the mount point, or relative to the mount root")->required();
   pol->require_subcommand(1);
   auto* pol_reload = pol->add_subcommand("reload", "reload the policy directory (refused as a whole on any error)");
   auto* pol_check = pol->add_subcommand("check", "validate a policy file without loading it (no agent needed)");
@@ -380,10 +457,13 @@ int main(int argc, char** argv) {
   for (auto* sc : {load, evict, pin, unpin, ttl_cmd})
     sc->add_option("PATH", path, "path under the mount point, or relative to the mount root")->required();
   for (auto* sc : {load, evict, pin, ttl_cmd}) sc->add_flag("-r,--recursive", recursive, "include everything below a directory");
+  bool cluster = false;
+  load->add_flag("--cluster", cluster, "every cluster member loads the blocks it owns (one progress bar here)");
+  stat->add_flag("--cluster", cluster, "with PATH: what each cluster member holds of it");
   load->add_option("--tier", tier, "the tier to load into: mem or ssd (default ssd)")->check(CLI::IsMember({"mem", "ssd"}));
   ttl_cmd->add_option("DURATION", ttl, "e.g. 30m, 12h, 7d; off removes it")->required();
   stat->add_option("PATH", path, "path under the mount point, or relative to the mount root");
-  for (auto* sc : {load, evict, stat, flush, pin, unpin, ttl_cmd, pol_reload, pol_status})
+  for (auto* sc : {load, evict, stat, flush, pin, unpin, ttl_cmd, pol_reload, pol_status, members, owner, keys})
     sc->add_flag("--json", as_json, "machine-readable output");
   CLI11_PARSE(app, argc, argv);
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -393,7 +473,7 @@ int main(int argc, char** argv) {
     if (::realpath(path.c_str(), real) != nullptr) path = real;
   }
   strata::Client cl(socket);
-  if (*load) return strata::Load(cl, path, recursive, tier, as_json);
+  if (*load) return strata::Load(cl, path, recursive, tier, cluster, as_json);
   if (*evict) return strata::Evict(cl, path, recursive, as_json);
   if (*flush) return strata::Flush(cl, path, timeout_s, as_json);
   if (*pin) return strata::Pin(cl, path, recursive, as_json);
@@ -401,6 +481,15 @@ int main(int argc, char** argv) {
   if (*ttl_cmd)
     return strata::Simple(cl, "/v1/ttl" + strata::Q(path, recursive) + "&ttl=" + strata::UriEncode(ttl, true),
                           ttl == "off" ? "TTL removed from" : "TTL " + ttl + " set on", as_json);
+  if (*members) return strata::Members(cl, as_json);
+  if (*owner) return strata::Owner(cl, path, as_json);
+  if (*keys) {
+    if (key_verb != "list" && key.empty()) {
+      std::cerr << "agentctl: keys " << key_verb << " needs KEY\n";
+      return 1;
+    }
+    return strata::Keys(cl, key_verb, key, key_local, as_json);
+  }
   if (*pol) return strata::Policy(cl, *pol_reload ? "reload" : *pol_check ? "check" : "status", file, as_json);
-  return strata::Stat(cl, path, as_json);
+  return strata::Stat(cl, path, cluster, as_json);
 }

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Strata needs on Debian 12.
 #   install-deps.sh            build + run dependencies
-#   install-deps.sh --test     also the test tools (s3rver from npm, curl, rsync, Ceph for a local RGW)
-#   install-deps.sh --bench    also the comparison tools (s3fs-fuse, rclone), jq and fio
+#   install-deps.sh --test     also the test tools (s3rver from npm, curl, rsync, Ceph for a local RGW, clang's libFuzzer)
+#   install-deps.sh --bench    also the comparison tools (s3fs-fuse, rclone, serf), jq, fio and nftables
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
 
 build_pkgs=(g++ make pkg-config fuse3 libfuse3-dev liblua5.4-dev libuv1-dev
             libcurl4-openssl-dev liblmdb-dev libcli11-dev catch2 libssl-dev
             nlohmann-json3-dev libxxhash-dev)
-test_pkgs=(curl rsync git tzdata nodejs npm xxd ceph-mon ceph-osd radosgw ceph-common)
-bench_pkgs=(s3fs rclone jq fio)
+test_pkgs=(curl rsync git tzdata nodejs npm xxd ceph-mon ceph-osd radosgw ceph-common clang libclang-rt-14-dev)
+bench_pkgs=(s3fs rclone jq fio serf nftables openssl)
 
 want=("${build_pkgs[@]}")
 for arg in "$@"; do

@@ -20,17 +20,6 @@ std::string ContentKey::ToString() const {
          std::to_string(block_size) + ":" + std::to_string(index);
 }
 
-uint64_t BlockRequest::length() const {
-  if (range_len > 0) return range_off >= object_size ? 0 : std::min(range_len, object_size - range_off);
-  uint64_t start = offset();
-  if (start >= object_size) return 0;
-  return std::min<uint64_t>(uint64_t{count} * block_size, object_size - start);
-}
-
-ContentKey BlockRequest::KeyOf(uint64_t index) const {
-  return ContentKey{store_uri, object, etag, object_size, block_size, index};
-}
-
 Result<Fetched> SourceChain::Fetch(const BlockRequest& r, char* buf) {
   Status last = Status::Unavailable("no block source");
   for (BlockSource* s : sources_) {

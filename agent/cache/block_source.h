@@ -12,6 +12,7 @@
 // every implementation must be thread-safe and bound each wait by a deadline.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -30,6 +31,9 @@ struct FileRef {
   std::string ufs_path;
   std::string etag;
   uint64_t size = 0;
+  // Misses go to the store only, never to a peer: set when a peer asked for
+  // these blocks (one hop at most, so two owners can never wait on each other).
+  bool local_only = false;
 };
 
 
@@ -60,6 +64,7 @@ struct BlockRequest {
   uint64_t first = 0;
   uint32_t count = 1;
   bool urgent = false;  // a reader waits for it (vs readahead or a load)
+  bool local_only = false;  // FileRef::local_only: no peer source
   // A part of block `first` only: bytes [range_off, range_off + range_len)
   // of the object (a block fetched in pieces, for a sooner first reply).
   uint64_t range_off = 0;
@@ -68,8 +73,13 @@ struct BlockRequest {
   uint64_t offset() const { return range_len > 0 ? range_off : first * block_size; }
   // Bytes asked for: the peek's range, or whole blocks with the last one
   // clamped to the object.
-  uint64_t length() const;
-  ContentKey KeyOf(uint64_t index) const;
+  uint64_t length() const {
+    if (range_len > 0) return range_off >= object_size ? 0 : std::min(range_len, object_size - range_off);
+    uint64_t start = offset();
+    if (start >= object_size) return 0;
+    return std::min<uint64_t>(uint64_t{count} * block_size, object_size - start);
+  }
+  ContentKey KeyOf(uint64_t index) const { return ContentKey{store_uri, object, etag, object_size, block_size, index}; }
 };
 
 struct Fetched {
@@ -85,6 +95,9 @@ class BlockSource {
   // object is no longer that version (or shorter than said); other errors
   // say why. On error the contents of `buf` are unspecified.
   virtual Result<Fetched> Fetch(const BlockRequest& r, char* buf) = 0;
+  // How many leading blocks of `r` belong in one request (default: all).
+  // A source in front of others (peers) says where the answerer changes.
+  virtual uint32_t Coalescable(const BlockRequest& r) { return r.count; }
 };
 
 // Asks its sources in order; the first that answers wins. A failing source

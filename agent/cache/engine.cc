@@ -874,6 +874,7 @@ bool Engine::Peek(const FileRef& f, uint64_t off, size_t len, ReadDone& done) {
     BlockRequest req{f.store_uri, f.ufs_path, f.etag, f.size, static_cast<uint32_t>(opts_.block_size), idx, 1, true};
     req.range_off = from;
     req.range_len = to - from;
+    req.local_only = f.local_only;
     Result<Fetched> r = fetcher_.FetchRange(req, split->buf->data() + (from - bstart), to - from);
     if (answer != nullptr) {
       if (r.ok()) (*answer)(Status::OK(), {Slice{split->buf, off - bstart, len}});
@@ -935,7 +936,8 @@ void Engine::Prefetch(const FileRef& f, uint64_t first, uint64_t count) {
 }
 
 Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uint64_t)>& progress,
-                    const std::atomic<bool>* cancel, std::optional<Tier> tier) {
+                    const std::atomic<bool>* cancel, std::optional<Tier> tier,
+                    const std::function<bool(uint64_t)>& only) {
   struct Wait {
     std::mutex mu;
     std::condition_variable cv;
@@ -945,7 +947,10 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
   };
   auto w = std::make_shared<Wait>();
   uint64_t nblocks = (f.size + opts_.block_size - 1) / opts_.block_size;
+  uint64_t wanted = 0;
   for (uint64_t idx = 0; idx < nblocks && !stopped_ && !(cancel && *cancel); idx++) {
+    if (only && !only(idx)) continue;
+    wanted++;
     BlockKey key{f.file_id, idx};
     uint32_t len = BlockLength(f, idx);
     std::shared_ptr<Fetch> fetch;
@@ -985,8 +990,8 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
   // Blocks not kept, or evicted again to make room for later ones: the file
   // does not fit next to what the cache holds.
   uint64_t cached = CachedOf(f.file_id).blocks;
-  if (w->not_kept > 0 || cached < nblocks)
-    return Status::NoSpace("only " + std::to_string(cached) + " of " + std::to_string(nblocks) +
+  if (w->not_kept > 0 || cached < wanted)
+    return Status::NoSpace("only " + std::to_string(std::min(cached, wanted)) + " of " + std::to_string(wanted) +
                            " blocks of " + f.ufs_path +
                            " stayed in the cache: it is too small (raise --cache-size)");
   return Status::OK();
@@ -1054,7 +1059,7 @@ void Engine::Retire(uint64_t file_id) {
   EvictFile(file_id, nullptr);
 }
 
-Engine::FileCache Engine::CachedOf(uint64_t file_id) {
+Engine::FileCache Engine::CachedOf(uint64_t file_id, bool list) {
   FileCache fc;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_file_.find(file_id);
@@ -1064,7 +1069,9 @@ Engine::FileCache Engine::CachedOf(uint64_t file_id) {
     if (b == blocks_.end()) continue;
     fc.blocks++;
     fc.bytes += b->second.length;
+    if (list) fc.indexes.push_back(idx);
   }
+  std::sort(fc.indexes.begin(), fc.indexes.end());
   return fc;
 }
 

@@ -200,9 +200,11 @@ class Engine {
   // waits. `progress` gets the byte count of each block as it is done
   // (cached ones too). Not counted as reads in the hit ratio.
   // Stops early (with what is in flight finished) when *cancel becomes true.
-  // `tier` overrides the admission hook for the blocks it fetches.
+  // `tier` overrides the admission hook for the blocks it fetches. With
+  // `only`, just the blocks it accepts (a member's share of a cluster load).
   Status Load(const FileRef& f, int parallel, const std::function<void(uint64_t)>& progress,
-              const std::atomic<bool>* cancel = nullptr, std::optional<Tier> tier = std::nullopt);
+              const std::atomic<bool>* cancel = nullptr, std::optional<Tier> tier = std::nullopt,
+              const std::function<bool(uint64_t)>& only = nullptr);
   // Drops the cached blocks of a file version (pinned ones too). Returns the
   // bytes freed.
   uint64_t EvictFile(uint64_t file_id, uint64_t* blocks_freed);
@@ -220,8 +222,9 @@ class Engine {
   struct FileCache {
     uint64_t blocks = 0;
     uint64_t bytes = 0;
+    std::vector<uint64_t> indexes;  // with `list`: the cached blocks, ascending
   };
-  FileCache CachedOf(uint64_t file_id);
+  FileCache CachedOf(uint64_t file_id, bool list = false);
   // Checks SSD blocks against their checksums, up to `max_bytes`, going on
   // from where the last call stopped (a pass over all blocks, then the next
   // pass). Bad ones are dropped. Returns the bytes checked. The scrub thread

@@ -9,9 +9,15 @@ Fetcher::Fetcher(BlockSource* source, uint64_t block_size, Completion done)
 
 Fetcher::~Fetcher() { StopWorkers(); }
 
-void Fetcher::StartWorkers(int threads) { workers_ = std::make_unique<ThreadPool>(threads, "strata-fetch"); }
+void Fetcher::StartWorkers(int threads) {
+  workers_ = std::make_unique<ThreadPool>(threads, "strata-fetch");
+  local_workers_ = std::make_unique<ThreadPool>(std::max(2, threads / 2), "strata-fetch-l");
+}
 
-void Fetcher::StopWorkers() { workers_.reset(); }
+void Fetcher::StopWorkers() {
+  workers_.reset();
+  local_workers_.reset();
+}
 
 std::shared_ptr<Fetcher::Fetch> Fetcher::FindLocked(const BlockKey& key) const {
   auto it = inflight_.find(key);
@@ -45,7 +51,10 @@ std::vector<std::shared_ptr<Fetcher::Fetch>> Fetcher::TakeAllLocked() {
 
 void Fetcher::Submit(const FileRef& f, uint64_t first, std::vector<std::shared_ptr<Fetch>> fetches, bool urgent) {
   if (workers_ == nullptr) return;
-  workers_->Submit([this, f, first, fetches = std::move(fetches)] { RunFetches(f, first, fetches); }, urgent);
+  // Fetches for other agents go to the store only, on their own workers:
+  // never queued behind ours, which may be waiting on those agents.
+  ThreadPool* pool = f.local_only ? local_workers_.get() : workers_.get();
+  pool->Submit([this, f, first, fetches = std::move(fetches)] { RunFetches(f, first, fetches); }, urgent);
 }
 
 void Fetcher::Run(std::function<void()> fn, bool urgent) {
@@ -70,6 +79,20 @@ void Fetcher::RunFetches(const FileRef& f, uint64_t first, const std::vector<std
 }
 
 void Fetcher::FetchRun(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run) {
+  // The source may take only a leading part of the run in one request (in a
+  // cluster: the blocks of one owner); each part completes on its own, so no
+  // block waits on a request for blocks of another owner.
+  for (size_t at = 0; at < run.size();) {
+    BlockRequest probe{f.store_uri, f.ufs_path, f.etag, f.size, static_cast<uint32_t>(block_size_),
+                       first + at, static_cast<uint32_t>(run.size() - at)};
+    probe.local_only = f.local_only;
+    size_t n = std::clamp<size_t>(source_->Coalescable(probe), 1, run.size() - at);
+    FetchPart(f, first + at, std::vector<std::shared_ptr<Fetch>>(run.begin() + at, run.begin() + at + n));
+    at += n;
+  }
+}
+
+void Fetcher::FetchPart(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run) {
   std::vector<uint32_t> lens(run.size());
   uint64_t total = 0;
   for (size_t i = 0; i < run.size(); i++) {
@@ -81,6 +104,7 @@ void Fetcher::FetchRun(const FileRef& f, uint64_t first, const std::vector<std::
   if (total > 0) {
     BlockRequest req{f.store_uri, f.ufs_path, f.etag, f.size, static_cast<uint32_t>(block_size_),
                      first, static_cast<uint32_t>(run.size())};
+    req.local_only = f.local_only;
     Result<Fetched> r = FetchRange(req, all->data(), total);
     if (!r.ok()) st = r.status();
   }

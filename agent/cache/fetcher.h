@@ -88,6 +88,8 @@ class Fetcher {
  private:
   void RunFetches(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& fetches);
   void FetchRun(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run);
+  // One request for the whole of `run` (FetchRun splits where the source says).
+  void FetchPart(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run);
   uint32_t BlockLength(const FileRef& f, uint64_t idx) const;
 
   BlockSource* const source_;
@@ -95,6 +97,7 @@ class Fetcher {
   const Completion done_;
   std::unordered_map<BlockKey, std::shared_ptr<Fetch>, BlockKeyHash> inflight_;  // guarded by the owner's mutex
   std::unique_ptr<ThreadPool> workers_;
+  std::unique_ptr<ThreadPool> local_workers_;  // FileRef::local_only fetches (a peer asked)
   std::mutex source_mu_;
   std::vector<std::pair<std::string, uint64_t>> source_bytes_;  // guarded by source_mu_
 };

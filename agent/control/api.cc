@@ -4,6 +4,9 @@
 
 #include <cstring>
 #include <functional>
+#include <future>
+#include <map>
+#include <set>
 
 #include "agent/base/clock.h"
 #include "agent/base/log.h"
@@ -14,6 +17,8 @@
 #include "agent/cache/mounts.h"
 #include "agent/cache/pins.h"
 #include "agent/cache/writer.h"
+#include "agent/gossip/cluster.h"
+#include "agent/peer/peer.h"
 #include "agent/index/index.h"
 #include "agent/policy/runtime.h"
 #include "agent/service/cache_service.h"
@@ -23,6 +28,11 @@ namespace strata::control {
 using nlohmann::json;
 
 namespace {
+// One Prometheus metric with its HELP and TYPE lines.
+void AppendMetric(std::string* out, const char* name, const char* type, const char* help, uint64_t v) {
+  *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
+          std::to_string(v) + "\n";
+}
 
 void ReplyJson(const Server::Reply& reply, int code, const json& j) {
   reply(code, "application/json", j.dump() + "\n");
@@ -102,6 +112,10 @@ const Api::Route Api::kRoutes[] = {
     {"POST", "/v1/policy/reload", &Api::PolicyReload},
     {"GET", "/v1/policy/status", &Api::PolicyStatus},
     {"POST", "/v1/clock", &Api::MoveClock},
+    {"GET", "/v1/members", &Api::Members},
+    {"GET", "/v1/keys", &Api::Keys},
+    {"POST", "/v1/keys", &Api::KeyOp},
+    {"GET", "/v1/owner", &Api::Owner},
 };
 
 Api::Api(ApiContext ctx) : ctx_(std::move(ctx)), workers_(std::make_unique<ThreadPool>(4, "strata-ctl")) {}
@@ -150,9 +164,12 @@ void Api::Stat(const HttpRequest& req, const Server::Reply& reply) {
   if (!req.query.count("path")) return reply(200, "application/json", StatJson());
   std::string path;
   if (!PathParam(req, reply, &path)) return;
-  workers_->Submit([this, path, reply] {
+  bool req_cluster = req.query.count("cluster") > 0;
+  if (req_cluster && !InCluster(reply)) return;
+  workers_->Submit([this, path, reply, req_cluster] {
     Result<index::FileMeta> m = ctx_.meta->Stat(path);
     if (!m.ok()) return ReplyStatus(reply, m.status());
+    if (m->is_dir && req_cluster) return ReplyError(reply, 400, "--cluster works on a file");
     auto file_row = [this](const index::FileMeta& f) {
       cache::Engine::FileCache fc = ctx_.engine->CachedOf(f.file_id);
       uint64_t nblocks = (f.size + ctx_.block_size - 1) / ctx_.block_size;
@@ -161,6 +178,11 @@ void Api::Stat(const HttpRequest& req, const Server::Reply& reply) {
                   {"cached_percent", f.size ? 100.0 * fc.bytes / f.size : 100.0},
                   {"blocks_cached", fc.blocks}, {"blocks_total", nblocks}};
     };
+    if (!m->is_dir && req_cluster) {
+      json row = file_row(*m);
+      row["members"] = ClusterCached(*m, false);
+      return ReplyJson(reply, 200, row);
+    }
     if (!m->is_dir) return ReplyJson(reply, 200, file_row(*m));
     Result<std::vector<index::DirEntry>> entries = ctx_.meta->List(path);
     if (!entries.ok()) return ReplyStatus(reply, entries.status());
@@ -194,7 +216,9 @@ void Api::Load(const HttpRequest& req, const Server::Reply& reply) {
     if (*tier == cache::Tier::kMem && !ctx_.engine->has_mem_tier())
       return ReplyError(reply, 400, "there is no RAM tier (start the agent with --mem-size)");
   }
-  ReplyJson(reply, 202, {{"job", ctx_.service->StartLoad(path, Recursive(req), tier, "agentctl")}});
+  bool cluster = req.query.count("cluster") > 0;
+  if (cluster && !InCluster(reply)) return;
+  ReplyJson(reply, 202, {{"job", ctx_.service->StartLoad(path, Recursive(req), tier, "agentctl", cluster)}});
 }
 
 void Api::JobStatus(const HttpRequest& req, const Server::Reply& reply) {
@@ -384,8 +408,7 @@ std::string Api::MetricsText() {
   cache::EngineStats st = ctx_.engine->Stats();
   std::string out;
   auto metric = [&out](const char* name, const char* type, const char* help, uint64_t v) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name +
-           " " + std::to_string(v) + "\n";
+    AppendMetric(&out, name, type, help, v);
   };
   metric("strata_cache_capacity_bytes", "gauge", "Configured cache size.", st.capacity);
   metric("strata_cache_used_bytes", "gauge", "Bytes of cached blocks on the SSD tier.", st.used_bytes);
@@ -457,6 +480,205 @@ std::string Api::MetricsText() {
       out += std::string(p.name) + "{mount=\"/" + EscapeLabel(m.path) + "\",uri=\"" +
              EscapeLabel(m.ufs->uri()) + "\"} " + std::to_string(p.get(m.ufs->counters())) + "\n";
     }
+  }
+  out += ClusterMetrics();
+  return out;
+}
+
+// --- cluster ---
+
+bool Api::InCluster(const Server::Reply& reply) {
+  if (ctx_.cluster != nullptr) return true;
+  ReplyError(reply, 409, "this agent is not in a cluster (start it with --cluster-key-file and --join)");
+  return false;
+}
+
+void Api::Members(const HttpRequest&, const Server::Reply& reply) {
+  if (!InCluster(reply)) return;
+  gossip::Membership& m = ctx_.cluster->membership();
+  gossip::MembershipStats st = m.Stats();
+  json members = json::array();
+  for (const gossip::Member& mm : m.Members()) {
+    bool self = mm.name == ctx_.cluster->name();
+    members.push_back({{"name", mm.name},
+                       {"address", mm.addr},
+                       {"state", gossip::StateName(mm.state)},
+                       {"incarnation", mm.incarnation},
+                       {"health", self ? st.awareness : 0},
+                       {"capacity", mm.meta.capacity},
+                       {"used", mm.meta.used},
+                       {"serves", mm.meta.serves != 0},
+                       {"self", self},
+                       {"rtt_ms", mm.rtt_ms}});
+  }
+  ReplyJson(reply, 200, {{"members", members}});
+}
+
+void Api::Keys(const HttpRequest&, const Server::Reply& reply) {
+  if (!InCluster(reply)) return;
+  std::vector<std::string> keys = ctx_.cluster->keyring().List();
+  ReplyJson(reply, 200, {{"primary", keys.empty() ? "" : keys[0]}, {"keys", keys}});
+}
+
+void Api::KeyOp(const HttpRequest& req, const Server::Reply& reply) {
+  if (!InCluster(reply)) return;
+  auto op = req.query.find("op"), key = req.query.find("key");
+  if (op == req.query.end() || key == req.query.end()) return ReplyError(reply, 400, "need ?op=install|use|remove&key=");
+  bool local = req.query.count("local") > 0;
+  gossip::Cluster* cluster = ctx_.cluster;
+  std::string o = op->second, k = key->second;
+  workers_->Submit([cluster, o, k, local, reply] {
+    std::map<std::string, std::string> results = cluster->KeyOp(o, k, !local);
+    json members = json::object();
+    size_t failed = 0;
+    for (auto& [name, err] : results) {
+      members[name] = err.empty() ? "ok" : err;
+      if (!err.empty()) failed++;
+    }
+    ReplyJson(reply, failed ? 500 : 200, {{"op", o}, {"members", members}, {"failed", failed},
+                                          {"error", failed ? std::to_string(failed) + " member(s) refused or did not answer" : ""}});
+  });
+}
+
+void Api::Owner(const HttpRequest& req, const Server::Reply& reply) {
+  if (!InCluster(reply)) return;
+  std::string path;
+  if (!PathParam(req, reply, &path)) return;
+  workers_->Submit([this, path, reply] {
+    Result<index::FileMeta> m = ctx_.meta->Stat(path);
+    if (!m.ok()) return ReplyError(reply, 404, m.status().message());
+    if (m->is_dir) return ReplyError(reply, 400, "/" + path + " is a directory: owners are per block of a file");
+    cache::FileRef ref = ctx_.meta->RefOf(*m);
+    std::vector<peer::Candidate> cands = peer::OwnerCandidates(ctx_.cluster->membership());
+    const uint64_t bs = ctx_.block_size, blocks = (m->size + bs - 1) / bs;
+    // What each member holds: does the owner have its blocks?
+    std::map<std::string, std::set<uint64_t>> held;
+    json members = ClusterCached(*m, true, &held);
+    json ranges = json::array();
+    std::string cur;
+    uint64_t from = 0;
+    auto flush = [&](uint64_t to) {
+      if (to <= from) return;
+      uint64_t have = 0;
+      for (uint64_t b = from; b < to; b++) have += held[cur].count(b);
+      ranges.push_back({{"first_block", from}, {"last_block", to - 1}, {"owner", cur}, {"owner_has", have},
+                        {"blocks", to - from}});
+    };
+    for (uint64_t b = 0; b < blocks; b++) {
+      cache::ContentKey key{ref.store_uri, ref.ufs_path, ref.etag, ref.size, static_cast<uint32_t>(bs), b};
+      std::vector<const peer::Candidate*> ranked = peer::RankOwners(key.Hash(), cands);
+      std::string owner = ranked.empty() ? ctx_.cluster->name() : ranked[0]->name;
+      if (owner != cur) {
+        flush(b);
+        cur = owner;
+        from = b;
+      }
+    }
+    flush(blocks);
+    ReplyJson(reply, 200, {{"path", "/" + path}, {"etag", m->etag}, {"blocks", blocks}, {"ranges", ranges},
+                           {"self", ctx_.cluster->name()}, {"members", members}});
+  });
+}
+
+json Api::ClusterCached(const index::FileMeta& m, bool list, std::map<std::string, std::set<uint64_t>>* held) {
+  cache::FileRef ref = ctx_.meta->RefOf(m);
+  peer::CachedQuery q{ref.store_uri, ref.ufs_path, ref.etag, ref.size};
+  json out = json::array();
+  std::vector<gossip::Member> members = ctx_.cluster->membership().Members();
+  std::vector<std::future<Result<peer::CachedAnswer>>> answers;
+  for (const gossip::Member& mm : members) {
+    if (mm.name == ctx_.cluster->name()) {
+      std::promise<Result<peer::CachedAnswer>> p;
+      cache::Engine::FileCache fc = ctx_.engine->CachedOf(m.file_id, list);
+      peer::CachedAnswer a;
+      a.blocks = fc.blocks;
+      a.bytes = fc.bytes;
+      a.indexes = std::move(fc.indexes);
+      p.set_value(std::move(a));
+      answers.push_back(p.get_future());
+    } else if (mm.state == gossip::State::kAlive && ctx_.peers != nullptr) {
+      answers.push_back(std::async(std::launch::async, [this, addr = mm.addr, q] { return ctx_.peers->QueryCached(addr, q); }));
+    } else {
+      std::promise<Result<peer::CachedAnswer>> p;
+      p.set_value(Status::Unavailable(std::string("member is ") + gossip::StateName(mm.state)));
+      answers.push_back(p.get_future());
+    }
+  }
+  for (size_t i = 0; i < members.size(); i++) {
+    Result<peer::CachedAnswer> a = answers[i].get();
+    json row = {{"name", members[i].name}, {"state", gossip::StateName(members[i].state)}};
+    if (!a.ok()) {
+      row["error"] = a.status().message();
+    } else if (a->code != peer::ReplyCode::kOk) {
+      row["error"] = a->code == peer::ReplyCode::kStale ? "holds another version" : "does not mount that store";
+    } else {
+      row["cached_bytes"] = a->bytes;
+      row["blocks_cached"] = a->blocks;
+      row["cached_percent"] = m.size ? 100.0 * a->bytes / m.size : 100.0;
+      if (held != nullptr) (*held)[members[i].name].insert(a->indexes.begin(), a->indexes.end());
+    }
+    out.push_back(row);
+  }
+  return out;
+}
+
+std::string Api::ClusterMetrics() {
+  if (ctx_.cluster == nullptr) return "";
+  std::string out;
+  auto metric = [&out](const char* name, const char* type, const char* help, uint64_t v) {
+    AppendMetric(&out, name, type, help, v);
+  };
+  gossip::Membership& m = ctx_.cluster->membership();
+  uint64_t by_state[4] = {};
+  for (const gossip::Member& mm : m.Members()) by_state[static_cast<int>(mm.state)]++;
+  out += "# HELP strata_cluster_members Members known, by state.\n# TYPE strata_cluster_members gauge\n";
+  for (int i = 0; i < 4; i++)
+    out += std::string("strata_cluster_members{state=\"") + gossip::StateName(static_cast<gossip::State>(i)) + "\"} " +
+           std::to_string(by_state[i]) + "\n";
+  gossip::MembershipStats st = m.Stats();
+  gossip::ClusterStats cs = ctx_.cluster->Stats();
+  metric("strata_cluster_probes_total", "counter", "Direct probes sent.", st.probes);
+  metric("strata_cluster_probe_failures_total", "counter", "Probes that got no ack, direct or indirect.", st.probe_failures);
+  metric("strata_cluster_indirect_probes_total", "counter", "Indirect probe requests sent.", st.indirect_probes);
+  metric("strata_cluster_suspicions_total", "counter", "Members this agent marked suspect.", st.suspicions);
+  metric("strata_cluster_refutations_total", "counter", "Suspicions of this agent it refuted.", st.refutations);
+  metric("strata_cluster_deaths_total", "counter", "Members marked dead.", st.deaths);
+  metric("strata_cluster_health_score", "gauge", "Local health (Lifeguard awareness; 0 is healthy).",
+         static_cast<uint64_t>(st.awareness));
+  metric("strata_cluster_gossip_packets_received_total", "counter", "Gossip packets received.", st.packets_in);
+  metric("strata_cluster_gossip_packets_sent_total", "counter", "Gossip packets sent.", st.packets_out);
+  metric("strata_cluster_gossip_received_bytes_total", "counter", "Gossip bytes received (plaintext).", st.bytes_in);
+  metric("strata_cluster_gossip_sent_bytes_total", "counter", "Gossip bytes sent (plaintext).", st.bytes_out);
+  metric("strata_cluster_malformed_packets_total", "counter", "Packets that opened but did not decode.", st.malformed);
+  metric("strata_cluster_rejected_packets_total", "counter", "Packets no installed key opens.", cs.rejected_packets);
+  metric("strata_cluster_rejected_streams_total", "counter", "Streams refused (no key, bad frame).", cs.rejected_streams);
+  metric("strata_cluster_push_pulls_total", "counter", "State exchanges over TCP.", cs.push_pulls);
+  if (ctx_.peers != nullptr) {
+    peer::PeerStats ps = ctx_.peers->Stats();
+    metric("strata_peer_hits_total", "counter", "Blocks a peer served.", ps.hits);
+    metric("strata_peer_misses_total", "counter", "Blocks the owner could not serve (error, timeout).", ps.misses);
+    metric("strata_peer_stale_total", "counter", "Blocks the owner held in another version.", ps.stale);
+    metric("strata_peer_timeouts_total", "counter", "Peer requests that timed out.", ps.timeouts);
+    metric("strata_peer_local_owner_blocks_total", "counter", "Missed blocks this agent owns (to the store).", ps.local_owner);
+    metric("strata_peer_fetched_bytes_total", "counter", "Bytes fetched from peers.", ps.bytes_from_peers);
+    out += "# HELP strata_peer_fetch_seconds Peer block fetch latency.\n# TYPE strata_peer_fetch_seconds histogram\n";
+    uint64_t cum = 0;
+    for (int i = 0; i < peer::PeerStats::kBuckets; i++) {
+      cum += ps.latency[i];
+      char le[32];
+      std::snprintf(le, sizeof(le), "%g", peer::PeerStats::kBounds[i] / 1000.0);
+      out += std::string("strata_peer_fetch_seconds_bucket{le=\"") + le + "\"} " + std::to_string(cum) + "\n";
+    }
+    cum += ps.latency[peer::PeerStats::kBuckets];
+    out += "strata_peer_fetch_seconds_bucket{le=\"+Inf\"} " + std::to_string(cum) + "\n";
+    char sum[64];
+    std::snprintf(sum, sizeof(sum), "%.6f", ps.latency_sum_ms / 1000.0);
+    out += std::string("strata_peer_fetch_seconds_sum ") + sum + "\nstrata_peer_fetch_seconds_count " + std::to_string(cum) + "\n";
+  }
+  if (ctx_.peer_server != nullptr) {
+    peer::PeerStats ss = ctx_.peer_server->Stats();
+    metric("strata_peer_served_bytes_total", "counter", "Bytes served to other agents.", ss.bytes_served);
+    metric("strata_peer_served_requests_total", "counter", "Block requests answered for other agents.", ss.requests_served);
   }
   return out;
 }

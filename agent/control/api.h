@@ -26,6 +26,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <set>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,10 +47,18 @@ class Writer;
 }  // namespace cache
 namespace index {
 class Index;
+struct FileMeta;
 }
 namespace policy {
 class Runtime;
 }
+namespace gossip {
+class Cluster;
+}
+namespace peer {
+class PeerServer;
+class PeerSource;
+}  // namespace peer
 namespace service {
 class CacheService;
 }
@@ -67,6 +78,9 @@ struct ApiContext {
   policy::Runtime* runtime = nullptr;
   const Clock* clock = nullptr;           // the cache's clock
   ManualClock* test_clock = nullptr;      // set with --test-clock
+  gossip::Cluster* cluster = nullptr;     // null: a cluster of one
+  peer::PeerSource* peers = nullptr;
+  peer::PeerServer* peer_server = nullptr;
 };
 
 class Api {
@@ -99,6 +113,17 @@ class Api {
   void PolicyReload(const HttpRequest& req, const Server::Reply& reply);
   void PolicyStatus(const HttpRequest& req, const Server::Reply& reply);
   void MoveClock(const HttpRequest& req, const Server::Reply& reply);
+  void Members(const HttpRequest& req, const Server::Reply& reply);
+  void Keys(const HttpRequest& req, const Server::Reply& reply);
+  void KeyOp(const HttpRequest& req, const Server::Reply& reply);
+  void Owner(const HttpRequest& req, const Server::Reply& reply);
+  // False (answered 409) when the agent is not in a cluster.
+  bool InCluster(const Server::Reply& reply);
+  std::string ClusterMetrics();
+  // What every member holds of `m`'s version (rows for the JSON answers);
+  // with `held`, the block indexes by member.
+  nlohmann::json ClusterCached(const index::FileMeta& m, bool list,
+                               std::map<std::string, std::set<uint64_t>>* held = nullptr);
   // The request's ?path= made mount-relative; false (answered 400) when bad.
   bool PathParam(const HttpRequest& req, const Server::Reply& reply, std::string* out);
   std::string StatJson();

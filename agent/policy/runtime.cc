@@ -331,6 +331,7 @@ int LoadBody(lua_State* L, Runtime::Generation* g, std::string* err) {
   std::string path;
   if (!ArgString(L, 1, "strata.load", &path, err)) return 0;
   bool recursive = OptBool(L, 2, "recursive");
+  bool cluster = OptBool(L, 2, "cluster");
   std::string tier_name = OptString(L, 2, "tier");
   std::optional<cache::Tier> tier;
   if (!tier_name.empty()) {
@@ -339,13 +340,13 @@ int LoadBody(lua_State* L, Runtime::Generation* g, std::string* err) {
   }
   Host* host = ApiAccess::HostOf(g);
   if (!ApiAccess::Loading(g) && host != nullptr) {
-    Result<uint64_t> job = host->Load(path, recursive, tier);
+    Result<uint64_t> job = host->Load(path, recursive, tier, cluster);
     if (!job.ok()) return Fail(L, job.status());
     lua_pushinteger(L, static_cast<lua_Integer>(*job));
     return 1;
   }
-  return Act(L, g, "load " + path + (recursive ? " (recursive)" : ""),
-             [=](Host* h) { return h->Load(path, recursive, tier).status(); });
+  return Act(L, g, "load " + path + (recursive ? " (recursive)" : "") + (cluster ? " (cluster)" : ""),
+             [=](Host* h) { return h->Load(path, recursive, tier, cluster).status(); });
 }
 
 int EvictBody(lua_State* L, Runtime::Generation* g, std::string* err) {
@@ -417,6 +418,26 @@ int ListBody(lua_State* L, Runtime::Generation* g, std::string* err) {
   return 1;
 }
 
+int MembersBody(lua_State* L, Runtime::Generation* g, std::string*) {
+  Host* host = ApiAccess::HostOf(g);
+  std::vector<Host::Member> members;
+  if (host != nullptr) members = host->Members();
+  lua_createtable(L, static_cast<int>(members.size()), 0);
+  for (size_t i = 0; i < members.size(); i++) {
+    const Host::Member& m = members[i];
+    lua_createtable(L, 0, 6);
+    SetString(L, "name", m.name);
+    SetString(L, "address", m.address);
+    SetString(L, "state", m.state);
+    SetInteger(L, "capacity", static_cast<int64_t>(m.capacity));
+    SetInteger(L, "used", static_cast<int64_t>(m.used));
+    lua_pushboolean(L, m.self);
+    lua_setfield(L, -2, "self");
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  return 1;
+}
+
 int StatBody(lua_State* L, Runtime::Generation* g, std::string*) {
   lua_newtable(L);
   Host* host = ApiAccess::HostOf(g);
@@ -453,6 +474,7 @@ void Runtime::InstallApi(Generation& g) {
       {"schedule", ScheduleBody}, {"on_admit", HookBody<0>}, {"on_evict", HookBody<1>}, {"on_access", HookBody<2>},
       {"load", LoadBody},         {"evict", EvictBody},      {"pin", PinBody},          {"unpin", UnpinBody},
       {"ttl", TtlBody},           {"list", ListBody},        {"stat", StatBody},        {"now", NowBody},
+      {"members", MembersBody},
       {"log", LogBody},
   };
   lua_createtable(L, 0, static_cast<int>(std::size(fns)));

@@ -53,7 +53,9 @@ namespace strata::policy {
 class Host {
  public:
   virtual ~Host() = default;
-  virtual Result<uint64_t> Load(const std::string& path, bool recursive, std::optional<cache::Tier> tier) = 0;
+  // `cluster`: every member of the cluster loads the blocks it owns.
+  virtual Result<uint64_t> Load(const std::string& path, bool recursive, std::optional<cache::Tier> tier,
+                                bool cluster) = 0;
   virtual Result<cache::EvictResult> Evict(const std::string& path, bool recursive, int64_t idle_ms) = 0;
   virtual Status Pin(const std::string& path, bool recursive) = 0;
   virtual Status Unpin(const std::string& path) = 0;
@@ -70,6 +72,13 @@ class Host {
   virtual std::vector<std::pair<std::string, double>> Stat() = 0;
   // Once a second (and after the test clock moves): expire TTLs.
   virtual void Tick(int64_t now_ms) = 0;
+  struct Member {
+    std::string name, address, state;
+    uint64_t capacity = 0, used = 0;
+    bool self = false;
+  };
+  // The cluster's members (empty when the agent is not in one).
+  virtual std::vector<Member> Members() = 0;
 };
 
 struct RuntimeOptions {

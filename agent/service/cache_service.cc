@@ -1,5 +1,10 @@
 #include "agent/service/cache_service.h"
 
+#include <unordered_set>
+
+#include "agent/gossip/cluster.h"
+#include "agent/peer/peer.h"
+
 #include <sys/stat.h>
 
 #include <functional>
@@ -114,9 +119,25 @@ void CacheService::RunLoad(const std::shared_ptr<LoadJob>& job) {
     std::atomic<size_t> next{0};
     auto worker = [&] {
       for (size_t i = next++; i < files.size() && !cancel_; i = next++) {
-        Status ls = ctx_.engine->Load(ctx_.meta->RefOf(files[i]), kBlocksPerFile,
-                                      [&](uint64_t n) { job->bytes_done += n; }, &cancel_,
-                                      job->tier.value_or(cache::Tier::kSsd));
+        cache::FileRef ref = ctx_.meta->RefOf(files[i]);
+        auto progress = [&](uint64_t n) { job->bytes_done += n; };
+        Status ls;
+        if (job->cluster && ctx_.peers != nullptr) {
+          // The owners load theirs (asked in the background); this agent
+          // its own share, then whatever an owner could not.
+          std::vector<uint64_t> failed;
+          std::thread others([&] { failed = ctx_.peers->WarmOthers(ref, ctx_.block_size, progress, &cancel_); });
+          ls = ctx_.engine->Load(ref, kBlocksPerFile, progress, &cancel_, job->tier.value_or(cache::Tier::kSsd),
+                                 ctx_.peers->OwnedHere(ref, ctx_.block_size));
+          others.join();
+          if (ls.ok() && !failed.empty()) {
+            std::unordered_set<uint64_t> left(failed.begin(), failed.end());
+            ls = ctx_.engine->Load(ref, kBlocksPerFile, progress, &cancel_, job->tier.value_or(cache::Tier::kSsd),
+                                   [&left](uint64_t idx) { return left.count(idx) > 0; });
+          }
+        } else {
+          ls = ctx_.engine->Load(ref, kBlocksPerFile, progress, &cancel_, job->tier.value_or(cache::Tier::kSsd));
+        }
         if (!ls.ok()) {
           job->files_failed++;
           job->AddError("/" + files[i].path + ": " + ls.message());
@@ -139,8 +160,9 @@ void CacheService::RunLoad(const std::shared_ptr<LoadJob>& job) {
 }
 
 uint64_t CacheService::StartLoad(const std::string& path, bool recursive, std::optional<cache::Tier> tier,
-                                  const std::string& origin) {
+                                  const std::string& origin, bool cluster) {
   auto job = std::make_shared<LoadJob>();
+  job->cluster = cluster;
   job->started_ms = NowUnixMs();
   job->path = path;
   job->recursive = recursive;
@@ -219,12 +241,23 @@ Result<std::string> CacheService::PolicyPath(const std::string& raw) {
   return cache::NormalizePath(raw);
 }
 
-Result<uint64_t> CacheService::Load(const std::string& raw, bool recursive, std::optional<cache::Tier> tier) {
+Result<uint64_t> CacheService::Load(const std::string& raw, bool recursive, std::optional<cache::Tier> tier,
+                                    bool cluster) {
   Result<std::string> path = PolicyPath(raw);
   if (!path.ok()) return path.status();
   if (tier == cache::Tier::kMem && !ctx_.engine->has_mem_tier())
     return Status::InvalidArgument("there is no RAM tier (start the agent with --mem-size)");
-  return StartLoad(*path, recursive, tier, "policy");
+  if (cluster && ctx_.peers == nullptr) return Status::InvalidArgument("this agent is not in a cluster");
+  return StartLoad(*path, recursive, tier, "policy", cluster);
+}
+
+std::vector<policy::Host::Member> CacheService::Members() {
+  std::vector<Member> out;
+  if (ctx_.cluster == nullptr) return out;
+  for (const gossip::Member& m : ctx_.cluster->membership().Members())
+    out.push_back({m.name, m.addr, gossip::StateName(m.state), m.meta.capacity, m.meta.used,
+                   m.name == ctx_.cluster->name()});
+  return out;
 }
 
 Result<cache::EvictResult> CacheService::Evict(const std::string& raw, bool recursive, int64_t idle_ms) {

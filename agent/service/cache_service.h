@@ -36,6 +36,12 @@ class Metadata;
 class PinTable;
 class Writer;
 }  // namespace cache
+namespace peer {
+class PeerSource;
+}
+namespace gossip {
+class Cluster;
+}
 }  // namespace strata
 
 namespace strata::service {
@@ -48,6 +54,8 @@ struct ServiceContext {
   cache::Writer* writer = nullptr;
   cache::PinTable* pins = nullptr;
   const Clock* clock = nullptr;  // the cache's clock (TTLs, idle times)
+  peer::PeerSource* peers = nullptr;  // null: not in a cluster
+  gossip::Cluster* cluster = nullptr;
 };
 
 // A load job: its progress is read while it runs.
@@ -57,6 +65,7 @@ struct LoadJob {
   bool recursive = false;
   std::optional<cache::Tier> tier;
   std::string origin;  // who asked: "agentctl", "policy", "pin"
+  bool cluster = false;  // every member loads the blocks it owns
   std::atomic<bool> walking{true};
   std::atomic<bool> finished{false};
   std::atomic<uint64_t> files_total{0}, files_done{0}, bytes_total{0}, bytes_done{0};
@@ -84,8 +93,10 @@ class CacheService final : public policy::Host {
   static Result<std::string> ResolveUserPath(const std::string& mount_point, const std::string& raw);
 
   // Starts loading `path` (a directory needs `recursive`); returns the job id.
+  // With `cluster`, each member loads the blocks it owns (this agent asks
+  // the others and loads its own share); the job's progress counts them all.
   uint64_t StartLoad(const std::string& path, bool recursive, std::optional<cache::Tier> tier,
-                     const std::string& origin);
+                     const std::string& origin, bool cluster = false);
   std::shared_ptr<LoadJob> Job(uint64_t id);
   std::vector<std::shared_ptr<LoadJob>> RunningJobs();
   // Drops what is cached of `path` (pinned blocks stay).
@@ -98,7 +109,8 @@ class CacheService final : public policy::Host {
   cache::PinTable* pins() const { return ctx_.pins; }
 
   // policy::Host
-  Result<uint64_t> Load(const std::string& path, bool recursive, std::optional<cache::Tier> tier) override;
+  Result<uint64_t> Load(const std::string& path, bool recursive, std::optional<cache::Tier> tier,
+                        bool cluster) override;
   Result<cache::EvictResult> Evict(const std::string& path, bool recursive, int64_t idle_ms) override;
   Status Pin(const std::string& path, bool recursive) override;
   Status Unpin(const std::string& path) override;
@@ -106,6 +118,7 @@ class CacheService final : public policy::Host {
   Result<std::vector<Entry>> List(const std::string& path) override;
   std::vector<std::pair<std::string, double>> Stat() override;
   void Tick(int64_t now_ms) override;
+  std::vector<Member> Members() override;
 
  private:
   // A path as policies give it: mount-relative, or absolute under the mount point.

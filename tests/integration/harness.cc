@@ -36,17 +36,6 @@ const char* const kAgent = Bin("STRATA_AGENT", "build/strata-agent");
 const char* const kCtl = Bin("STRATA_AGENTCTL", "build/agentctl");
 const char* const kShaper = Bin("STRATA_SHAPER", "build/shaper");
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 bool PortOpen(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -494,5 +483,17 @@ nlohmann::json Agent::CtlJson(const std::string& args) const {
 uint64_t Agent::Gets() const { return Stat()["mounts"][0]["get_requests"].get<uint64_t>(); }
 
 std::string Agent::log() const { return ReadFile(log_); }
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
 
 }  // namespace strata::it

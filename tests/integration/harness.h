@@ -36,6 +36,7 @@ void WriteAll(int fd, const std::string& data);
 std::string Sha256File(const std::string& path);
 uint64_t DirBytes(const std::string& path);  // apparent size of regular files below
 bool IsMounted(const std::string& path);
+int FreePort();  // a TCP port free on 127.0.0.1 now
 // Sends raw bytes on a Unix socket and returns whatever comes back until the
 // server closes (or `timeout_s` passes).
 std::string RawUnixRequest(const std::string& socket, const std::string& bytes, int timeout_s = 20);

@@ -26,8 +26,9 @@ struct FakeHost : policy::Host {
     std::lock_guard<std::mutex> lock(mu);
     return calls;
   }
-  Result<uint64_t> Load(const std::string& path, bool recursive, std::optional<cache::Tier> tier) override {
-    Record("load " + path + (recursive ? " -r" : "") + (tier ? std::string(" ") + cache::TierName(*tier) : ""));
+  Result<uint64_t> Load(const std::string& path, bool recursive, std::optional<cache::Tier> tier, bool cluster) override {
+    Record("load " + path + (recursive ? " -r" : "") + (tier ? std::string(" ") + cache::TierName(*tier) : "") +
+           (cluster ? " --cluster" : ""));
     return uint64_t{7};
   }
   Result<cache::EvictResult> Evict(const std::string& path, bool recursive, int64_t idle_ms) override {
@@ -60,6 +61,9 @@ struct FakeHost : policy::Host {
   }
   std::vector<std::pair<std::string, double>> Stat() override { return {{"capacity", 1000}, {"ssd_capacity", 1000}}; }
   void Tick(int64_t) override {}
+  std::vector<Member> Members() override {
+    return {{"a", "10.0.0.1:7946", "alive", 100, 10, true}, {"b", "10.0.0.2:7946", "suspect", 200, 20, false}};
+  }
 };
 
 // A policy directory, a loop, a clock, a runtime.
@@ -324,6 +328,9 @@ TEST_CASE("a scheduled job fires at its time on the injected clock, once", "[uni
       assert(strata.stat().capacity == 1000)
       assert(math.abs(strata.now() - 1795053600) < 1)
       strata.ttl("/scratch", "1h")
+      local m = strata.members()
+      assert(#m == 2 and m[1].name == "a" and m[1].self and m[2].state == "suspect" and m[2].capacity == 200)
+      strata.load("/datasets/shared", { recursive = true, cluster = true })
     end)
   )");
   REQUIRE(r.Reload().ok());
@@ -335,7 +342,8 @@ TEST_CASE("a scheduled job fires at its time on the injected clock, once", "[uni
   r.Tick();
   r.Tick();
   CHECK(r.host.Calls() == std::vector<std::string>{"load /datasets/train -r ssd", "evict /tmp -r idle 604800000",
-                                                   "list /datasets", "unpin /nothing", "ttl /scratch 3600000"});
+                                                   "list /datasets", "unpin /nothing", "ttl /scratch 3600000",
+                                                   "load /datasets/shared -r --cluster"});
   json s = r.StatusJson()["schedules"][0];
   CHECK(s["runs"] == 1);
   CHECK(s["last_result"] == "ok");

@@ -1,0 +1,148 @@
+#include "agent/gossip/stream.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "agent/base/clock.h"
+
+namespace strata::gossip {
+
+Status SplitHostPort(const std::string& addr, std::string* host, uint16_t* port) {
+  size_t colon = addr.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= addr.size())
+    return Status::InvalidArgument("'" + addr + "' is not HOST:PORT");
+  std::string h = addr.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  char* end = nullptr;
+  long p = std::strtol(addr.c_str() + colon + 1, &end, 10);
+  if (*end != '\0' || p <= 0 || p > 65535) return Status::InvalidArgument("bad port in '" + addr + "'");
+  *host = h.empty() ? "0.0.0.0" : h;
+  *port = static_cast<uint16_t>(p);
+  return Status::OK();
+}
+
+Result<std::vector<sockaddr_storage>> ResolveAll(const std::string& addr) {
+  std::string host;
+  uint16_t port = 0;
+  STRATA_RETURN_IF_ERROR(SplitHostPort(addr, &host, &port));
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+  if (rc != 0) return Status::NotFound("cannot resolve '" + host + "': " + ::gai_strerror(rc));
+  std::vector<sockaddr_storage> out;
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    sockaddr_storage ss{};
+    std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
+    out.push_back(ss);
+  }
+  ::freeaddrinfo(res);
+  return out;
+}
+
+Result<StreamConn> StreamConn::Dial(const std::string& addr, const Keyring* keyring, std::string aad, int timeout_ms) {
+  Result<std::vector<sockaddr_storage>> addrs = ResolveAll(addr);
+  if (!addrs.ok()) return addrs.status();
+  Status last = Status::Unavailable("no address for " + addr);
+  for (const sockaddr_storage& ss : *addrs) {
+    Fd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return Status::FromErrno(errno, "socket");
+    int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    socklen_t len = ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
+      last = Status::FromErrno(errno, "connect to " + addr);
+      continue;
+    }
+    pollfd p{fd.get(), POLLOUT, 0};
+    int rc = ::poll(&p, 1, timeout_ms);
+    if (rc == 0) {
+      last = Status::Timeout("connect to " + addr + ": no answer in " + std::to_string(timeout_ms) + " ms");
+      continue;
+    }
+    int err = 0;
+    socklen_t el = sizeof(err);
+    ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &el);
+    if (rc < 0 || err != 0) {
+      last = Status::FromErrno(rc < 0 ? errno : err, "connect to " + addr);
+      continue;
+    }
+    return StreamConn(std::move(fd), keyring, std::move(aad));
+  }
+  return last;
+}
+
+Status StreamConn::WriteAll(const char* p, size_t n, int64_t deadline) {
+  while (n > 0) {
+    ssize_t w = ::send(fd_.get(), p, n, MSG_NOSIGNAL);
+    if (w > 0) {
+      p += w;
+      n -= static_cast<size_t>(w);
+      continue;
+    }
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Status::FromErrno(errno, "send");
+    int64_t left = deadline - NowMonoMs();
+    if (left <= 0) return Status::Timeout("peer stream: send stalled");
+    pollfd pf{fd_.get(), POLLOUT, 0};
+    ::poll(&pf, 1, static_cast<int>(left));
+  }
+  return Status::OK();
+}
+
+Status StreamConn::ReadAll(char* p, size_t n, int64_t deadline) {
+  while (n > 0) {
+    ssize_t r = ::recv(fd_.get(), p, n, 0);
+    if (r > 0) {
+      p += r;
+      n -= static_cast<size_t>(r);
+      continue;
+    }
+    if (r == 0) return Status::Unavailable("peer stream closed");
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Status::FromErrno(errno, "recv");
+    int64_t left = deadline - NowMonoMs();
+    if (left <= 0) return Status::Timeout("peer stream: nothing came in time");
+    pollfd pf{fd_.get(), POLLIN, 0};
+    ::poll(&pf, 1, static_cast<int>(left));
+  }
+  return Status::OK();
+}
+
+Status StreamConn::Send(FrameType type, std::string_view body, int timeout_ms) {
+  std::string plain;
+  plain.reserve(body.size() + 1);
+  plain.push_back(static_cast<char>(type));
+  plain.append(body);
+  Result<std::string> sealed = keyring_->Seal(plain, aad_);
+  if (!sealed.ok()) return sealed.status();
+  uint32_t n = static_cast<uint32_t>(sealed->size());
+  char hdr[4] = {static_cast<char>(n), static_cast<char>(n >> 8), static_cast<char>(n >> 16), static_cast<char>(n >> 24)};
+  int64_t deadline = NowMonoMs() + timeout_ms;
+  STRATA_RETURN_IF_ERROR(WriteAll(hdr, 4, deadline));
+  return WriteAll(sealed->data(), sealed->size(), deadline);
+}
+
+Status StreamConn::Receive(FrameType* type, std::string* body, int timeout_ms) {
+  int64_t deadline = NowMonoMs() + timeout_ms;
+  unsigned char hdr[4];
+  STRATA_RETURN_IF_ERROR(ReadAll(reinterpret_cast<char*>(hdr), 4, deadline));
+  uint32_t n = hdr[0] | (hdr[1] << 8) | (hdr[2] << 16) | (static_cast<uint32_t>(hdr[3]) << 24);
+  if (n < Keyring::kOverhead + 1 || n > kMaxFrame) return Status::InvalidArgument("peer stream: bad frame length " + std::to_string(n));
+  std::string sealed(n, '\0');
+  STRATA_RETURN_IF_ERROR(ReadAll(sealed.data(), n, deadline));
+  Result<std::string> plain = keyring_->Open(sealed, aad_);
+  if (!plain.ok()) return plain.status();
+  *type = static_cast<FrameType>(static_cast<uint8_t>((*plain)[0]));
+  body->assign(plain->data() + 1, plain->size() - 1);
+  return Status::OK();
+}
+
+}  // namespace strata::gossip
