@@ -98,6 +98,8 @@ class BlockSource {
   // How many leading blocks of `r` belong in one request (default: all).
   // A source in front of others (peers) says where the answerer changes.
   virtual uint32_t Coalescable(const BlockRequest& r) { return r.count; }
+  // The name() of the source that would answer `r` now.
+  virtual const char* Answerer(const BlockRequest& r) { (void)r; return name(); }
 };
 
 // Asks its sources in order; the first that answers wins. A failing source
@@ -107,6 +109,7 @@ class SourceChain : public BlockSource {
  public:
   explicit SourceChain(std::vector<BlockSource*> sources) : sources_(std::move(sources)) {}
   const char* name() const override { return "chain"; }
+  const char* Answerer(const BlockRequest& r) override { return sources_.empty() ? name() : sources_[0]->Answerer(r); }
   Result<Fetched> Fetch(const BlockRequest& r, char* buf) override;
 
  private:

@@ -94,11 +94,12 @@ struct EngineOptions {
 class Admission {
  public:
   virtual ~Admission() = default;
-  // A fetch of `f` is starting: begin deciding. Must not block.
-  virtual void Prepare(const FileRef& f) = 0;
+  // A fetch of `f` is starting: begin deciding. Must not block. `source`
+  // is who will answer: "store", or "peer" (another agent of the cluster).
+  virtual void Prepare(const FileRef& f, const char* source) = 0;
   // The decision, on a fetch worker once the bytes are here; may wait a
   // bounded time. A tier, std::nullopt for "do not keep", or `fallback`.
-  virtual std::optional<Tier> Decide(const FileRef& f, Tier fallback) = 0;
+  virtual std::optional<Tier> Decide(const FileRef& f, Tier fallback, const char* source) = 0;
 };
 
 // Paths whose blocks are never evicted: `path` itself, and with

@@ -129,6 +129,12 @@ Result<Fetched> Fetcher::FetchRange(const BlockRequest& req, char* buf, uint64_t
   return r;
 }
 
+const char* Fetcher::Answerer(const FileRef& f, uint64_t idx) {
+  BlockRequest r{f.store_uri, f.ufs_path, f.etag, f.size, static_cast<uint32_t>(block_size_), idx, 1};
+  r.local_only = f.local_only;
+  return source_->Answerer(r);
+}
+
 std::vector<std::pair<std::string, uint64_t>> Fetcher::BytesBySource() {
   std::lock_guard<std::mutex> lock(source_mu_);
   return source_bytes_;

@@ -84,6 +84,8 @@ class Fetcher {
   // One request to the source, its bytes counted by source.
   Result<Fetched> FetchRange(const BlockRequest& req, char* buf, uint64_t bytes);
   std::vector<std::pair<std::string, uint64_t>> BytesBySource();
+  // Who would answer block `idx` of `f` now ("store", "peer").
+  const char* Answerer(const FileRef& f, uint64_t idx);
 
  private:
   void RunFetches(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& fetches);

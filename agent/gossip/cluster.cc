@@ -261,9 +261,16 @@ void Cluster::Serve(Fd fd) {
   conn_fds_.erase(std::remove(conn_fds_.begin(), conn_fds_.end(), raw), conn_fds_.end());
 }
 
+Result<StreamConn> Cluster::Dial(const std::string& addr, int timeout_ms) {
+  std::string host;
+  uint16_t port = 0;
+  if (!SplitHostPort(opts_.membership.addr, &host, &port).ok()) host.clear();
+  return StreamConn::Dial(addr, &keyring_, StreamAad(), timeout_ms, host);
+}
+
 Status Cluster::PushPull(const std::string& addr, bool join) {
   int timeout = std::max(1000, opts_.peer_timeout_ms * 3);
-  Result<StreamConn> conn = StreamConn::Dial(addr, &keyring_, StreamAad(), timeout);
+  Result<StreamConn> conn = Dial(addr, timeout);
   if (!conn.ok()) return conn.status();
   STRATA_RETURN_IF_ERROR(conn->Send(FrameType::kPushPull, EncodePushPull(membership_->LocalState(join)), timeout));
   FrameType type;
@@ -305,7 +312,7 @@ std::map<std::string, std::string> Cluster::KeyOp(const std::string& op, const s
     WireWriter w;
     w.Str(op);
     w.Str(key);
-    Result<StreamConn> c = StreamConn::Dial(m.addr, &keyring_, StreamAad(), timeout);
+    Result<StreamConn> c = Dial(m.addr, timeout);
     Status s = c.ok() ? c->Send(FrameType::kKeyOp, w.out(), timeout) : c.status();
     FrameType type;
     std::string answer;

@@ -82,6 +82,8 @@ class Cluster {
   const std::string& addr() const { return opts_.membership.addr; }
   int peer_timeout_ms() const { return opts_.peer_timeout_ms; }
   std::string StreamAad() const { return "strata/" + opts_.cluster_name + "/stream"; }
+  // A sealed stream to another member, from our advertised address.
+  Result<StreamConn> Dial(const std::string& addr, int timeout_ms);
   ClusterStats Stats();
   // Push-pull with `addr` now (joining, and anti-entropy).
   Status PushPull(const std::string& addr, bool join);

@@ -49,7 +49,8 @@ Result<std::vector<sockaddr_storage>> ResolveAll(const std::string& addr) {
   return out;
 }
 
-Result<StreamConn> StreamConn::Dial(const std::string& addr, const Keyring* keyring, std::string aad, int timeout_ms) {
+Result<StreamConn> StreamConn::Dial(const std::string& addr, const Keyring* keyring, std::string aad, int timeout_ms,
+                                    const std::string& source_host) {
   Result<std::vector<sockaddr_storage>> addrs = ResolveAll(addr);
   if (!addrs.ok()) return addrs.status();
   Status last = Status::Unavailable("no address for " + addr);
@@ -58,6 +59,15 @@ Result<StreamConn> StreamConn::Dial(const std::string& addr, const Keyring* keyr
     if (!fd.valid()) return Status::FromErrno(errno, "socket");
     int one = 1;
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!source_host.empty() && source_host != "0.0.0.0" && source_host != "::") {
+      sockaddr_storage src{};
+      bool v4 = ss.ss_family == AF_INET;
+      bool parsed = v4 ? ::inet_pton(AF_INET, source_host.c_str(), &reinterpret_cast<sockaddr_in*>(&src)->sin_addr) == 1
+                       : ::inet_pton(AF_INET6, source_host.c_str(), &reinterpret_cast<sockaddr_in6*>(&src)->sin6_addr) == 1;
+      src.ss_family = ss.ss_family;
+      if (parsed && ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&src), v4 ? sizeof(sockaddr_in) : sizeof(sockaddr_in6)) != 0)
+        return Status::FromErrno(errno, "bind to " + source_host);
+    }
     socklen_t len = ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
     if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
       last = Status::FromErrno(errno, "connect to " + addr);

@@ -38,8 +38,10 @@ Result<std::vector<sockaddr_storage>> ResolveAll(const std::string& addr);
 class StreamConn {
  public:
   StreamConn(Fd fd, const Keyring* keyring, std::string aad) : fd_(std::move(fd)), keyring_(keyring), aad_(std::move(aad)) {}
-  // Connects within `timeout_ms`.
-  static Result<StreamConn> Dial(const std::string& addr, const Keyring* keyring, std::string aad, int timeout_ms);
+  // Connects within `timeout_ms`, from `source_host` when given (the
+  // address this agent advertises: its peers see the connection come from it).
+  static Result<StreamConn> Dial(const std::string& addr, const Keyring* keyring, std::string aad, int timeout_ms,
+                                 const std::string& source_host = "");
 
   // Sends one frame; fails when the socket does not take it by the deadline.
   Status Send(FrameType type, std::string_view body, int timeout_ms);

@@ -65,6 +65,14 @@ uint32_t PeerSource::Coalescable(const cache::BlockRequest& r) {
   return n;
 }
 
+const char* PeerSource::Answerer(const cache::BlockRequest& r) {
+  if (r.local_only) return fallback_->Answerer(r);
+  std::vector<Candidate> members = OwnerCandidates(cluster_->membership());
+  if (members.size() <= 1) return fallback_->Answerer(r);
+  const Candidate* owner = OwnerOf(r, r.first, members);
+  return owner != nullptr && owner->name != cluster_->name() ? "peer" : fallback_->Answerer(r);
+}
+
 bool PeerSource::Avoided(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = avoid_until_.find(name);
@@ -150,8 +158,7 @@ Result<gossip::StreamConn> PeerSource::Take(const std::string& addr, bool* poole
       return c;
     }
   }
-  Result<gossip::StreamConn> c =
-      gossip::StreamConn::Dial(addr, &cluster_->keyring(), cluster_->StreamAad(), cluster_->peer_timeout_ms());
+  Result<gossip::StreamConn> c = cluster_->Dial(addr, cluster_->peer_timeout_ms());
   if (!c.ok() && c.status().code() != Status::Code::kTimeout) return Status::Unavailable(c.status().message());
   return c;
 }

@@ -68,6 +68,8 @@ class PeerSource : public cache::BlockSource {
   Result<cache::Fetched> Fetch(const cache::BlockRequest& r, char* buf) override;
   // The leading blocks of `r` with the same owner.
   uint32_t Coalescable(const cache::BlockRequest& r) override;
+  // "peer" when another member owns r.first, else the fallback's answerer.
+  const char* Answerer(const cache::BlockRequest& r) override;
   PeerStats Stats();
 
   // A cluster load of `f`: which blocks this agent owns (it loads those

@@ -620,23 +620,28 @@ void Runtime::Tick() {
   if (host_ != nullptr) host_->Tick(now_ms);
 }
 
-void Runtime::Prepare(const cache::FileRef& f) {
+uint64_t Runtime::DecisionKey(const cache::FileRef& f, const char* source) {
+  return f.file_id * 2 + (std::strcmp(source, "peer") == 0 ? 1 : 0);
+}
+
+void Runtime::Prepare(const cache::FileRef& f, const char* source) {
   if (!has_admit_ || stopping_ || loop_ == nullptr) return;
   uint64_t gen;
+  const uint64_t key = DecisionKey(f, source);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (decisions_.count(f.file_id)) return;
+    if (decisions_.count(key)) return;
     // Bounded: a long scan of distinct files starts over rather than grow.
     if (decisions_.size() >= 65536) decisions_.clear();
-    decisions_[f.file_id] = Decision{};
+    decisions_[key] = Decision{};
     gen = generation_;
   }
-  loop_->Post([this, f, gen] {
+  loop_->Post([this, f, gen, src = std::string(source)] {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (gen != generation_) return;
     }
-    RunAdmit(f);
+    RunAdmit(f, src);
   });
 }
 
@@ -645,6 +650,7 @@ namespace {
 struct FileCall {
   const cache::FileRef* file;
   int ref;
+  const char* source = nullptr;  // on_admit: who answers the fetch
   int type = LUA_TNIL;  // of the result
   bool truthy = false;
   std::string text;     // a string result
@@ -654,6 +660,10 @@ int CallWithFile(lua_State* L) {
   auto* c = static_cast<FileCall*>(lua_touserdata(L, 1));
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
   PushFile(L, *c->file);
+  if (c->source != nullptr) {
+    lua_pushstring(L, c->source);
+    lua_setfield(L, -2, "source");
+  }
   lua_call(L, 1, 1);
   c->type = lua_type(L, -1);
   c->truthy = lua_toboolean(L, -1);
@@ -662,13 +672,13 @@ int CallWithFile(lua_State* L) {
 }
 }  // namespace
 
-void Runtime::RunAdmit(const cache::FileRef& f) {
+void Runtime::RunAdmit(const cache::FileRef& f, const std::string& source) {
   Decision d;
   d.ready = true;
   if (live_) {
     for (HookRef& h : live_->admit) {
       if (h.failed) continue;
-      FileCall c{&f, h.ref};
+      FileCall c{&f, h.ref, source.c_str()};
       if (!live_->Call(h, "on_admit", CallWithFile, &c).ok()) continue;
       if (c.type == LUA_TSTRING) {
         std::optional<cache::Tier> tier = cache::ParseTier(c.text);
@@ -688,20 +698,21 @@ void Runtime::RunAdmit(const cache::FileRef& f) {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    decisions_[f.file_id] = d;
+    decisions_[DecisionKey(f, source.c_str())] = d;
   }
   cv_.notify_all();
 }
 
-std::optional<cache::Tier> Runtime::Decide(const cache::FileRef& f, cache::Tier fallback) {
+std::optional<cache::Tier> Runtime::Decide(const cache::FileRef& f, cache::Tier fallback, const char* source) {
   if (!has_admit_ || stopping_) return fallback;
-  Prepare(f);  // a no-op when already asked
+  Prepare(f, source);  // a no-op when already asked
+  const uint64_t key = DecisionKey(f, source);
   std::unique_lock<std::mutex> lock(mu_);
   bool ready = cv_.wait_for(lock, std::chrono::milliseconds(opts_.admit_wait_ms), [&] {
-    auto it = decisions_.find(f.file_id);
+    auto it = decisions_.find(key);
     return stopping_ || it == decisions_.end() || it->second.ready;
   });
-  auto it = decisions_.find(f.file_id);
+  auto it = decisions_.find(key);
   if (stopping_) return fallback;
   if (!ready || it == decisions_.end() || !it->second.ready) {
     admit_timeouts_++;

@@ -115,8 +115,8 @@ class Runtime final : public cache::Admission, public cache::Scorer {
   std::string StatusJson();
 
   // cache::Admission
-  void Prepare(const cache::FileRef& f) override;
-  std::optional<cache::Tier> Decide(const cache::FileRef& f, cache::Tier fallback) override;
+  void Prepare(const cache::FileRef& f, const char* source = "store") override;
+  std::optional<cache::Tier> Decide(const cache::FileRef& f, cache::Tier fallback, const char* source = "store") override;
   // cache::Scorer
   bool Active() const override { return has_evict_ && !stopping_; }
   bool Rank(const std::vector<cache::EvictCandidate>& candidates, std::vector<size_t>* order,
@@ -135,7 +135,9 @@ class Runtime final : public cache::Admission, public cache::Scorer {
   };
   Status LoadInto(Generation& g, const std::vector<std::string>& files);
   void InstallApi(Generation& g);
-  void RunAdmit(const cache::FileRef& f);
+  void RunAdmit(const cache::FileRef& f, const std::string& source);
+  // Decisions are per file version and answering source.
+  static uint64_t DecisionKey(const cache::FileRef& f, const char* source);
   void RunAccess(const cache::FileRef& f);
   // The on_evict hook over all candidates, in batches: score per candidate.
   bool Score(const std::vector<cache::EvictCandidate>& c, std::vector<double>* scores,

@@ -121,6 +121,8 @@ TEST_CASE("on_admit gets the file; its answer places the blocks", "[unit][policy
       assert(f.path == "/d/x.bin" or f.path == "/d/y.tmp" or f.path == "/d/z", "path " .. tostring(f.path))
       assert(f.name == "x.bin" or f.name == "y.tmp" or f.name == "z")
       assert(math.type(f.size) == "integer" and f.etag:sub(1, 5) == "etag-")
+      assert(f.source == "store" or f.source == "peer")
+      if f.source == "peer" and f.path == "/d/z" then return false end  -- a peer keeps it: no local copy
       if f.path:find("%.tmp$") then return false end
       if f.size > 1000 then return "mem" end
       return nil
@@ -130,9 +132,10 @@ TEST_CASE("on_admit gets the file; its answer places the blocks", "[unit][policy
   CHECK(r.rt->Decide(PolicyRig::File("d/x.bin", 5000, 1), cache::Tier::kSsd) == cache::Tier::kMem);
   CHECK(r.rt->Decide(PolicyRig::File("d/y.tmp", 10, 2), cache::Tier::kSsd) == std::nullopt);
   CHECK(r.rt->Decide(PolicyRig::File("d/z", 10, 3), cache::Tier::kSsd) == cache::Tier::kSsd);  // no opinion
+  CHECK(r.rt->Decide(PolicyRig::File("d/z", 10, 3), cache::Tier::kSsd, "peer") == std::nullopt);  // asked again: another source
   json st = r.StatusJson();
   REQUIRE(st["hooks"].size() == 1);
-  CHECK(st["hooks"][0]["calls"] == 3);
+  CHECK(st["hooks"][0]["calls"] == 4);
   CHECK(st["hooks"][0]["state"] == "active");
 }
 

@@ -44,8 +44,8 @@ class FixedAdmission : public cache::Admission {
  public:
   std::function<std::optional<cache::Tier>(const cache::FileRef&)> rule;
   std::atomic<int> prepared{0};
-  void Prepare(const cache::FileRef&) override { prepared++; }
-  std::optional<cache::Tier> Decide(const cache::FileRef& f, cache::Tier) override { return rule(f); }
+  void Prepare(const cache::FileRef&, const char*) override { prepared++; }
+  std::optional<cache::Tier> Decide(const cache::FileRef& f, cache::Tier, const char*) override { return rule(f); }
 };
 
 class FixedScorer : public cache::Scorer {
