@@ -80,16 +80,25 @@ void Fetcher::RunFetches(const FileRef& f, uint64_t first, const std::vector<std
 
 void Fetcher::FetchRun(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run) {
   // The source may take only a leading part of the run in one request (in a
-  // cluster: the blocks of one owner); each part completes on its own, so no
-  // block waits on a request for blocks of another owner.
+  // cluster: a few blocks of one owner); each part completes on its own, so
+  // no block waits on a request for blocks of another owner, and the parts
+  // after the first go to other workers (in flight together).
+  std::vector<std::pair<size_t, size_t>> parts;  // [at, at + n)
   for (size_t at = 0; at < run.size();) {
     BlockRequest probe{f.store_uri, f.ufs_path, f.etag, f.size, static_cast<uint32_t>(block_size_),
                        first + at, static_cast<uint32_t>(run.size() - at)};
     probe.local_only = f.local_only;
     size_t n = std::clamp<size_t>(source_->Coalescable(probe), 1, run.size() - at);
-    FetchPart(f, first + at, std::vector<std::shared_ptr<Fetch>>(run.begin() + at, run.begin() + at + n));
+    parts.emplace_back(at, n);
     at += n;
   }
+  ThreadPool* pool = f.local_only ? local_workers_.get() : workers_.get();
+  for (size_t i = 1; i < parts.size(); i++) {
+    auto [at, n] = parts[i];
+    std::vector<std::shared_ptr<Fetch>> part(run.begin() + at, run.begin() + at + n);
+    pool->Submit([this, f, b = first + at, part = std::move(part)] { FetchPart(f, b, part); }, false);
+  }
+  FetchPart(f, first, std::vector<std::shared_ptr<Fetch>>(run.begin(), run.begin() + parts[0].second));
 }
 
 void Fetcher::FetchPart(const FileRef& f, uint64_t first, const std::vector<std::shared_ptr<Fetch>>& run) {

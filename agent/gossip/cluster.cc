@@ -220,7 +220,7 @@ void Cluster::Serve(Fd fd) {
   StreamConn conn(std::move(fd), &keyring_, StreamAad());
   for (;;) {
     FrameType type;
-    std::string body;
+    std::string_view body;
     Status s = conn.Receive(&type, &body, kStreamIdleMs);
     if (!s.ok()) {
       if (s.code() == Status::Code::kPermissionDenied || s.code() == Status::Code::kInvalidArgument) {
@@ -274,7 +274,7 @@ Status Cluster::PushPull(const std::string& addr, bool join) {
   if (!conn.ok()) return conn.status();
   STRATA_RETURN_IF_ERROR(conn->Send(FrameType::kPushPull, EncodePushPull(membership_->LocalState(join)), timeout));
   FrameType type;
-  std::string body;
+  std::string_view body;
   Status s = conn->Receive(&type, &body, timeout);
   if (!s.ok()) {
     if (s.code() == Status::Code::kTimeout || s.code() == Status::Code::kUnavailable)
@@ -315,9 +315,9 @@ std::map<std::string, std::string> Cluster::KeyOp(const std::string& op, const s
     Result<StreamConn> c = Dial(m.addr, timeout);
     Status s = c.ok() ? c->Send(FrameType::kKeyOp, w.out(), timeout) : c.status();
     FrameType type;
-    std::string answer;
+    std::string_view answer;
     if (s.ok()) s = c->Receive(&type, &answer, timeout);
-    out[m.name] = s.ok() ? answer : s.message();
+    out[m.name] = s.ok() ? std::string(answer) : s.message();
   }
   out[opts_.membership.name] = ApplyKeyOp(op, key).message();
   return out;

@@ -15,7 +15,7 @@ namespace strata::gossip {
 
 namespace {
 constexpr uint8_t kVersion = 1;
-constexpr size_t kNonce = 12, kTag = 16;
+constexpr size_t kNonce = 12;
 
 struct CtxFree {
   void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
@@ -30,24 +30,21 @@ std::string Trim(std::string s) {
   return s.substr(i);
 }
 
-bool OpenWith(const Key& key, std::string_view sealed, std::string_view aad, std::string* out) {
-  const auto* p = reinterpret_cast<const uint8_t*>(sealed.data());
-  const size_t ct_len = sealed.size() - Keyring::kOverhead;
+// Opens `sealed` with `key` into `out` (may be where the ciphertext lies).
+bool OpenWith(const Key& key, const uint8_t* p, size_t sealed_len, std::string_view aad, uint8_t* out) {
+  const size_t ct_len = sealed_len - Keyring::kOverhead;
   Ctx ctx(EVP_CIPHER_CTX_new());
   int n = 0;
   if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), p + 1) != 1) return false;
   if (EVP_DecryptUpdate(ctx.get(), nullptr, &n, reinterpret_cast<const uint8_t*>(aad.data()),
                         static_cast<int>(aad.size())) != 1)
     return false;
-  out->resize(ct_len);
-  if (ct_len > 0 && EVP_DecryptUpdate(ctx.get(), reinterpret_cast<uint8_t*>(out->data()), &n, p + 1 + kNonce,
-                                      static_cast<int>(ct_len)) != 1)
-    return false;
-  uint8_t tag[kTag];
-  std::copy(p + 1 + kNonce + ct_len, p + 1 + kNonce + ct_len + kTag, tag);
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, tag) != 1) return false;
+  uint8_t tag[Keyring::kTag];
+  std::copy(p + 1 + kNonce + ct_len, p + 1 + kNonce + ct_len + Keyring::kTag, tag);
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, Keyring::kTag, tag) != 1) return false;
+  if (ct_len > 0 && EVP_DecryptUpdate(ctx.get(), out, &n, p + 1 + kNonce, static_cast<int>(ct_len)) != 1) return false;
   int fin = 0;
-  return EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<uint8_t*>(out->data()) + ct_len, &fin) == 1;
+  return EVP_DecryptFinal_ex(ctx.get(), out + ct_len, &fin) == 1;
 }
 }  // namespace
 
@@ -109,42 +106,65 @@ Keyring& Keyring::operator=(Keyring&& o) noexcept {
   return *this;
 }
 
-Result<std::string> Keyring::Seal(std::string_view plain, std::string_view aad) const {
+Status Keyring::SealInPlace(char* buf, size_t plain_len, std::string_view aad) const {
   Key key;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (keys_.empty()) return Status::Unavailable("no cluster key installed");
     key = keys_[0];
   }
-  std::string out(kOverhead + plain.size(), '\0');
-  auto* p = reinterpret_cast<uint8_t*>(out.data());
+  auto* p = reinterpret_cast<uint8_t*>(buf);
   p[0] = kVersion;
   if (RAND_bytes(p + 1, kNonce) != 1) return Status::IOError("no random bytes for a nonce");
   Ctx ctx(EVP_CIPHER_CTX_new());
   int n = 0;
+  uint8_t* text = p + 1 + kNonce;
   if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), p + 1) != 1 ||
       EVP_EncryptUpdate(ctx.get(), nullptr, &n, reinterpret_cast<const uint8_t*>(aad.data()),
                         static_cast<int>(aad.size())) != 1 ||
-      (!plain.empty() && EVP_EncryptUpdate(ctx.get(), p + 1 + kNonce, &n, reinterpret_cast<const uint8_t*>(plain.data()),
-                                           static_cast<int>(plain.size())) != 1) ||
-      EVP_EncryptFinal_ex(ctx.get(), p + 1 + kNonce + plain.size(), &n) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, p + 1 + kNonce + plain.size()) != 1)
+      (plain_len > 0 && EVP_EncryptUpdate(ctx.get(), text, &n, text, static_cast<int>(plain_len)) != 1) ||
+      EVP_EncryptFinal_ex(ctx.get(), text + plain_len, &n) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, text + plain_len) != 1)
     return Status::IOError("AES-GCM seal failed");
+  return Status::OK();
+}
+
+Result<std::string> Keyring::Seal(std::string_view plain, std::string_view aad) const {
+  std::string out(kOverhead + plain.size(), '\0');
+  std::copy(plain.begin(), plain.end(), out.begin() + kHead);
+  STRATA_RETURN_IF_ERROR(SealInPlace(out.data(), plain.size(), aad));
   return out;
 }
 
-Result<std::string> Keyring::Open(std::string_view sealed, std::string_view aad) const {
-  if (sealed.size() < kOverhead) return Status::InvalidArgument("sealed message too short");
-  if (static_cast<uint8_t>(sealed[0]) != kVersion) return Status::InvalidArgument("unknown seal version");
+Status Keyring::OpenInPlace(char* buf, size_t sealed_len, std::string_view aad) const {
+  if (sealed_len < kOverhead) return Status::InvalidArgument("sealed message too short");
+  auto* p = reinterpret_cast<uint8_t*>(buf);
+  if (p[0] != kVersion) return Status::InvalidArgument("unknown seal version");
   std::vector<Key> keys;
   {
     std::lock_guard<std::mutex> lock(mu_);
     keys = keys_;
   }
-  std::string out;
-  for (const Key& k : keys)
-    if (OpenWith(k, sealed, aad, &out)) return out;
+  // A failed try leaves the buffer as it was only when nothing was written:
+  // decrypt into a scratch copy for the keys before the last.
+  for (size_t i = 0; i < keys.size(); i++) {
+    if (i + 1 == keys.size()) {
+      if (OpenWith(keys[i], p, sealed_len, aad, p + kHead)) return Status::OK();
+      break;
+    }
+    std::vector<uint8_t> scratch(sealed_len - kOverhead + 16);
+    if (OpenWith(keys[i], p, sealed_len, aad, scratch.data())) {
+      std::copy(scratch.begin(), scratch.begin() + static_cast<long>(sealed_len - kOverhead), p + kHead);
+      return Status::OK();
+    }
+  }
   return Status::PermissionDenied("no installed key opens the message (wrong key or cluster name)");
+}
+
+Result<std::string> Keyring::Open(std::string_view sealed, std::string_view aad) const {
+  std::string copy(sealed);
+  STRATA_RETURN_IF_ERROR(OpenInPlace(copy.data(), copy.size(), aad));
+  return copy.substr(kHead, copy.size() - kOverhead);
 }
 
 std::vector<std::string> Keyring::List() const {

@@ -46,6 +46,13 @@ class Keyring {
   Result<std::string> Seal(std::string_view plain, std::string_view aad) const;
   // The plaintext, if any installed key opens `sealed` for `aad`.
   Result<std::string> Open(std::string_view sealed, std::string_view aad) const;
+  // The same without copies: `p` holds kHead bytes of room, `plain_len`
+  // bytes of plaintext, then kTag bytes of room; sealed where it lies.
+  static constexpr size_t kHead = 1 + 12, kTag = 16;
+  Status SealInPlace(char* p, size_t plain_len, std::string_view aad) const;
+  // Opens a sealed message where it lies: the plaintext is at p + kHead,
+  // `sealed_len` - kOverhead bytes long.
+  Status OpenInPlace(char* p, size_t sealed_len, std::string_view aad) const;
 
   std::vector<std::string> List() const;  // base64, primary first
   Status Install(const Key& key);         // added, not used for sealing yet

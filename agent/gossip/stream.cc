@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "agent/base/clock.h"
@@ -126,32 +127,43 @@ Status StreamConn::ReadAll(char* p, size_t n, int64_t deadline) {
   return Status::OK();
 }
 
-Status StreamConn::Send(FrameType type, std::string_view body, int timeout_ms) {
-  std::string plain;
-  plain.reserve(body.size() + 1);
-  plain.push_back(static_cast<char>(type));
-  plain.append(body);
-  Result<std::string> sealed = keyring_->Seal(plain, aad_);
-  if (!sealed.ok()) return sealed.status();
-  uint32_t n = static_cast<uint32_t>(sealed->size());
-  char hdr[4] = {static_cast<char>(n), static_cast<char>(n >> 8), static_cast<char>(n >> 16), static_cast<char>(n >> 24)};
-  int64_t deadline = NowMonoMs() + timeout_ms;
-  STRATA_RETURN_IF_ERROR(WriteAll(hdr, 4, deadline));
-  return WriteAll(sealed->data(), sealed->size(), deadline);
+// A frame on the wire: length u32 | version | nonce | type | body | tag.
+constexpr size_t kLenBytes = 4;
+
+std::string StreamConn::NewFrame(FrameType type, size_t body_len) {
+  std::string frame(kLenBytes + Keyring::kOverhead + 1 + body_len, '\0');
+  frame[kLenBytes + Keyring::kHead] = static_cast<char>(type);
+  return frame;
 }
 
-Status StreamConn::Receive(FrameType* type, std::string* body, int timeout_ms) {
+char* StreamConn::BodyOf(std::string& frame) { return frame.data() + kLenBytes + Keyring::kHead + 1; }
+
+Status StreamConn::SendFrame(std::string& frame, int timeout_ms) {
+  const size_t sealed = frame.size() - kLenBytes;
+  const size_t plain = sealed - Keyring::kOverhead;
+  STRATA_RETURN_IF_ERROR(keyring_->SealInPlace(frame.data() + kLenBytes, plain, aad_));
+  uint32_t n = static_cast<uint32_t>(sealed);
+  for (size_t i = 0; i < kLenBytes; i++) frame[i] = static_cast<char>(n >> (8 * i));
+  return WriteAll(frame.data(), frame.size(), NowMonoMs() + timeout_ms);
+}
+
+Status StreamConn::Send(FrameType type, std::string_view body, int timeout_ms) {
+  std::string frame = NewFrame(type, body.size());
+  std::copy(body.begin(), body.end(), BodyOf(frame));
+  return SendFrame(frame, timeout_ms);
+}
+
+Status StreamConn::Receive(FrameType* type, std::string_view* body, int timeout_ms) {
   int64_t deadline = NowMonoMs() + timeout_ms;
-  unsigned char hdr[4];
-  STRATA_RETURN_IF_ERROR(ReadAll(reinterpret_cast<char*>(hdr), 4, deadline));
+  unsigned char hdr[kLenBytes];
+  STRATA_RETURN_IF_ERROR(ReadAll(reinterpret_cast<char*>(hdr), kLenBytes, deadline));
   uint32_t n = hdr[0] | (hdr[1] << 8) | (hdr[2] << 16) | (static_cast<uint32_t>(hdr[3]) << 24);
   if (n < Keyring::kOverhead + 1 || n > kMaxFrame) return Status::InvalidArgument("peer stream: bad frame length " + std::to_string(n));
-  std::string sealed(n, '\0');
-  STRATA_RETURN_IF_ERROR(ReadAll(sealed.data(), n, deadline));
-  Result<std::string> plain = keyring_->Open(sealed, aad_);
-  if (!plain.ok()) return plain.status();
-  *type = static_cast<FrameType>(static_cast<uint8_t>((*plain)[0]));
-  body->assign(plain->data() + 1, plain->size() - 1);
+  rx_.resize(n);
+  STRATA_RETURN_IF_ERROR(ReadAll(rx_.data(), n, deadline));
+  STRATA_RETURN_IF_ERROR(keyring_->OpenInPlace(rx_.data(), n, aad_));
+  *type = static_cast<FrameType>(static_cast<uint8_t>(rx_[Keyring::kHead]));
+  *body = std::string_view(rx_.data() + Keyring::kHead + 1, n - Keyring::kOverhead - 1);
   return Status::OK();
 }
 

@@ -45,9 +45,15 @@ class StreamConn {
 
   // Sends one frame; fails when the socket does not take it by the deadline.
   Status Send(FrameType type, std::string_view body, int timeout_ms);
-  // Receives one frame. Timeout when nothing complete came in time;
+  // A frame built where it is sent from (large bodies: no copy): the body
+  // goes at BodyOf(frame), `body_len` bytes; SendFrame seals it in place.
+  static std::string NewFrame(FrameType type, size_t body_len);
+  static char* BodyOf(std::string& frame);
+  Status SendFrame(std::string& frame, int timeout_ms);
+  // Receives one frame, opened where it was read: *body stays valid until
+  // the next Receive. Timeout when nothing complete came in time;
   // PermissionDenied when it does not open with our keys.
-  Status Receive(FrameType* type, std::string* body, int timeout_ms);
+  Status Receive(FrameType* type, std::string_view* body, int timeout_ms);
   int fd() const { return fd_.get(); }
   bool valid() const { return fd_.valid(); }
 
@@ -57,6 +63,7 @@ class StreamConn {
   Fd fd_;
   const Keyring* keyring_;
   std::string aad_;
+  std::string rx_;  // the last frame received (bodies point into it)
 };
 
 }  // namespace strata::gossip

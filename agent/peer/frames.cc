@@ -39,13 +39,16 @@ bool DecodeBlockRequest(std::string_view body, cache::BlockRequest* r, bool* war
   return r->length() <= static_cast<uint64_t>(r->count) * r->block_size;
 }
 
-std::string EncodeBlockReply(ReplyCode code, std::string_view message, std::string_view data) {
+std::string EncodeBlockReplyHead(ReplyCode code, std::string_view message, size_t data_len) {
   gossip::WireWriter w;
   w.U8(static_cast<uint8_t>(code));
   w.Str(message);
-  w.U32(static_cast<uint32_t>(data.size()));
-  w.Raw(data);
+  w.U32(static_cast<uint32_t>(data_len));
   return std::move(w.out());
+}
+
+std::string EncodeBlockReply(ReplyCode code, std::string_view message, std::string_view data) {
+  return EncodeBlockReplyHead(code, message, data.size()).append(data);
 }
 
 bool DecodeBlockReply(std::string_view body, ReplyCode* code, std::string* message, std::string_view* data) {

@@ -25,6 +25,9 @@ enum class ReplyCode : uint8_t {
   kPending = 3,  // the owner is fetching: the next frame follows
 };
 std::string EncodeBlockReply(ReplyCode code, std::string_view message, std::string_view data);
+// The reply's bytes before `data_len` bytes of data (a sender writes the
+// data right after them, without a copy).
+std::string EncodeBlockReplyHead(ReplyCode code, std::string_view message, size_t data_len);
 bool DecodeBlockReply(std::string_view body, ReplyCode* code, std::string* message, std::string_view* data);
 
 // "What do you hold of this version?": asked of every member by `agentctl

@@ -21,8 +21,15 @@ namespace {
 constexpr int kAvoidMs = 5000;       // a peer that failed is skipped this long
 constexpr int kPendingEveryMs = 250;  // an owner fetching says so this often
 constexpr int64_t kMaxWaitMs = 120000;  // an owner's own fetch is bounded by the store's deadlines
-constexpr size_t kIdlePerPeer = 8;
+constexpr size_t kIdlePerPeer = 16;
+constexpr uint32_t kPeerRequestBytes = 4u << 20;  // blocks per peer request: this many bytes' worth
 }  // namespace
+
+bool PeerSource::HasPeers(const std::vector<Candidate>& members) const {
+  for (const Candidate& c : members)
+    if (c.name != cluster_->name()) return true;
+  return false;
+}
 
 std::vector<Candidate> OwnerCandidates(gossip::Membership& m) {
   std::vector<Candidate> out;
@@ -58,17 +65,21 @@ const Candidate* PeerSource::OwnerOf(const cache::BlockRequest& r, uint64_t idx,
 uint32_t PeerSource::Coalescable(const cache::BlockRequest& r) {
   if (r.local_only || r.range_len > 0 || r.count <= 1) return r.count;
   std::vector<Candidate> members = OwnerCandidates(cluster_->membership());
-  if (members.size() <= 1) return r.count;
+  if (!HasPeers(members)) return r.count;
   const Candidate* first = OwnerOf(r, r.first, members);
+  const bool remote = first != nullptr && first->name != cluster_->name();
+  // A peer's answer is sealed and sent as one frame: small requests, many
+  // in flight, keep the pipe full (a store request may be long).
+  const uint32_t cap = remote ? std::max<uint32_t>(1, kPeerRequestBytes / r.block_size) : r.count;
   uint32_t n = 1;
-  while (n < r.count && OwnerOf(r, r.first + n, members) == first) n++;
+  while (n < r.count && n < cap && OwnerOf(r, r.first + n, members) == first) n++;
   return n;
 }
 
 const char* PeerSource::Answerer(const cache::BlockRequest& r) {
   if (r.local_only) return fallback_->Answerer(r);
   std::vector<Candidate> members = OwnerCandidates(cluster_->membership());
-  if (members.size() <= 1) return fallback_->Answerer(r);
+  if (!HasPeers(members)) return fallback_->Answerer(r);
   const Candidate* owner = OwnerOf(r, r.first, members);
   return owner != nullptr && owner->name != cluster_->name() ? "peer" : fallback_->Answerer(r);
 }
@@ -87,7 +98,7 @@ void PeerSource::Avoid(const std::string& name) {
 Result<cache::Fetched> PeerSource::Fetch(const cache::BlockRequest& r, char* buf) {
   std::vector<Candidate> members = OwnerCandidates(cluster_->membership());
   const std::string& self = cluster_->name();
-  if (members.size() <= 1 || r.local_only) return fallback_->Fetch(r, buf);
+  if (r.local_only || !HasPeers(members)) return fallback_->Fetch(r, buf);
   // Consecutive blocks with one owner go together.
   auto owner_of = [&](uint64_t idx) { return OwnerOf(r, idx, members); };
   uint64_t peer_bytes = 0, other_bytes = 0;
@@ -185,7 +196,7 @@ Status PeerSource::FetchFrom(const std::string& addr, const cache::BlockRequest&
   const int64_t give_up = NowMonoMs() + kMaxWaitMs;
   for (;;) {
     gossip::FrameType type;
-    std::string body;
+    std::string_view body;
     Status s = conn->Receive(&type, &body, timeout);
     if (!s.ok()) return s;
     ReplyCode code;
@@ -280,7 +291,7 @@ Result<CachedAnswer> PeerSource::QueryCached(const std::string& addr, const Cach
   if (!conn.ok()) return conn.status();
   STRATA_RETURN_IF_ERROR(conn->Send(gossip::FrameType::kCached, EncodeCachedQuery(q), timeout));
   gossip::FrameType type;
-  std::string body;
+  std::string_view body;
   STRATA_RETURN_IF_ERROR(conn->Receive(&type, &body, timeout * 5));
   CachedAnswer a;
   if (type != gossip::FrameType::kCached || !DecodeCachedAnswer(body, &a))
@@ -320,7 +331,8 @@ bool PeerServer::Handle(std::string_view body, gossip::StreamConn& conn) {
   // so it waits for us rather than going to the store itself.
   struct Answer {
     ReplyCode code = ReplyCode::kOk;
-    std::string message, data;
+    std::string message;
+    std::string frame;  // an OK with data: the whole reply frame, built in place
   };
   std::future<Answer> answer = std::async(std::launch::async, [this, r, warm] {
     Answer a;
@@ -341,19 +353,23 @@ bool PeerServer::Handle(std::string_view body, gossip::StreamConn& conn) {
       s = engine_->Load(ref, static_cast<int>(last - first), [](uint64_t) {}, nullptr, std::nullopt,
                         [first, last](uint64_t idx) { return idx >= first && idx < last; });
     } else {
+      // The bytes go straight from the cache into the frame that is sealed
+      // and sent: one copy on this side.
       const uint64_t len = r.length();
+      const std::string head = EncodeBlockReplyHead(ReplyCode::kOk, "", len);
+      a.frame = gossip::StreamConn::NewFrame(gossip::FrameType::kBlockReply, head.size() + len);
+      char* body = gossip::StreamConn::BodyOf(a.frame);
+      std::copy(head.begin(), head.end(), body);
+      char* data = body + head.size();
       std::promise<Status> done;
       engine_->Read(ref, r.offset(), len, [&](Status st, std::vector<cache::Slice> parts) {
-        if (st.ok()) {
-          a.data.resize(len);
-          size_t at = 0;
-          for (const cache::Slice& p : parts) {
-            if (!st.ok() || at + p.length > len) break;
-            st = cache::CopySlice(p, a.data.data() + at);
-            at += p.length;
-          }
-          if (st.ok() && at != len) st = Status::IOError("short read from the cache");
+        size_t at = 0;
+        for (const cache::Slice& p : parts) {
+          if (!st.ok() || at + p.length > len) break;
+          st = cache::CopySlice(p, data + at);
+          at += p.length;
         }
+        if (st.ok() && at != len) st = Status::IOError("short read from the cache");
         done.set_value(st);
       });
       s = done.get_future().get();
@@ -362,16 +378,17 @@ bool PeerServer::Handle(std::string_view body, gossip::StreamConn& conn) {
     if (!s.ok()) return Answer{ReplyCode::kMiss, s.message(), ""};
     return a;
   });
-  auto reply = [&](ReplyCode code, const std::string& msg, std::string_view data) {
-    return conn.Send(gossip::FrameType::kBlockReply, EncodeBlockReply(code, msg, data), timeout).ok();
+  auto reply = [&](ReplyCode code, const std::string& msg) {
+    return conn.Send(gossip::FrameType::kBlockReply, EncodeBlockReply(code, msg, {}), timeout).ok();
   };
   bool alive = true;
   while (alive && answer.wait_for(std::chrono::milliseconds(kPendingEveryMs)) != std::future_status::ready)
-    alive = reply(ReplyCode::kPending, "", {});
+    alive = reply(ReplyCode::kPending, "");
   Answer a = answer.get();  // joins the task even when the asker left
   if (!alive) return false;
-  if (a.code == ReplyCode::kOk && !warm) bytes_served_ += a.data.size();
-  return reply(a.code, a.message, a.data);
+  if (a.frame.empty()) return reply(a.code, a.message);
+  bytes_served_ += r.length();
+  return conn.SendFrame(a.frame, timeout).ok();
 }
 
 bool PeerServer::HandleCached(std::string_view body, gossip::StreamConn& conn) {

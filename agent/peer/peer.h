@@ -92,6 +92,8 @@ class PeerSource : public cache::BlockSource {
   Result<gossip::StreamConn> Take(const std::string& addr, bool* pooled);
   void Give(const std::string& addr, gossip::StreamConn conn);
   bool Avoided(const std::string& name);
+  // Whether another member than this agent owns blocks.
+  bool HasPeers(const std::vector<Candidate>& members) const;
   // The member to ask for block `idx` of `r`'s object: the first of its
   // ranking that is this agent or not avoided (null: none).
   const Candidate* OwnerOf(const cache::BlockRequest& r, uint64_t idx, const std::vector<Candidate>& members);

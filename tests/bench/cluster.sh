@@ -32,14 +32,11 @@ ep=http://127.0.0.1:$port
 sep=http://127.0.0.1:$sport
 bucket=bench
 source tests/bench/lib.sh
-summary() {
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%.2fx [%.2f-%.2f]", v[int((NR + 1) / 2)], v[1], v[NR]}'
-}
-div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print 0 }'; }
 p99() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {i = int(NR * 0.99 + 0.999); if (i > NR) i = NR; print v[i]}'; }
 nowms() { date +%s%3N; }
 gp=$((40000 + RANDOM % 10000))  # gossip ports from here
-next_port() { gp=$((gp + 1)); echo $gp; }
+# take_port VAR: the next free-looking gossip port into VAR (no subshell: gp must advance).
+take_port() { gp=$((gp + 1)); printf -v "$1" '%s' "$gp"; }
 head -c 32 /dev/urandom | base64 > "$work/key"
 result=()
 out() { result+=("$1"); echo "$1"; }
@@ -68,13 +65,19 @@ agent() {  # name extra-flags...
   pids+=($!); mounts+=("$work/$name-mnt"); wait_mount "$work/$name-mnt"
 }
 ctl() { local name=$1; shift; "$build/agentctl" --socket "$work/$name.sock" "$@"; }
-bport=$(next_port) aport=$(next_port)
+take_port bport; take_port aport; take_port nport
 agent b --cluster-key-file "$work/key" --cluster-bind 127.0.0.1:$bport --node-name b
 agent a --cluster-key-file "$work/key" --cluster-bind 127.0.0.1:$aport --node-name a --join 127.0.0.1:$bport --no-serve
+# n: like a, but keeps no local copy of what the peer serves (on_admit), so
+# its read is the network path alone, without writing the blocks to this
+# machine's one disk (the disk b reads them from).
+mkdir -p "$work/n-pol"
+echo 'strata.on_admit(function(f) if f.source == "peer" then return false end end)' > "$work/n-pol/nokeep.lua"
+agent n --cluster-key-file "$work/key" --cluster-bind 127.0.0.1:$nport --node-name n --join 127.0.0.1:$bport --no-serve
 agent c
 for _ in $(seq 1 100); do [ "$(ctl a members --json | jq '[.members[] | select(.state == "alive")] | length')" = 2 ] && break; sleep 0.1; done
 ctl b load big.bin >/dev/null
-peer=() own=() cold=() r_own=() r_cold=()
+peer=() own=() cold=() nokeep=() r_own=() r_cold=() r_nokeep=()
 for r in $(seq 1 "$rounds"); do
   ctl a evict big.bin >/dev/null; drop
   p=$(read_rate "$work/a-mnt/big.bin"); peer+=("$p")
@@ -82,13 +85,15 @@ for r in $(seq 1 "$rounds"); do
   o=$(read_rate "$work/a-mnt/big.bin"); own+=("$o")
   ctl c evict big.bin >/dev/null; drop
   c=$(read_rate "$work/c-mnt/big.bin"); cold+=("$c")
-  r_own+=("$(div "$p" "$o")"); r_cold+=("$(div "$p" "$c")")
-  echo "  round $r: peer $p MiB/s, A warm $o, cold shaped $c"
+  drop
+  k=$(read_rate "$work/n-mnt/big.bin"); nokeep+=("$k")
+  r_own+=("$(div "$p" "$o")"); r_cold+=("$(div "$p" "$c")"); r_nokeep+=("$(div "$k" "$o")")
+  echo "  round $r: peer $p MiB/s, A warm $o, cold shaped $c, peer without a local copy $k"
 done
 got=$(sha256sum < "$work/a-mnt/big.bin" | cut -d' ' -f1)
 [ "$got" = "$want" ] || { echo "bench: the peer read returned other bytes" >&2; exit 1; }
 a_store=$(ctl a stat --json | jq '.mounts[0].bytes_fetched')
-aes=$(openssl speed -evp aes-256-gcm -bytes 4194304 -seconds 2 2>/dev/null | awk '/^aes-256-gcm/ {print $2}')
+aes=$(openssl speed -evp aes-256-gcm -bytes 4194304 -seconds 2 2>/dev/null | awk 'tolower($1) == "aes-256-gcm" {sub(/k$/, "", $2); printf "%.0f", $2 / 1024}')
 
 # --- membership: strata vs serf ----------------------------------------------
 command -v serf >/dev/null || { echo "bench: serf missing (packaging/install-deps.sh --bench)" >&2; exit 1; }
@@ -100,14 +105,14 @@ chmod +x "$work/serf-handler.sh"
 declare -A spid sport_of
 start_strata() {  # name port [join-port]
   "$build/gossip_node" "$1" "127.0.0.1:$2" "$work/key" ${3:+127.0.0.1:$3} > "$work/g-$1.log" 2>&1 &
-  spid[$1]=$!; pids+=($!)
+  spid[$1]=$!; pids+=($!); disown "$!"
 }
 start_serf() {  # name port [join-port]
-  local rpc=$(next_port)
+  local rpc; take_port rpc
   SERF_EVENTS="$work/serf-events.log" serf agent -node="$1" -bind="127.0.0.1:$2" -rpc-addr="127.0.0.1:$rpc" \
     ${3:+-join=127.0.0.1:$3} -event-handler="member-failed=$work/serf-handler.sh" -log-level=err \
     > "$work/s-$1.log" 2>&1 &
-  spid[$1]=$!; pids+=($!); sport_of[$1]=$rpc
+  spid[$1]=$!; pids+=($!); disown "$!"; sport_of[$1]=$rpc
 }
 # Members whose latest line about $2 in their log says $3 (strata logs).
 count_state() {  # prefix subject state names...
@@ -123,12 +128,12 @@ serf_alive() {  # name: members it sees alive
 declare -A det_strata det_serf det_ratio det_p99 det_med
 for n in 5 10 20; do
   names=() snames=()
-  p0=$(next_port); start_strata "g0" "$p0"; names+=(g0)
-  q0=$(next_port); start_serf "s0" "$q0"; snames+=(s0)
+  take_port p0; start_strata "g0" "$p0"; names+=(g0)
+  take_port q0; start_serf "s0" "$q0"; snames+=(s0)
   declare -A gport=([g0]=$p0) sp=([s0]=$q0)
   for i in $(seq 1 $((n - 1))); do
-    p=$(next_port); start_strata "g$i" "$p" "$p0"; names+=("g$i"); gport[g$i]=$p
-    q=$(next_port); start_serf "s$i" "$q" "$q0"; snames+=("s$i"); sp[s$i]=$q
+    take_port p; start_strata "g$i" "$p" "$p0"; names+=("g$i"); gport[g$i]=$p
+    take_port q; start_serf "s$i" "$q" "$q0"; snames+=("s$i"); sp[s$i]=$q
   done
   for _ in $(seq 1 300); do
     ok=1
@@ -138,7 +143,7 @@ for n in 5 10 20; do
   done
   if [ "$n" = 20 ]; then
     # Join: a 21st member, seen alive by all 20.
-    j=$(next_port); t0=$(nowms); start_strata "gj" "$j" "$p0"
+    take_port j; t0=$(nowms); start_strata "gj" "$j" "$p0"
     for _ in $(seq 1 300); do [ "$(count_state g gj alive "${names[@]}")" = 20 ] && break; sleep 0.01; done
     t_seen=$(for m in "${names[@]}"; do grep " state gj alive" "$work/g-$m.log" | head -n 1 | awk '{print $1}'; done | sort -n | tail -n 1)
     join_ms=$((t_seen - t0))
@@ -186,19 +191,27 @@ done
 false_deads="skipped (FALSE_DEAD_S=0)"
 if [ "$false_dead_s" -gt 0 ]; then
   command -v nft >/dev/null || { echo "bench: nft missing (packaging/install-deps.sh --bench)" >&2; exit 1; }
-  names=(); p0=$(next_port); start_strata "f0" "$p0"; names+=(f0); ports=("$p0")
-  for i in 1 2 3 4; do p=$(next_port); start_strata "f$i" "$p" "$p0"; names+=("f$i"); ports+=("$p"); done
+  names=(); take_port p0; start_strata "f0" "$p0"; names+=(f0); ports=("$p0")
+  for i in 1 2 3 4; do take_port p; start_strata "f$i" "$p" "$p0"; names+=("f$i"); ports+=("$p"); done
   sleep 3
-  cg=/sys/fs/cgroup/strata-bench-$$
-  grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu > /sys/fs/cgroup/cgroup.subtree_control
-  mkdir -p "$cg"; echo "5000 100000" > "$cg/cpu.max"; echo "${spid[f4]}" > "$cg/cgroup.procs"
+  # The starved member: cgroup v1 (cpu.cfs_quota_us) or v2 (cpu.max), whichever this kernel mounts.
+  if [ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
+    cg=/sys/fs/cgroup/cpu/strata-bench-$$; mkdir -p "$cg"
+    echo 100000 > "$cg/cpu.cfs_period_us"; echo 5000 > "$cg/cpu.cfs_quota_us"; echo "${spid[f4]}" > "$cg/tasks"
+    cg_parent=/sys/fs/cgroup/cpu/tasks
+  else
+    grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu > /sys/fs/cgroup/cgroup.subtree_control
+    cg=/sys/fs/cgroup/strata-bench-$$; mkdir -p "$cg"
+    echo "5000 100000" > "$cg/cpu.max"; echo "${spid[f4]}" > "$cg/cgroup.procs"
+    cg_parent=/sys/fs/cgroup/cgroup.procs
+  fi
   nft add table inet strata_bench
   nft add chain inet strata_bench input '{ type filter hook input priority 0; }'
   for p in "${ports[@]}"; do nft add rule inet strata_bench input udp dport "$p" numgen random mod 100 '<' 10 drop; done
   echo "  false deads: ${false_dead_s} s with f4 at 5 % of a CPU and 10 % of gossip packets dropped"
   sleep "$false_dead_s"
   nft delete table inet strata_bench
-  echo "${spid[f4]}" > /sys/fs/cgroup/cgroup.procs; rmdir "$cg"
+  echo "${spid[f4]}" > "$cg_parent"; rmdir "$cg"
   false_deads=$(cat "$work"/g-f*.log | grep -c ' state f[0-9] dead' || true)
 fi
 
@@ -212,6 +225,7 @@ mkdir -p bench-results
   printf '%-64s %-26s %s\n' "case" "result" "goal"
   printf '%-64s %-26s %s\n' "sequential peer hit (1 GiB on B, read on A) vs A's own warm read" "$(summary "${r_own[@]}")" ">= 0.8x"
   printf '%-64s %-26s %s\n' "sequential peer hit vs a cold read from the S3-shaped store" "$(summary "${r_cold[@]}")" ">= 2x"
+  printf '%-64s %-26s %s\n' "  the peer hit keeping no local copy (on_admit) vs A's warm read" "$(summary "${r_nokeep[@]}")" "(the network path)"
   for n in 5 10 20; do
     printf '%-64s %-26s %s\n' "failure detection, kill -9, N=$n: strata / serf (all members)" "${det_ratio[$n]}" "<= 0.5x"
     printf '%-64s %-26s %s\n' "  strata p99 over rounds (median strata / serf: ${det_med[$n]})" "${det_p99[$n]} s" "<= 5 s"
@@ -224,8 +238,9 @@ mkdir -p bench-results
   echo "  peer hit MiB/s      ${peer[*]}"
   echo "  A warm MiB/s        ${own[*]}"
   echo "  cold shaped MiB/s   ${cold[*]}"
+  echo "  peer, no copy MiB/s ${nokeep[*]}"
   echo "  A's store bytes over all rounds: $a_store (the peer served the rest)"
-  echo "  AES-256-GCM on this CPU (openssl speed, 4 MiB buffers): ${aes:-?} kB/s"
+  echo "  AES-256-GCM on this CPU (openssl speed, one core, 4 MiB buffers): ${aes:-?} MiB/s"
   for n in 5 10 20; do echo "  detection N=$n strata s: ${det_strata[$n]} | serf s: ${det_serf[$n]}"; done
 } | tee "$file"
 echo "bench: results kept in $file"

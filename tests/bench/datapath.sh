@@ -48,11 +48,6 @@ read_files_rate() {
   t0=$(now); cat "$@" > /dev/null; t1=$(now)
   rate "$bytes" "$t0" "$t1"
 }
-# "median [min-max]" of numbers.
-summary() {
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%.2fx [%.2f-%.2f]", v[int((NR + 1) / 2)], v[1], v[NR]}'
-}
-div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print 0 }'; }
 
 echo "bench: ${size_mib} MiB object (loopback) and ${shaped_mib} MiB (S3-shaped: ${shape_mbps} MB/s per connection, ${shape_ms} ms first byte), $rounds rounds"
 mkdir -p "$work/s3" "$work/local" "$work/pt" "$work/s3fs" "$work/rclone"

@@ -30,3 +30,8 @@ wait_mount() {
   echo "bench: $1 did not mount" >&2; return 1
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+# "median [min-max]" of ratios; a / b.
+summary() {
+  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%.2fx [%.2f-%.2f]", v[int((NR + 1) / 2)], v[1], v[NR]}'
+}
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print 0 }'; }
