@@ -90,11 +90,6 @@ bool PeerSource::Avoided(const std::string& name) {
   return it != avoid_until_.end() && it->second > NowMonoMs();
 }
 
-void PeerSource::Avoid(const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
-  avoid_until_[name] = NowMonoMs() + kAvoidMs;
-}
-
 Result<cache::Fetched> PeerSource::Fetch(const cache::BlockRequest& r, char* buf) {
   std::vector<Candidate> members = OwnerCandidates(cluster_->membership());
   const std::string& self = cluster_->name();

@@ -97,7 +97,6 @@ class PeerSource : public cache::BlockSource {
   // The member to ask for block `idx` of `r`'s object: the first of its
   // ranking that is this agent or not avoided (null: none).
   const Candidate* OwnerOf(const cache::BlockRequest& r, uint64_t idx, const std::vector<Candidate>& members);
-  void Avoid(const std::string& name);
 
   gossip::Cluster* const cluster_;
   cache::BlockSource* const fallback_;

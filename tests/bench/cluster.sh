@@ -26,7 +26,7 @@ size_mib=${CLUSTER_MIB:-1024}
 rounds=${ROUNDS:-5}
 false_dead_s=${FALSE_DEAD_S:-600}
 work=$(mktemp -d /tmp/strata-cl-XXXXXX)
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 10000))
 sport=$((port + 1))
 ep=http://127.0.0.1:$port
 sep=http://127.0.0.1:$sport
@@ -34,7 +34,7 @@ bucket=bench
 source tests/bench/lib.sh
 p99() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {i = int(NR * 0.99 + 0.999); if (i > NR) i = NR; print v[i]}'; }
 nowms() { date +%s%3N; }
-gp=$((40000 + RANDOM % 10000))  # gossip ports from here
+gp=$((10000 + RANDOM % 8000))  # gossip ports from here: below s3rver's and the ephemeral range
 # take_port VAR: the next free-looking gossip port into VAR (no subshell: gp must advance).
 take_port() { gp=$((gp + 1)); printf -v "$1" '%s' "$gp"; }
 head -c 32 /dev/urandom | base64 > "$work/key"
@@ -110,7 +110,7 @@ start_strata() {  # name port [join-port]
 start_serf() {  # name port [join-port]
   local rpc; take_port rpc
   SERF_EVENTS="$work/serf-events.log" serf agent -node="$1" -bind="127.0.0.1:$2" -rpc-addr="127.0.0.1:$rpc" \
-    ${3:+-join=127.0.0.1:$3} -event-handler="member-failed=$work/serf-handler.sh" -log-level=err \
+    ${3:+-retry-join=127.0.0.1:$3} -retry-interval=1s -event-handler="member-failed=$work/serf-handler.sh" -log-level=err \
     > "$work/s-$1.log" 2>&1 &
   spid[$1]=$!; pids+=($!); disown "$!"; sport_of[$1]=$rpc
 }
@@ -130,6 +130,7 @@ for n in 5 10 20; do
   names=() snames=()
   take_port p0; start_strata "g0" "$p0"; names+=(g0)
   take_port q0; start_serf "s0" "$q0"; snames+=(s0)
+  for _ in $(seq 1 100); do serf members -rpc-addr="127.0.0.1:${sport_of[s0]}" >/dev/null 2>&1 && break; sleep 0.1; done
   declare -A gport=([g0]=$p0) sp=([s0]=$q0)
   for i in $(seq 1 $((n - 1))); do
     take_port p; start_strata "g$i" "$p" "$p0"; names+=("g$i"); gport[g$i]=$p
@@ -160,14 +161,14 @@ for n in 5 10 20; do
   for r in $(seq 1 "$rounds"); do
     v=$(( (r % (n - 1)) + 1 ))
     # strata
-    t0=$(nowms); kill -9 "${spid[g$v]}"
+    t0=$(nowms); kill -9 "${spid[g$v]}" 2>/dev/null || echo "  (g$v had already exited: $(tail -n 3 "$work/g-g$v.log"))"
     others=(); for m in "${names[@]}"; do [ "$m" != "g$v" ] && others+=("$m"); done
     for _ in $(seq 1 6000); do [ "$(count_state g "g$v" dead "${others[@]}")" = $((n - 1)) ] && break; sleep 0.01; done
     last=$(for m in "${others[@]}"; do grep " state g$v dead" "$work/g-$m.log" | tail -n 1 | awk '{print $1}'; done | sort -n | tail -n 1)
     ds+=("$(awk -v a="$t0" -v b="$last" 'BEGIN {printf "%.2f", (b - a) / 1000}')")
     # serf
     : > "$work/serf-events.log"
-    t0=$(nowms); kill -9 "${spid[s$v]}"
+    t0=$(nowms); kill -9 "${spid[s$v]}" 2>/dev/null || echo "  (serf s$v had already exited: $(tail -n 3 "$work/s-s$v.log"))"
     for _ in $(seq 1 6000); do [ "$(grep -c " s$v\$" "$work/serf-events.log" 2>/dev/null || true)" -ge $((n - 1)) ] && break; sleep 0.01; done
     last=$(grep " s$v\$" "$work/serf-events.log" | awk '{print $1}' | sort -n | tail -n 1)
     dz+=("$(awk -v a="$t0" -v b="$last" 'BEGIN {printf "%.2f", (b - a) / 1000}')")
