@@ -93,7 +93,8 @@ FUZZ_SRCS := tests/fuzz/gossip_fuzz.cc agent/gossip/wire.cc agent/gossip/members
 FUZZ_SECONDS ?= 300
 $(BUILD)/gossip_fuzz: $(FUZZ_SRCS) $(wildcard agent/gossip/*.h agent/peer/*.h)
 	@mkdir -p $(dir $@)
-	@command -v clang++ >/dev/null || bash packaging/install-deps.sh --test
+	@command -v clang++ >/dev/null && ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 \
+	  || bash packaging/install-deps.sh --test
 	clang++ -std=c++20 -O1 -g -I. -fsanitize=fuzzer,address,undefined $(FUZZ_SRCS) -lcrypto -o $@
 fuzz: $(BUILD)/gossip_fuzz
 	@mkdir -p $(BUILD)/fuzz-corpus
