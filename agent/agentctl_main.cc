@@ -133,6 +133,10 @@ int Stat(Client& cl, const std::string& path, bool cluster, bool as_json) {
     for (const json& f : j["files"])
       std::printf("  %7s  %10s  %s\n", Pct(f["cached_percent"].get<double>()).c_str(),
                   FormatSize(f["size"].get<uint64_t>()).c_str(), f["path"].get<std::string>().c_str());
+    if (j.contains("members")) {
+      std::printf("  on each member (files directly in it):\n");
+      PrintMemberRows(j["members"]);
+    }
     return 0;
   }
   json j = cl.CallJson("GET", "/v1/stat");

@@ -169,7 +169,6 @@ void Api::Stat(const HttpRequest& req, const Server::Reply& reply) {
   workers_->Submit([this, path, reply, req_cluster] {
     Result<index::FileMeta> m = ctx_.meta->Stat(path);
     if (!m.ok()) return ReplyStatus(reply, m.status());
-    if (m->is_dir && req_cluster) return ReplyError(reply, 400, "--cluster works on a file");
     auto file_row = [this](const index::FileMeta& f) {
       cache::Engine::FileCache fc = ctx_.engine->CachedOf(f.file_id);
       uint64_t nblocks = (f.size + ctx_.block_size - 1) / ctx_.block_size;
@@ -188,6 +187,7 @@ void Api::Stat(const HttpRequest& req, const Server::Reply& reply) {
     if (!entries.ok()) return ReplyStatus(reply, entries.status());
     json files = json::array();
     uint64_t size = 0, cached = 0, dirs = 0;
+    std::map<std::string, json> by_member;  // --cluster: the directory's files summed per member
     for (const index::DirEntry& e : *entries) {
       if (e.is_dir) {
         dirs++;
@@ -198,11 +198,33 @@ void Api::Stat(const HttpRequest& req, const Server::Reply& reply) {
       json row = file_row(*fm);
       size += fm->size;
       cached += row["cached_bytes"].get<uint64_t>();
+      if (req_cluster) {
+        for (const json& mr : ClusterCached(*fm, false)) {
+          json& sum = by_member[mr["name"].get<std::string>()];
+          if (sum.is_null()) sum = {{"name", mr["name"]}, {"state", mr["state"]}, {"cached_bytes", 0}, {"blocks_cached", 0}};
+          if (mr.contains("error")) {
+            sum["error"] = mr["error"];
+            continue;
+          }
+          sum["cached_bytes"] = sum["cached_bytes"].get<uint64_t>() + mr["cached_bytes"].get<uint64_t>();
+          sum["blocks_cached"] = sum["blocks_cached"].get<uint64_t>() + mr["blocks_cached"].get<uint64_t>();
+        }
+      }
       files.push_back(std::move(row));
     }
-    ReplyJson(reply, 200, {{"path", "/" + path}, {"type", "directory"}, {"directories", dirs},
-                           {"size", size}, {"cached_bytes", cached},
-                           {"cached_percent", size ? 100.0 * cached / size : 100.0}, {"files", files}});
+    json out = {{"path", "/" + path}, {"type", "directory"}, {"directories", dirs},
+                {"size", size}, {"cached_bytes", cached},
+                {"cached_percent", size ? 100.0 * cached / size : 100.0}, {"files", files}};
+    if (req_cluster) {
+      json members = json::array();
+      for (auto& [name, sum] : by_member) {
+        if (!sum.contains("error"))
+          sum["cached_percent"] = size ? 100.0 * sum["cached_bytes"].get<uint64_t>() / size : 100.0;
+        members.push_back(sum);
+      }
+      out["members"] = members;
+    }
+    ReplyJson(reply, 200, out);
   });
 }
 

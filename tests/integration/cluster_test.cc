@@ -275,6 +275,11 @@ TEST_CASE("a cluster load: each member loads its share, stat and owner show who 
     total += m["blocks_cached"].get<uint64_t>();
   }
   CHECK(total == 30);  // each block once: on its owner
+  json dir = c.nodes[2]->agent.CtlJson("stat --cluster --json warm");
+  uint64_t dir_total = 0;
+  for (const json& m : dir["members"]) dir_total += m["blocks_cached"].get<uint64_t>();
+  CHECK(dir["members"].size() == 3);
+  CHECK(dir_total == 30);
   json own = c.nodes[1]->agent.CtlJson("owner --json warm/data.bin");
   for (const json& range : own["ranges"]) CHECK(range["owner_has"] == range["blocks"]);
   // Now any member reads it without the store.
