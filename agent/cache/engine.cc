@@ -648,7 +648,8 @@ Result<std::vector<Slice>> Engine::ReadIfCached(const FileRef& f, uint64_t off, 
 std::shared_ptr<Engine::Fetch> Engine::JoinOrStartLocked(const FileRef& f, const BlockKey& key,
                                                          std::optional<Tier> tier, bool* created) {
   std::shared_ptr<Fetch> fetch = fetcher_.JoinOrStartLocked(key, tier, created);
-  if (*created && !tier.has_value() && admission_ != nullptr) admission_->Prepare(f, fetcher_.Answerer(f, key.index));
+  if (*created && !tier.has_value() && admission_ != nullptr && admission_->Deciding())
+    admission_->Prepare(f, fetcher_.Answerer(f, key.index));
   return fetch;
 }
 
@@ -691,7 +692,7 @@ void Engine::Adopt(const FileRef& f, uint64_t idx, std::shared_ptr<Buffer> data)
     if (stopped_ || blocks_.count(key) || retired_.count(f.file_id)) return;
     if (!fetcher_.AddLocked(key, fetch)) return;  // readers arriving now wait for these bytes
   }
-  if (admission_ != nullptr) admission_->Prepare(f, "store");
+  if (admission_ != nullptr && admission_->Deciding()) admission_->Prepare(f, "store");
   CompleteFetch(f, idx, fetch, std::nullopt, Status::OK(), std::move(data), false);
 }
 
@@ -719,8 +720,9 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
   if (st.ok()) {
     // Where it goes: forced (a load, a demotion), else the admission hook.
     if (!tier.has_value()) {
-      tier = admission_ != nullptr ? admission_->Decide(f, Tier::kSsd, fetched ? fetcher_.Answerer(f, idx) : "store")
-                                   : std::optional<Tier>(Tier::kSsd);
+      tier = admission_ != nullptr && admission_->Deciding()
+                 ? admission_->Decide(f, Tier::kSsd, fetched ? fetcher_.Answerer(f, idx) : "store")
+                 : std::optional<Tier>(Tier::kSsd);
       if (!tier.has_value()) not_admitted_++;
     }
     if (tier == Tier::kMem && opts_.mem_capacity == 0) tier = Tier::kSsd;

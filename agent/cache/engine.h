@@ -100,6 +100,9 @@ class Admission {
   // The decision, on a fetch worker once the bytes are here; may wait a
   // bounded time. A tier, std::nullopt for "do not keep", or `fallback`.
   virtual std::optional<Tier> Decide(const FileRef& f, Tier fallback, const char* source) = 0;
+  // False while nothing decides (no hook): the engine then neither asks who
+  // answers a fetch (a membership lookup per block) nor calls Prepare/Decide.
+  virtual bool Deciding() const { return true; }
 };
 
 // Paths whose blocks are never evicted: `path` itself, and with

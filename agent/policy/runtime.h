@@ -117,6 +117,7 @@ class Runtime final : public cache::Admission, public cache::Scorer {
   // cache::Admission
   void Prepare(const cache::FileRef& f, const char* source = "store") override;
   std::optional<cache::Tier> Decide(const cache::FileRef& f, cache::Tier fallback, const char* source = "store") override;
+  bool Deciding() const override { return has_admit_ && !stopping_; }
   // cache::Scorer
   bool Active() const override { return has_evict_ && !stopping_; }
   bool Rank(const std::vector<cache::EvictCandidate>& candidates, std::vector<size_t>* order,
