@@ -28,7 +28,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT ?= -O2 -g
 CXXFLAGS += -std=c++20 $(OPT) -Wall -Wextra -Wno-missing-field-initializers -pthread -I. $(PKG_CFLAGS) -MMD -MP
-LDLIBS += $(PKG_LIBS) -pthread
+LDLIBS += $(PKG_LIBS) -lresolv -pthread
 
 # One static library per module directory; dependencies point downwards.
 MODULES := agent/control agent/fuse agent/service agent/peer agent/policy agent/cache agent/tier agent/index agent/gossip ufs agent/loop agent/base

@@ -1,6 +1,10 @@
 // A byte buffer for block data: page-aligned (so it can be written with
 // O_DIRECT), not zero-filled, and cheaply sliced into views that share the
 // allocation (one ranged GET of several blocks, one buffer per block).
+// Freed buffers of block-like sizes are kept for the next Make of the same
+// size (a bounded pool): a fresh multi-MiB allocation is a fresh mapping,
+// and faulting its pages in and the kernel zeroing them cost more than the
+// copy the buffer is made for.
 #pragma once
 
 #include <cstddef>
@@ -15,15 +19,7 @@ class Buffer {
   static constexpr size_t kAlign = 4096;
 
   // `size` bytes of uninitialised, kAlign-aligned memory.
-  static std::shared_ptr<Buffer> Make(size_t size) {
-    size_t cap = (size + kAlign - 1) / kAlign * kAlign;
-    void* p = std::aligned_alloc(kAlign, cap == 0 ? kAlign : cap);
-    if (p == nullptr) throw std::bad_alloc();
-    std::shared_ptr<char> mem(static_cast<char*>(p), [](char* q) { std::free(q); });
-    auto b = std::make_shared<Buffer>(std::move(mem), static_cast<char*>(p), size);
-    b->whole_ = true;
-    return b;
-  }
+  static std::shared_ptr<Buffer> Make(size_t size);
   // Bytes [off, off+len) of this buffer, sharing its memory.
   std::shared_ptr<Buffer> View(size_t off, size_t len) const {
     return std::make_shared<Buffer>(mem_, ptr_ + off, len);
@@ -42,5 +38,6 @@ class Buffer {
   size_t size_;
   bool whole_ = false;
 };
+
 
 }  // namespace strata

@@ -197,6 +197,7 @@ void Engine::SetPins(std::vector<PinRule> rules) {
 std::vector<Engine::Detached> Engine::DetachLocked(const std::vector<BlockKey>& keys) {
   std::vector<Detached> out;
   for (const BlockKey& k : keys) {
+    DropHeldLocked(k);
     auto it = blocks_.find(k);
     if (it == blocks_.end()) continue;
     Block& b = it->second;
@@ -560,7 +561,12 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = blocks_.find(key);
-    if (it == blocks_.end()) return Status::NotFound("not cached");
+    auto held = held_.find(key);
+    if (it == blocks_.end()) {
+      if (held == held_.end()) return Status::NotFound("not cached");
+      if (len == 0 || off + len > held->second->size()) return Status::InvalidArgument("read past the end of a held block");
+      return TakeHeldLocked(held, off, len);
+    }
     Block& b = it->second;
     if (len == 0 || off + len > b.length || (off + len - 1) / chunk_ >= b.checksums.size())
       return Status::InvalidArgument("read past the end of a cached block");
@@ -572,6 +578,10 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     if (b.tier == Tier::kMem) {
       served_[T(Tier::kMem)] += len;
       return Slice{mem_.Get(key), off, len};
+    }
+    if (held != held_.end() && off + len <= held->second->size()) {
+      served_[T(b.tier)] += len;
+      return TakeHeldLocked(held, off, len);
     }
     dirty_atime_.insert(key);
     blen = b.length;
@@ -669,6 +679,7 @@ bool Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
     fetch = JoinOrStartLocked(f, key, std::nullopt, &submit);
     if (fetch->done) {
       auto data = fetch->data;
+      if (waiter) fetch->read_when_done = true;
       lock.unlock();
       if (waiter) waiter(Status::OK(), std::move(data));
       return true;
@@ -715,6 +726,9 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
     if (!st.ok()) fetcher_.EraseLocked(key);
   }
   for (auto& w : waiters) w(st, st.ok() ? buf : nullptr);
+  // Held for the reads to come: a readahead's block nobody waited for (a
+  // load or a demotion names its tier and is not read now).
+  const bool hold = waiters.empty() && !tier.has_value();
 
   bool inserted = false;
   if (st.ok()) {
@@ -766,6 +780,9 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
         InsertLocked(key, std::move(b), f);
         inserted = true;
       }
+      // A reader that came meanwhile has had the bytes too.
+      if (hold && !fetch->read_when_done && !retired_.count(f.file_id) && !(stored && *tier == Tier::kMem))
+        HoldLocked(key, buf);
     }
     bool on_ssd = stored && *tier == Tier::kSsd;
     if (inserted && on_ssd) QueueIndexOp({key, false, std::move(rec)});
@@ -1005,6 +1022,7 @@ uint64_t Engine::EvictFile(uint64_t file_id, uint64_t* blocks_freed) {
   std::vector<Detached> detached;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    DropHeldFileLocked(file_id);
     auto it = by_file_.find(file_id);
     if (it != by_file_.end()) {
       std::vector<BlockKey> keys;
@@ -1051,6 +1069,54 @@ EvictResult Engine::EvictMatching(const PinRule& rule, int64_t idle_before_ms) {
   evicted_bytes_ += r.bytes;
   Release(detached);
   return r;
+}
+
+void Engine::HoldLocked(const BlockKey& key, std::shared_ptr<const Buffer> buf) {
+  // About two readahead windows of the largest default (16 blocks).
+  const uint64_t limit = 32 * static_cast<uint64_t>(opts_.block_size);
+  if (buf == nullptr || buf->size() == 0 || buf->size() > limit) return;
+  DropHeldLocked(key);
+  held_bytes_ += buf->size();
+  held_[key] = std::move(buf);
+  held_order_.push_back(key);
+  while (held_bytes_ > limit && !held_order_.empty()) {
+    BlockKey old = held_order_.front();
+    held_order_.pop_front();
+    DropHeldLocked(old);
+  }
+  if (held_order_.size() > 2 * held_.size() + 64) {  // mostly keys read to their end
+    std::deque<BlockKey> live;
+    for (const BlockKey& k : held_order_)
+      if (held_.count(k)) live.push_back(k);
+    held_order_.swap(live);
+  }
+}
+
+Slice Engine::TakeHeldLocked(HeldMap::iterator it, uint32_t off, uint32_t len) {
+  Slice out{it->second, off, len};
+  if (off + len == it->second->size()) DropHeldLocked(it->first);  // a stream reads on
+  return out;
+}
+
+void Engine::DropHeldLocked(const BlockKey& key) {
+  // The order queue keeps stale keys; they are skipped when they come up.
+  auto it = held_.find(key);
+  if (it == held_.end()) return;
+  held_bytes_ -= it->second->size();
+  held_.erase(it);
+  if (held_.empty()) held_order_.clear();
+}
+
+void Engine::DropHeldFileLocked(uint64_t file_id) {
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (it->first.file_id != file_id) {
+      ++it;
+      continue;
+    }
+    held_bytes_ -= it->second->size();
+    it = held_.erase(it);
+  }
+  if (held_.empty()) held_order_.clear();
 }
 
 void Engine::Retire(uint64_t file_id) {

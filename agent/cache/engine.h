@@ -46,6 +46,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -321,6 +322,11 @@ class Engine {
   void SetPinnedLocked(const BlockKey& key, Block& b, bool pinned);
   uint32_t BlockLength(const FileRef& f, uint64_t idx) const;
   void QueueIndexOp(index::Index::BlockOp op);
+  using HeldMap = std::unordered_map<BlockKey, std::shared_ptr<const Buffer>, BlockKeyHash>;
+  void HoldLocked(const BlockKey& key, std::shared_ptr<const Buffer> buf);
+  void DropHeldLocked(const BlockKey& key);
+  Slice TakeHeldLocked(HeldMap::iterator it, uint32_t off, uint32_t len);
+  void DropHeldFileLocked(uint64_t file_id);
   void IndexWriterLoop();
 
   const EngineOptions opts_;
@@ -341,6 +347,15 @@ class Engine {
   std::unordered_map<uint64_t, uint64_t> file_size_;                       // guarded by mu_
   std::vector<PinRule> pins_;                                              // guarded by mu_
   std::unordered_set<uint64_t> retired_;                                   // guarded by mu_
+  // Blocks just fetched, held in memory for the reads a readahead fetched
+  // them for: a bounded FIFO. A kept block is served from here rather than
+  // read back from the disk it was just written to (O_DIRECT, not in the
+  // page cache); a block the cache did not keep (not admitted, no room) is
+  // still fetched once, not once per read. Dropped when read to their end,
+  // pushed out, or their file is evicted or retired.
+  HeldMap held_;                                                           // guarded by mu_
+  std::deque<BlockKey> held_order_;                                      // guarded by mu_
+  uint64_t held_bytes_ = 0;                                              // guarded by mu_
   std::unordered_set<BlockKey, BlockKeyHash> dirty_atime_;                 // guarded by mu_
   // Detached blocks whose files are still being unlinked: a new copy of the
   // same key must not be written until then (the unlink is by path).

@@ -47,6 +47,7 @@ class Fetcher {
     // arrive; late waiters once they are stored (kept: in a tier).
     std::vector<std::function<void(Status, std::shared_ptr<const Buffer>)>> waiters;
     std::vector<std::function<void(Status, bool kept)>> late_waiters;
+    bool read_when_done = false;  // guarded by the owner's mutex: a reader had the bytes after `done`
   };
   // The result of one block, on a fetch worker: the owner answers its
   // waiters and stores it.

@@ -1,17 +1,21 @@
 #include "agent/gossip/cluster.h"
 
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <resolv.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <future>
 #include <random>
+#include <tuple>
 
 #include "agent/base/clock.h"
 #include "agent/base/log.h"
@@ -323,39 +327,90 @@ std::map<std::string, std::string> Cluster::KeyOp(const std::string& op, const s
   return out;
 }
 
+namespace {
+
+// The SRV records of `name` as (target, port), lowest priority first; none
+// when it has none or does not resolve. The resolver's own deadline bounds
+// the wait (2 s per try, 2 tries).
+std::vector<std::pair<std::string, std::string>> LookupSrv(const std::string& name) {
+  std::vector<std::pair<std::string, std::string>> out;
+  struct __res_state st {};
+  if (::res_ninit(&st) != 0) return out;
+  st.retrans = 2;
+  st.retry = 2;
+  std::vector<unsigned char> answer(8192);
+  int n = ::res_nquery(&st, name.c_str(), ns_c_in, ns_t_srv, answer.data(), static_cast<int>(answer.size()));
+  ns_msg msg;
+  if (n > 0 && ::ns_initparse(answer.data(), n, &msg) == 0) {
+    std::vector<std::tuple<uint16_t, std::string, std::string>> found;
+    for (int i = 0; i < ns_msg_count(msg, ns_s_an); i++) {
+      ns_rr rr;
+      if (::ns_parserr(&msg, ns_s_an, i, &rr) != 0 || ns_rr_type(rr) != ns_t_srv || ns_rr_rdlen(rr) < 7) continue;
+      const unsigned char* rd = ns_rr_rdata(rr);
+      char target[NS_MAXDNAME];
+      if (::dn_expand(ns_msg_base(msg), ns_msg_end(msg), rd + 6, target, sizeof(target)) < 0) continue;
+      if (std::string_view(target) == "." || target[0] == '\0') continue;  // "no such service here"
+      found.emplace_back(ns_get16(rd), target, std::to_string(ns_get16(rd + 4)));
+    }
+    std::stable_sort(found.begin(), found.end(),
+                     [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
+    for (auto& [prio, target, port] : found) out.emplace_back(std::move(target), std::move(port));
+  }
+  ::res_nclose(&st);
+  return out;
+}
+
+// Appends every A/AAAA address of `host` as HOST:PORT (IPv6 bracketed),
+// leaving out `self` and duplicates; false when it does not resolve.
+bool AppendAddresses(const std::string& host, const std::string& port, const std::string& self,
+                     std::vector<std::string>* out) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return false;
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    char buf[INET6_ADDRSTRLEN] = {0};
+    if (a->ai_family == AF_INET)
+      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, buf, sizeof(buf));
+    else
+      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, buf, sizeof(buf));
+    std::string addr = a->ai_family == AF_INET6 ? "[" + std::string(buf) + "]:" + port : std::string(buf) + ":" + port;
+    if (addr != self && std::find(out->begin(), out->end(), addr) == out->end()) out->push_back(addr);
+  }
+  ::freeaddrinfo(res);
+  return true;
+}
+
+}  // namespace
+
 std::vector<std::string> Cluster::ExpandJoins() {
   std::vector<std::string> out;
+  const std::string& self = opts_.membership.addr;
   for (const std::string& j : opts_.joins) {
     if (j.rfind("dns:", 0) != 0) {
       out.push_back(j);
       continue;
     }
-    // dns:NAME[:PORT]: every A/AAAA record, at the bind port unless given.
+    // dns:NAME:PORT: every A/AAAA record of NAME at PORT. dns:NAME: its SRV
+    // records (target and port each) when it has any, as a Kubernetes
+    // headless service's named port does, else every A/AAAA record at the
+    // bind port.
     std::string rest = j.substr(4), host = rest;
-    std::string port = opts_.bind.substr(opts_.bind.rfind(':') + 1);
+    std::string port;
     size_t colon = rest.rfind(':');
     if (colon != std::string::npos && rest.find(':') == colon) {
       host = rest.substr(0, colon);
       port = rest.substr(colon + 1);
     }
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) {
-      LOG_WARN("cluster: --join %s: the name does not resolve (yet)", j.c_str());
-      continue;
+    bool resolved = false;
+    if (port.empty()) {
+      for (const auto& [target, srv_port] : LookupSrv(host))
+        resolved = AppendAddresses(target, srv_port, self, &out) || resolved;
+      if (!resolved) port = opts_.bind.substr(opts_.bind.rfind(':') + 1);
     }
-    for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
-      char buf[INET6_ADDRSTRLEN] = {0};
-      if (a->ai_family == AF_INET)
-        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, buf, sizeof(buf));
-      else
-        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, buf, sizeof(buf));
-      std::string addr = a->ai_family == AF_INET6 ? "[" + std::string(buf) + "]:" + port : std::string(buf) + ":" + port;
-      if (addr != opts_.membership.addr && std::find(out.begin(), out.end(), addr) == out.end()) out.push_back(addr);
-    }
-    ::freeaddrinfo(res);
+    if (!resolved) resolved = AppendAddresses(host, port, self, &out);
+    if (!resolved) LOG_WARN("cluster: --join %s: the name does not resolve (yet)", j.c_str());
   }
   return out;
 }

@@ -30,21 +30,27 @@ std::string Trim(std::string s) {
   return s.substr(i);
 }
 
-// Opens `sealed` with `key` into `out` (may be where the ciphertext lies).
-bool OpenWith(const Key& key, const uint8_t* p, size_t sealed_len, std::string_view aad, uint8_t* out) {
-  const size_t ct_len = sealed_len - Keyring::kOverhead;
+// Opens the ciphertext spans with `key`, the plaintext of each into `outs`
+// (which may be the spans themselves); false when the tag does not match.
+bool OpenWith(const Key& key, const uint8_t* head, const std::vector<Keyring::Span>& text,
+              const std::vector<uint8_t*>& outs, const uint8_t* tag_at, std::string_view aad) {
   Ctx ctx(EVP_CIPHER_CTX_new());
   int n = 0;
-  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), p + 1) != 1) return false;
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), head + 1) != 1) return false;
   if (EVP_DecryptUpdate(ctx.get(), nullptr, &n, reinterpret_cast<const uint8_t*>(aad.data()),
                         static_cast<int>(aad.size())) != 1)
     return false;
   uint8_t tag[Keyring::kTag];
-  std::copy(p + 1 + kNonce + ct_len, p + 1 + kNonce + ct_len + Keyring::kTag, tag);
+  std::copy(tag_at, tag_at + Keyring::kTag, tag);
   if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, Keyring::kTag, tag) != 1) return false;
-  if (ct_len > 0 && EVP_DecryptUpdate(ctx.get(), out, &n, p + 1 + kNonce, static_cast<int>(ct_len)) != 1) return false;
+  for (size_t i = 0; i < text.size(); i++) {
+    if (text[i].len > 0 && EVP_DecryptUpdate(ctx.get(), outs[i], &n, reinterpret_cast<const uint8_t*>(text[i].p),
+                                             static_cast<int>(text[i].len)) != 1)
+      return false;
+  }
+  uint8_t fin_out[16];
   int fin = 0;
-  return EVP_DecryptFinal_ex(ctx.get(), out + ct_len, &fin) == 1;
+  return EVP_DecryptFinal_ex(ctx.get(), fin_out, &fin) == 1;
 }
 }  // namespace
 
@@ -138,23 +144,40 @@ Result<std::string> Keyring::Seal(std::string_view plain, std::string_view aad) 
 
 Status Keyring::OpenInPlace(char* buf, size_t sealed_len, std::string_view aad) const {
   if (sealed_len < kOverhead) return Status::InvalidArgument("sealed message too short");
-  auto* p = reinterpret_cast<uint8_t*>(buf);
-  if (p[0] != kVersion) return Status::InvalidArgument("unknown seal version");
+  return OpenSpans(buf, {{buf + kHead, sealed_len - kOverhead}}, buf + sealed_len - kTag, aad);
+}
+
+Status Keyring::OpenSpans(const char* head, const std::vector<Span>& text, const char* tag, std::string_view aad) const {
+  auto* h = reinterpret_cast<const uint8_t*>(head);
+  if (h[0] != kVersion) return Status::InvalidArgument("unknown seal version");
   std::vector<Key> keys;
   {
     std::lock_guard<std::mutex> lock(mu_);
     keys = keys_;
   }
-  // A failed try leaves the buffer as it was only when nothing was written:
-  // decrypt into a scratch copy for the keys before the last.
+  size_t total = 0;
+  std::vector<uint8_t*> in_place;
+  for (const Span& s : text) {
+    total += s.len;
+    in_place.push_back(reinterpret_cast<uint8_t*>(s.p));
+  }
+  const auto* t = reinterpret_cast<const uint8_t*>(tag);
+  // A failed try must leave the ciphertext as it was for the next key: the
+  // keys before the last open into a scratch copy, the last one in place.
   for (size_t i = 0; i < keys.size(); i++) {
     if (i + 1 == keys.size()) {
-      if (OpenWith(keys[i], p, sealed_len, aad, p + kHead)) return Status::OK();
+      if (OpenWith(keys[i], h, text, in_place, t, aad)) return Status::OK();
       break;
     }
-    std::vector<uint8_t> scratch(sealed_len - kOverhead + 16);
-    if (OpenWith(keys[i], p, sealed_len, aad, scratch.data())) {
-      std::copy(scratch.begin(), scratch.begin() + static_cast<long>(sealed_len - kOverhead), p + kHead);
+    std::vector<uint8_t> scratch(total + 16);
+    std::vector<uint8_t*> outs;
+    size_t at = 0;
+    for (const Span& s : text) {
+      outs.push_back(scratch.data() + at);
+      at += s.len;
+    }
+    if (OpenWith(keys[i], h, text, outs, t, aad)) {
+      for (size_t k = 0; k < text.size(); k++) std::copy(outs[k], outs[k] + text[k].len, text[k].p);
       return Status::OK();
     }
   }

@@ -53,6 +53,15 @@ class Keyring {
   // Opens a sealed message where it lies: the plaintext is at p + kHead,
   // `sealed_len` - kOverhead bytes long.
   Status OpenInPlace(char* p, size_t sealed_len, std::string_view aad) const;
+  // The same for a message read in pieces: `head` is its kHead bytes, the
+  // ciphertext lies in `text` (in order), `tag` is its kTag bytes. On
+  // success each span holds its plaintext; on failure the spans hold
+  // unverified bytes that must not be used.
+  struct Span {
+    char* p;
+    size_t len;
+  };
+  Status OpenSpans(const char* head, const std::vector<Span>& text, const char* tag, std::string_view aad) const;
 
   std::vector<std::string> List() const;  // base64, primary first
   Status Install(const Key& key);         // added, not used for sealing yet

@@ -130,10 +130,9 @@ Status StreamConn::ReadAll(char* p, size_t n, int64_t deadline) {
 // A frame on the wire: length u32 | version | nonce | type | body | tag.
 constexpr size_t kLenBytes = 4;
 
-std::string StreamConn::NewFrame(FrameType type, size_t body_len) {
-  std::string frame(kLenBytes + Keyring::kOverhead + 1 + body_len, '\0');
-  frame[kLenBytes + Keyring::kHead] = static_cast<char>(type);
-  return frame;
+void StreamConn::NewFrame(std::string* frame, FrameType type, size_t body_len) {
+  frame->resize(kLenBytes + Keyring::kOverhead + 1 + body_len);
+  frame->replace(kLenBytes + Keyring::kHead, 1, 1, static_cast<char>(type));
 }
 
 char* StreamConn::BodyOf(std::string& frame) { return frame.data() + kLenBytes + Keyring::kHead + 1; }
@@ -148,22 +147,39 @@ Status StreamConn::SendFrame(std::string& frame, int timeout_ms) {
 }
 
 Status StreamConn::Send(FrameType type, std::string_view body, int timeout_ms) {
-  std::string frame = NewFrame(type, body.size());
+  std::string frame;
+  NewFrame(&frame, type, body.size());
   std::copy(body.begin(), body.end(), BodyOf(frame));
   return SendFrame(frame, timeout_ms);
 }
 
 Status StreamConn::Receive(FrameType* type, std::string_view* body, int timeout_ms) {
+  bool tailed = false;
+  return ReceiveTail(type, body, nullptr, 0, &tailed, timeout_ms);
+}
+
+Status StreamConn::ReceiveTail(FrameType* type, std::string_view* body, char* tail, size_t tail_len, bool* tailed,
+                               int timeout_ms) {
   int64_t deadline = NowMonoMs() + timeout_ms;
   unsigned char hdr[kLenBytes];
   STRATA_RETURN_IF_ERROR(ReadAll(reinterpret_cast<char*>(hdr), kLenBytes, deadline));
   uint32_t n = hdr[0] | (hdr[1] << 8) | (hdr[2] << 16) | (static_cast<uint32_t>(hdr[3]) << 24);
   if (n < Keyring::kOverhead + 1 || n > kMaxFrame) return Status::InvalidArgument("peer stream: bad frame length " + std::to_string(n));
-  rx_.resize(n);
-  STRATA_RETURN_IF_ERROR(ReadAll(rx_.data(), n, deadline));
-  STRATA_RETURN_IF_ERROR(keyring_->OpenInPlace(rx_.data(), n, aad_));
+  // version | nonce | type | body[0, L - t) into rx_, body[L - t, L) into
+  // tail, then the tag into rx_ after the rest.
+  const size_t body_len = n - Keyring::kOverhead - 1;
+  *tailed = body_len >= tail_len;
+  const size_t t = *tailed ? tail_len : 0;
+  const size_t front = Keyring::kHead + 1 + body_len - t;
+  rx_.resize(front + Keyring::kTag);
+  STRATA_RETURN_IF_ERROR(ReadAll(rx_.data(), front, deadline));
+  if (t > 0) STRATA_RETURN_IF_ERROR(ReadAll(tail, t, deadline));
+  STRATA_RETURN_IF_ERROR(ReadAll(rx_.data() + front, Keyring::kTag, deadline));
+  std::vector<Keyring::Span> text{{rx_.data() + Keyring::kHead, front - Keyring::kHead}};
+  if (t > 0) text.push_back({tail, t});
+  STRATA_RETURN_IF_ERROR(keyring_->OpenSpans(rx_.data(), text, rx_.data() + front, aad_));
   *type = static_cast<FrameType>(static_cast<uint8_t>(rx_[Keyring::kHead]));
-  *body = std::string_view(rx_.data() + Keyring::kHead + 1, n - Keyring::kOverhead - 1);
+  *body = std::string_view(rx_.data() + Keyring::kHead + 1, front - Keyring::kHead - 1);
   return Status::OK();
 }
 

@@ -46,14 +46,21 @@ class StreamConn {
   // Sends one frame; fails when the socket does not take it by the deadline.
   Status Send(FrameType type, std::string_view body, int timeout_ms);
   // A frame built where it is sent from (large bodies: no copy): the body
-  // goes at BodyOf(frame), `body_len` bytes; SendFrame seals it in place.
-  static std::string NewFrame(FrameType type, size_t body_len);
+  // goes at BodyOf(*frame), `body_len` bytes; SendFrame seals it in place.
+  // `frame` may be reused from frame to frame (its memory is kept).
+  static void NewFrame(std::string* frame, FrameType type, size_t body_len);
   static char* BodyOf(std::string& frame);
   Status SendFrame(std::string& frame, int timeout_ms);
   // Receives one frame, opened where it was read: *body stays valid until
   // the next Receive. Timeout when nothing complete came in time;
   // PermissionDenied when it does not open with our keys.
   Status Receive(FrameType* type, std::string_view* body, int timeout_ms);
+  // Receive, with the end of a large body opened straight into `tail` (a
+  // block's bytes into the buffer they are for): when the body is at least
+  // `tail_len` bytes, its last `tail_len` go to `tail`, *body is the rest
+  // and *tailed is true. On an error `tail` holds nothing usable.
+  Status ReceiveTail(FrameType* type, std::string_view* body, char* tail, size_t tail_len, bool* tailed,
+                     int timeout_ms);
   int fd() const { return fd_.get(); }
   bool valid() const { return fd_.valid(); }
 

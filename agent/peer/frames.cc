@@ -51,15 +51,28 @@ std::string EncodeBlockReply(ReplyCode code, std::string_view message, std::stri
   return EncodeBlockReplyHead(code, message, data.size()).append(data);
 }
 
-bool DecodeBlockReply(std::string_view body, ReplyCode* code, std::string* message, std::string_view* data) {
-  gossip::WireReader in(body);
+namespace {
+bool ReadReplyHead(gossip::WireReader& in, ReplyCode* code, std::string* message, uint32_t* data_len) {
   uint8_t c = in.U8();
   *message = in.Str(4096);
-  uint32_t n = in.U32();
-  *data = in.Raw(n);
-  if (!in.done() || c > static_cast<uint8_t>(ReplyCode::kPending)) return false;
+  *data_len = in.U32();
+  if (c > static_cast<uint8_t>(ReplyCode::kPending)) return false;
   *code = static_cast<ReplyCode>(c);
   return true;
+}
+}  // namespace
+
+bool DecodeBlockReply(std::string_view body, ReplyCode* code, std::string* message, std::string_view* data) {
+  gossip::WireReader in(body);
+  uint32_t n = 0;
+  if (!ReadReplyHead(in, code, message, &n)) return false;
+  *data = in.Raw(n);
+  return in.done();
+}
+
+bool DecodeBlockReplyHead(std::string_view head, ReplyCode* code, std::string* message, uint32_t* data_len) {
+  gossip::WireReader in(head);
+  return ReadReplyHead(in, code, message, data_len) && in.done();
 }
 
 std::string EncodeCachedQuery(const CachedQuery& q) {

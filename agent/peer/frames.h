@@ -29,6 +29,9 @@ std::string EncodeBlockReply(ReplyCode code, std::string_view message, std::stri
 // data right after them, without a copy).
 std::string EncodeBlockReplyHead(ReplyCode code, std::string_view message, size_t data_len);
 bool DecodeBlockReply(std::string_view body, ReplyCode* code, std::string* message, std::string_view* data);
+// A reply whose data was received elsewhere (StreamConn::ReceiveTail): `head`
+// is the bytes before it, and the data's length comes out.
+bool DecodeBlockReplyHead(std::string_view head, ReplyCode* code, std::string* message, uint32_t* data_len);
 
 // "What do you hold of this version?": asked of every member by `agentctl
 // stat --cluster` and `agentctl owner`.

@@ -190,23 +190,30 @@ Status PeerSource::FetchFrom(const std::string& addr, const cache::BlockRequest&
   STRATA_RETURN_IF_ERROR(sent);
   const int64_t give_up = NowMonoMs() + kMaxWaitMs;
   for (;;) {
+    // The block's bytes are opened straight into `buf`; the small frames
+    // (pending, stale, miss) come whole.
+    const size_t want = warm ? 0 : r.length();
     gossip::FrameType type;
     std::string_view body;
-    Status s = conn->Receive(&type, &body, timeout);
+    bool tailed = false;
+    Status s = conn->ReceiveTail(&type, &body, buf, want, &tailed, timeout);
     if (!s.ok()) return s;
     ReplyCode code;
     std::string message;
+    uint32_t data_len = 0;
     std::string_view data;
-    if (type != gossip::FrameType::kBlockReply || !DecodeBlockReply(body, &code, &message, &data))
-      return Status::IOError("peer " + addr + ": malformed block reply");
+    bool parsed = type == gossip::FrameType::kBlockReply &&
+                  (tailed ? DecodeBlockReplyHead(body, &code, &message, &data_len)
+                          : DecodeBlockReply(body, &code, &message, &data));
+    if (!parsed) return Status::IOError("peer " + addr + ": malformed block reply");
+    if (!tailed) data_len = static_cast<uint32_t>(data.size());
     if (code == ReplyCode::kPending) {
       if (NowMonoMs() > give_up) return Status::Timeout("peer " + addr + ": still fetching");
       continue;
     }
     Status out;
     if (code == ReplyCode::kOk) {
-      if (data.size() != (warm ? 0 : r.length())) return Status::IOError("peer " + addr + ": short block reply");
-      if (!warm) std::memcpy(buf, data.data(), data.size());
+      if (!tailed || data_len != want) return Status::IOError("peer " + addr + ": short block reply");
     } else {
       out = code == ReplyCode::kStale ? Status::Stale("peer " + addr + ": " + message)
                                       : Status::NotFound("peer " + addr + ": " + message);
@@ -327,18 +334,23 @@ bool PeerServer::Handle(std::string_view body, gossip::StreamConn& conn) {
   struct Answer {
     ReplyCode code = ReplyCode::kOk;
     std::string message;
-    std::string frame;  // an OK with data: the whole reply frame, built in place
+    bool with_data = false;  // an OK with data: the whole reply frame is in `frame`
   };
-  std::future<Answer> answer = std::async(std::launch::async, [this, r, warm] {
+  // The reply frame is built in place in this connection's buffer (kept from
+  // request to request: no fresh multi-MiB allocation each time); the task
+  // is always joined before Handle returns.
+  thread_local std::string conn_frame;
+  std::string* frame = &conn_frame;
+  std::future<Answer> answer = std::async(std::launch::async, [this, r, warm, frame] {
     Answer a;
     std::optional<size_t> mount;
     for (size_t i = 0; i < mounts_->size(); i++)
       if (mounts_->at(i).ufs->uri() == r.store_uri) mount = i;
-    if (!mount) return Answer{ReplyCode::kMiss, "store not mounted here", ""};
+    if (!mount) return Answer{ReplyCode::kMiss, "store not mounted here"};
     Result<index::FileMeta> m = meta_->Stat(JoinPath(mounts_->at(*mount).path, r.object));
-    if (!m.ok()) return Answer{ReplyCode::kMiss, m.status().message(), ""};
+    if (!m.ok()) return Answer{ReplyCode::kMiss, m.status().message()};
     if (m->etag != r.etag || m->size != r.object_size)
-      return Answer{ReplyCode::kStale, "this agent holds version " + m->etag, ""};
+      return Answer{ReplyCode::kStale, "this agent holds version " + m->etag};
     cache::FileRef ref = meta_->RefOf(*m);
     ref.local_only = true;  // our own miss goes to the store, never to a third agent
     Status s;
@@ -352,8 +364,9 @@ bool PeerServer::Handle(std::string_view body, gossip::StreamConn& conn) {
       // and sent: one copy on this side.
       const uint64_t len = r.length();
       const std::string head = EncodeBlockReplyHead(ReplyCode::kOk, "", len);
-      a.frame = gossip::StreamConn::NewFrame(gossip::FrameType::kBlockReply, head.size() + len);
-      char* body = gossip::StreamConn::BodyOf(a.frame);
+      gossip::StreamConn::NewFrame(frame, gossip::FrameType::kBlockReply, head.size() + len);
+      a.with_data = true;
+      char* body = gossip::StreamConn::BodyOf(*frame);
       std::copy(head.begin(), head.end(), body);
       char* data = body + head.size();
       std::promise<Status> done;
@@ -369,8 +382,8 @@ bool PeerServer::Handle(std::string_view body, gossip::StreamConn& conn) {
       });
       s = done.get_future().get();
     }
-    if (s.code() == Status::Code::kStale) return Answer{ReplyCode::kStale, s.message(), ""};
-    if (!s.ok()) return Answer{ReplyCode::kMiss, s.message(), ""};
+    if (s.code() == Status::Code::kStale) return Answer{ReplyCode::kStale, s.message()};
+    if (!s.ok()) return Answer{ReplyCode::kMiss, s.message()};
     return a;
   });
   auto reply = [&](ReplyCode code, const std::string& msg) {
@@ -381,9 +394,9 @@ bool PeerServer::Handle(std::string_view body, gossip::StreamConn& conn) {
     alive = reply(ReplyCode::kPending, "");
   Answer a = answer.get();  // joins the task even when the asker left
   if (!alive) return false;
-  if (a.frame.empty()) return reply(a.code, a.message);
+  if (!a.with_data) return reply(a.code, a.message);
   bytes_served_ += r.length();
-  return conn.SendFrame(a.frame, timeout).ok();
+  return conn.SendFrame(*frame, timeout).ok();
 }
 
 bool PeerServer::HandleCached(std::string_view body, gossip::StreamConn& conn) {

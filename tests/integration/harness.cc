@@ -430,11 +430,17 @@ std::vector<std::string> Agent::Args(const std::string& ufs, const std::vector<s
   return a;
 }
 
-void Agent::Start(const std::string& ufs, std::vector<std::string> extra) {
+void Agent::Start(const std::string& ufs, std::vector<std::string> extra) { StartWrapped({}, ufs, std::move(extra)); }
+
+void Agent::StartWrapped(const std::vector<std::string>& wrapper, const std::string& ufs,
+                         std::vector<std::string> extra) {
   if (IsMounted(mnt_)) Run("fusermount3 -u -z " + mnt_);
-  pid_ = Spawn(Args(ufs, extra), log_, {{"AWS_ACCESS_KEY_ID", "S3RVER"}, {"AWS_SECRET_ACCESS_KEY", "S3RVER"}});
+  std::vector<std::string> argv = wrapper;
+  for (std::string& a : Args(ufs, extra)) argv.push_back(std::move(a));
+  pid_ = Spawn(argv, log_, {{"AWS_ACCESS_KEY_ID", "S3RVER"}, {"AWS_SECRET_ACCESS_KEY", "S3RVER"}});
   for (int i = 0; i < 400; i++) {
-    if (IsMounted(mnt_) && fs::exists(sock_)) return;
+    // A wrapped agent may mount in a mount namespace of its own: its socket says it is up.
+    if ((!wrapper.empty() || IsMounted(mnt_)) && fs::exists(sock_)) return;
     int st;
     if (::waitpid(pid_, &st, WNOHANG) == pid_) {
       pid_ = -1;

@@ -122,6 +122,11 @@ class Agent {
   // Starts strata-agent in the foreground and waits until it is mounted and
   // its socket answers. Extra args are appended (they win over defaults).
   void Start(const std::string& ufs, std::vector<std::string> extra = {});
+  // The same under a wrapper command (`unshare ... --`, the agent's argv
+  // appended); it waits for the socket only, as the mount may be in a
+  // mount namespace of the wrapper's.
+  void StartWrapped(const std::vector<std::string>& wrapper, const std::string& ufs,
+                    std::vector<std::string> extra = {});
   // Starts and expects a failure; returns exit code and output.
   CmdResult StartExpectFailure(const std::string& ufs, std::vector<std::string> extra = {});
   void Stop();  // SIGTERM, wait, check unmounted

@@ -188,6 +188,42 @@ TEST_CASE("an admission answer of 'not kept' serves the bytes without caching th
   CHECK(rig.engine->CachedOf(ft.file_id).blocks == 2);
 }
 
+TEST_CASE("a readahead's blocks are held for the reads that follow, kept or not, and fetched once", "[unit][tier]") {
+  FixedAdmission adm;
+  adm.rule = [](const cache::FileRef& f) -> std::optional<cache::Tier> {
+    if (f.path.size() > 4 && f.path.compare(f.path.size() - 4, 4, ".tmp") == 0) return std::nullopt;
+    return cache::Tier::kSsd;
+  };
+  Rig rig(Opts(64, 0), [&](cache::Engine& e) { e.SetAdmission(&adm); });
+  std::string t = RandomBytes(4 * kBs, 10), k = RandomBytes(4 * kBs, 11);
+  rig.store->Put("s.tmp", t);
+  rig.store->Put("s.bin", k);
+  auto ft = rig.Ref("s.tmp"), fk = rig.Ref("s.bin");
+  // Not kept: the prefetched blocks serve the reads after them, in pieces.
+  rig.engine->Prefetch(ft, 0, 4);
+  REQUIRE(Eventually([&] { return rig.engine->Stats().not_admitted == 4; }));
+  const uint64_t gets = rig.store->counters().get_requests;
+  for (uint64_t off = 0; off < t.size(); off += kBs / 2) CHECK(rig.Read(ft, off, kBs / 2) == t.substr(off, kBs / 2));
+  CHECK(rig.store->counters().get_requests == gets);
+  CHECK(rig.engine->CachedOf(ft.file_id).blocks == 0);
+  // Read to their end, they are gone: the next read fetches.
+  CHECK(rig.Read(ft, 0, 100) == t.substr(0, 100));
+  CHECK(rig.store->counters().get_requests > gets);
+  // Kept: served from memory, not read back from the block file just
+  // written; counted as the SSD tier's hits.
+  rig.engine->Prefetch(fk, 0, 4);
+  REQUIRE(Eventually([&] { return rig.engine->CachedOf(fk.file_id).blocks == 4; }));
+  const uint64_t ssd_served = rig.engine->Stats().tiers[kSsd].bytes_served;
+  Result<std::vector<cache::Slice>> held = rig.engine->ReadIfCached(fk, kBs, 100);
+  REQUIRE(held.ok());
+  REQUIRE(held->size() == 1);
+  CHECK((*held)[0].data != nullptr);
+  CHECK(rig.engine->Stats().tiers[kSsd].bytes_served == ssd_served + 100);
+  // Evicted: nothing held survives it.
+  rig.engine->EvictFile(fk.file_id, nullptr);
+  CHECK(rig.engine->ReadIfCached(fk, kBs, 100).status().IsNotFound());
+}
+
 TEST_CASE("the scorer's order decides which blocks go; a failed scorer falls back to LRU", "[unit][tier]") {
   for (bool fail : {false, true}) {
     FixedScorer scorer;
