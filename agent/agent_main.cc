@@ -201,7 +201,7 @@ int Run(int argc, char** argv) {
                  "join a cluster: base64 32-byte keys, one per line, the first the primary (no file: a cluster of one)");
   app.add_option("--cluster-bind", c.cluster_bind, "gossip (UDP) and peer streams (TCP) listen here")->capture_default_str();
   app.add_option("--cluster-advertise", c.cluster_advertise, "HOST:PORT the other agents reach this one at (default: the bind address)");
-  app.add_option("--join", c.joins, "a member to join: HOST:PORT, or dns:NAME[:PORT] for every A/AAAA record (repeatable)");
+  app.add_option("--join", c.joins, "a member to join: HOST:PORT, dns:NAME (its SRV records, else A/AAAA at the bind port) or dns:NAME:PORT (repeatable)");
   app.add_option("--cluster-name", c.cluster_name, "bound into every packet: clusters sharing a key never mix")->capture_default_str();
   app.add_option("--node-name", c.node_name, "this agent's unique name in the cluster (default: hostname:port)");
   app.add_option("--peer-timeout", c.peer_timeout, "longest wait for a peer's frame before the store serves")->capture_default_str();
