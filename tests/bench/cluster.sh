@@ -7,6 +7,8 @@
 #                   read of it, and vs a cold read from the S3-shaped store
 #                   (s3rver behind tests/bench/shaper.cc, 90 MB/s per
 #                   connection, 30 ms first byte) by an agent not in a cluster
+#   owner killed    B killed -9 a quarter into A's read of the file (1 MiB
+#                   reads): failed reads, bytes compared, the slowest read
 #   failure detection  N = 5, 10, 20 members on loopback (build/gossip_node:
 #                   the agent's gossip module without a mount) and N Serf
 #                   agents (Debian's serf, its LAN defaults): kill -9 of one
@@ -67,6 +69,7 @@ agent() {  # name extra-flags...
 ctl() { local name=$1; shift; "$build/agentctl" --socket "$work/$name.sock" "$@"; }
 take_port bport; take_port aport; take_port nport
 agent b --cluster-key-file "$work/key" --cluster-bind 127.0.0.1:$bport --node-name b
+b_pid=${pids[-1]}
 agent a --cluster-key-file "$work/key" --cluster-bind 127.0.0.1:$aport --node-name a --join 127.0.0.1:$bport --no-serve
 # n: like a, but keeps no local copy of what the peer serves (on_admit), so
 # its read is the network path alone, without writing the blocks to this
@@ -93,6 +96,24 @@ done
 got=$(sha256sum < "$work/a-mnt/big.bin" | cut -d' ' -f1)
 [ "$got" = "$want" ] || { echo "bench: the peer read returned other bytes" >&2; exit 1; }
 a_store=$(ctl a stat --json | jq '.mounts[0].bytes_fetched')
+
+# --- the owner killed mid-read ---------------------------------------------------
+# A reads big.bin (evicted) in 1 MiB reads, one dd each (timed alone); B, the
+# owner of every block, is killed -9 a quarter of the way in. Counted: reads
+# that failed, the bytes against the original, the slowest single read.
+ctl a evict big.bin >/dev/null; drop
+kill_fails=0 kill_max_ms=0
+: > "$work/killread.bin"
+for i in $(seq 0 $((size_mib - 1))); do
+  [ "$i" = $((size_mib / 4)) ] && kill -9 "$b_pid"
+  t0=$(date +%s%N)
+  dd if="$work/a-mnt/big.bin" bs=1M skip="$i" count=1 status=none >> "$work/killread.bin" || kill_fails=$((kill_fails + 1))
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  [ "$ms" -gt "$kill_max_ms" ] && kill_max_ms=$ms
+done
+[ "$(sha256sum < "$work/killread.bin" | cut -d' ' -f1)" = "$want" ] || kill_fails="$kill_fails, and the bytes differ"
+rm -f "$work/killread.bin"
+echo "  owner killed mid-read: $kill_fails failed reads, slowest read $kill_max_ms ms"
 aes=$(openssl speed -evp aes-256-gcm -bytes 4194304 -seconds 2 2>/dev/null | awk 'tolower($1) == "aes-256-gcm" {sub(/k$/, "", $2); printf "%.0f", $2 / 1024}')
 
 # --- membership: strata vs serf ----------------------------------------------
@@ -231,6 +252,8 @@ mkdir -p bench-results
     printf '%-64s %-26s %s\n' "failure detection, kill -9, N=$n: strata / serf (all members)" "${det_ratio[$n]}" "<= 0.5x"
     printf '%-64s %-26s %s\n' "  strata p99 over rounds (median strata / serf: ${det_med[$n]})" "${det_p99[$n]} s" "<= 5 s"
   done
+  printf '%-64s %-26s %s\n' "reads failed while the owner dies mid-read (kill -9)" "$kill_fails" "0"
+  printf '%-64s %-26s %s\n' "  the slowest 1 MiB read meanwhile (--peer-timeout 1 s)" "$kill_max_ms ms" "<= 1000 ms"
   printf '%-64s %-26s %s\n' "join seen by every member, N=20" "$join_ms ms" "<= 1000 ms"
   printf '%-64s %-26s %s\n' "gossip traffic per member, idle, N=20 (sealed bytes sent)" "$idle_bps B/s" "<= 2048 B/s"
   printf '%-64s %-26s %s\n' "false dead declarations (${false_dead_s} s, one member starved, 10 % loss)" "$false_deads" "0"
