@@ -12,7 +12,7 @@ MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 CXX ?= g++
 BUILD ?= build
 PREFIX ?= /usr/local
-PKGS := fuse3 lua5.4 libuv libcurl lmdb libxxhash openssl
+PKGS := fuse3 lua5.4 libuv libcurl lmdb libxxhash openssl zlib
 
 # Build dependencies are installed first when missing, so a bare Debian
 # machine needs only `make` itself.
@@ -31,7 +31,7 @@ CXXFLAGS += -std=c++20 $(OPT) -Wall -Wextra -Wno-missing-field-initializers -pth
 LDLIBS += $(PKG_LIBS) -lresolv -pthread
 
 # One static library per module directory; dependencies point downwards.
-MODULES := agent/control agent/fuse agent/service agent/peer agent/policy agent/cache agent/tier agent/index agent/gossip ufs agent/loop agent/base
+MODULES := agent/control agent/gateway agent/fuse agent/service agent/peer agent/policy agent/cache agent/tier agent/index agent/gossip ufs agent/loop agent/base
 lib_srcs = $(filter-out %_main.cc,$(wildcard $(1)/*.cc $(if $(filter ufs,$(1)),ufs/s3/*.cc)))
 lib_name = $(BUILD)/lib/lib$(subst /,_,$(1)).a
 LIBS := $(foreach m,$(MODULES),$(call lib_name,$(m)))

@@ -129,21 +129,30 @@ Status Agent::Start() {
   loop_running_ = true;
   if (cluster_) STRATA_RETURN_IF_ERROR(cluster_->Start(loop_.get()));
 
+  if (!s_.gateway.addr.empty()) {
+    s_.gateway.read_ahead_blocks = s_.fuse.max_readahead_blocks;
+    gateway_ = std::make_unique<gateway::Gateway>(s_.gateway, engine_.get(), meta_.get(), writer_.get(), mounts_.get());
+    STRATA_RETURN_IF_ERROR(gateway_->Start());
+  }
+
   policy::Runtime* runtime = runtime_.get();
   s_.fuse.on_open = [runtime](const cache::FileRef& f) { runtime->OnAccess(f); };
   frontend_ = std::make_unique<fuse::Frontend>(s_.fuse, meta_.get(), engine_.get(), writer_.get());
   STRATA_RETURN_IF_ERROR(frontend_->Mount());
   mounted_ = true;
-  // After Mount: SIGHUP reloads the policies instead of ending the FUSE loop.
+  // After Mount: SIGHUP reloads the policies (and the gateway's
+  // credentials) instead of ending the FUSE loop.
   auto* hup = new uv_signal_t;
   hup_ = hup;
   loop::Loop* loop = loop_.get();
-  loop_->Post([loop, runtime, hup] {
+  loop_->Post([this, loop, runtime, hup] {
     uv_signal_init(loop->uv(), hup);
-    hup->data = runtime;
+    hup->data = this;
     uv_signal_start(hup, [](uv_signal_t* h, int) {
-      LOG_INFO("SIGHUP: reloading the policies");
-      (void)static_cast<policy::Runtime*>(h->data)->Reload();
+      Agent* self = static_cast<Agent*>(h->data);
+      LOG_INFO("SIGHUP: reloading the policies%s", self->gateway_ ? " and the gateway credentials" : "");
+      (void)self->runtime_->Reload();
+      if (self->gateway_) (void)self->gateway_->Reload();
     }, SIGHUP);
     runtime->Start();
   });
@@ -167,6 +176,7 @@ void Agent::Stop() {
     LOG_INFO("unmounting %s", s_.fuse.mount_point.c_str());
     frontend_->Unmount();
   }
+  if (gateway_) gateway_->Stop();
   if (api_) api_->Shutdown();
   if (service_) service_->Shutdown();
   if (loop_running_) {

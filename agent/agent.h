@@ -25,6 +25,7 @@
 #include "agent/cache/engine.h"
 #include "agent/cache/writer.h"
 #include "agent/fuse/frontend.h"
+#include "agent/gateway/gateway.h"
 #include "agent/gossip/cluster.h"
 #include "agent/policy/runtime.h"
 #include "ufs/ufs.h"
@@ -80,6 +81,8 @@ struct AgentSettings {
   // With a cluster key file: joins the cluster and reads peers' blocks.
   bool cluster = false;
   gossip::ClusterOptions cluster_opts;
+  // With an address: the S3 / REST gateway.
+  gateway::GatewayOptions gateway;
 };
 
 class Agent {
@@ -116,6 +119,7 @@ class Agent {
   std::unique_ptr<control::Api> api_;
   std::unique_ptr<control::Server> server_;
   std::unique_ptr<fuse::Frontend> frontend_;
+  std::unique_ptr<gateway::Gateway> gateway_;
   void* hup_ = nullptr;  // the SIGHUP handle (a uv_signal_t), on the loop
   bool loop_running_ = false;
   bool mounted_ = false;

@@ -74,6 +74,11 @@ struct Config {
   std::string push_pull_interval = "30s";
   std::string reap_after = "60s";
   bool no_serve = false;
+  std::string gateway_addr;
+  std::string gateway_credentials;
+  std::string gateway_tls_cert, gateway_tls_key;
+  std::string gateway_region = "us-east-1";
+  std::string gateway_domain;
 };
 
 // "0644" -> 0644; only permission bits.
@@ -213,6 +218,13 @@ int Run(int argc, char** argv) {
   app.add_option("--push-pull-interval", c.push_pull_interval, "full state exchanged with one member this often")->capture_default_str();
   app.add_option("--reap-after", c.reap_after, "dead and departed members are forgotten after this")->capture_default_str();
   app.add_flag("--no-serve", c.no_serve, "read blocks from peers but own none (a short-lived or draining agent)");
+  app.add_option("--gateway-addr", c.gateway_addr, "serve the namespace over S3 and REST here, e.g. 0.0.0.0:9000 (default: no gateway)");
+  app.add_option("--gateway-credentials", c.gateway_credentials,
+                 "JSON: {\"keys\": [{access_key, secret_key, read, write}], \"tokens\": [{token, read, write}]} (SIGHUP re-reads)");
+  app.add_option("--gateway-tls-cert", c.gateway_tls_cert, "serve the gateway over TLS with this PEM certificate (chain)");
+  app.add_option("--gateway-tls-key", c.gateway_tls_key, "the PEM private key of --gateway-tls-cert");
+  app.add_option("--gateway-region", c.gateway_region, "the region S3 clients sign for")->capture_default_str();
+  app.add_option("--gateway-domain", c.gateway_domain, "virtual-hosted-style requests: BUCKET.DOMAIN names the bucket");
   app.add_option("--log-level", c.log_level, "debug, info, warn or error")
       ->capture_default_str()->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   try {
@@ -273,6 +285,16 @@ int Run(int argc, char** argv) {
   if (!mp.ok()) return Fail(mp.message());
 
   AgentSettings as;
+  as.gateway.addr = c.gateway_addr;
+  as.gateway.credentials = c.gateway_credentials;
+  as.gateway.tls_cert = c.gateway_tls_cert;
+  as.gateway.tls_key = c.gateway_tls_key;
+  as.gateway.region = c.gateway_region;
+  as.gateway.domain = c.gateway_domain;
+  if (!c.gateway_addr.empty() && c.gateway_credentials.empty())
+    return Fail("--gateway-addr needs --gateway-credentials (who may read and write)");
+  if (!c.gateway_credentials.empty() && ::access(c.gateway_credentials.c_str(), R_OK) != 0)
+    return Fail("--gateway-credentials " + c.gateway_credentials + ": cannot be read");
   if (!c.cluster_key_file.empty()) {
     as.cluster = true;
     gossip::ClusterOptions& co = as.cluster_opts;

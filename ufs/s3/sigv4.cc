@@ -55,6 +55,14 @@ std::string AmzDate(long unix_seconds) {
   return buf;
 }
 
+std::string SigningKey(const std::string& secret_key, const std::string& date, const std::string& region,
+                       const std::string& service) {
+  std::string k = HmacSha256("AWS4" + secret_key, date);
+  k = HmacSha256(k, region);
+  k = HmacSha256(k, service);
+  return HmacSha256(k, "aws4_request");
+}
+
 Signature SignV4(const SignInput& in, const Credentials& creds) {
   Signature sig;
   // Header names lowercased; repeated headers joined with ',' in order given.
@@ -80,11 +88,7 @@ Signature SignV4(const SignInput& in, const Credentials& creds) {
   std::string scope = date + "/" + in.region + "/" + in.service + "/aws4_request";
   sig.string_to_sign =
       "AWS4-HMAC-SHA256\n" + in.amz_date + "\n" + scope + "\n" + Hex(Sha256(sig.canonical_request));
-  std::string k = HmacSha256("AWS4" + creds.secret_key, date);
-  k = HmacSha256(k, in.region);
-  k = HmacSha256(k, in.service);
-  k = HmacSha256(k, "aws4_request");
-  sig.signature = Hex(HmacSha256(k, sig.string_to_sign));
+  sig.signature = Hex(HmacSha256(SigningKey(creds.secret_key, date, in.region, in.service), sig.string_to_sign));
   sig.authorization = "AWS4-HMAC-SHA256 Credential=" + creds.access_key + "/" + scope +
                       ", SignedHeaders=" + sig.signed_headers + ", Signature=" + sig.signature;
   return sig;

@@ -1,0 +1,84 @@
+// Shared by gateway.cc and s3_api.cc: one request being served, the request
+// body as an object's bytes (checksums, aws-chunked), and small formatters.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "agent/gateway/auth.h"
+#include "agent/gateway/gateway.h"
+#include "agent/gateway/http.h"
+
+namespace strata::gateway {
+
+struct Gateway::Call {
+  Request& req;
+  Body& body;
+  Response& resp;
+  std::string op;          // for the metrics: GetObject, PutObject ...
+  std::string error;       // the S3 error code sent, "" when none
+  std::string request_id;
+  bool rest = false;       // JSON errors instead of S3 XML
+  Verified verified;       // S3: who signed, and how the body is signed
+  int64_t start_ms = 0;
+  uint64_t bytes_in = 0;
+  // Sends `e` as the API's error (or closes the connection mid-body).
+  void Fail(const S3Error& e);
+};
+
+S3Error ErrorOf(const Status& s, const std::string& what);
+std::string XmlEscape(std::string_view s);
+std::string HttpDate(int64_t ns);  // "Wed, 12 Oct 2009 17:50:00 GMT"
+std::string IsoDate(int64_t ns);   // "2009-10-12T17:50:30.000Z"
+int64_t ParseHttpDateS(const std::string& s);  // -1 when it is not one
+std::string QuotedEtag(const std::string& etag);
+// A namespace path a client may name: no empty, "." or ".." segments, no
+// NUL, no segment over 255 bytes. A trailing '/' is allowed (a directory).
+bool SafeObjectPath(const std::string& path);
+
+// The request body as the object's bytes: aws-chunked framing removed (and
+// each chunk's signature checked), and the declared checksums verified at
+// the end: x-amz-content-sha256, Content-MD5, an aws-chunked trailer's
+// x-amz-checksum-*. Errors are InvalidArgument with the S3 code in the
+// message's first word (BadDigest, XAmzContentSHA256Mismatch,
+// SignatureDoesNotMatch, IncompleteBody ...).
+class BodyDecoder {
+ public:
+  explicit BodyDecoder(Gateway::Call& c) : c_(c) {}
+  ~BodyDecoder();
+  Status Init();
+  Result<size_t> Read(char* buf, size_t n);  // 0 at the end
+  Status Finish();                           // after Read returned 0
+  std::string md5_hex() const { return md5_hex_; }
+  // The S3 error for a Status this decoder returned.
+  static S3Error ErrorFor(const Status& s);
+
+ private:
+  Result<size_t> RawRead(char* buf, size_t n);
+  Status ReadLine(std::string* line);
+  Status StartChunk();
+
+  Gateway::Call& c_;
+  EVP_MD_CTX* md5_ = nullptr;
+  EVP_MD_CTX* sha_ = nullptr;   // the whole payload (x-amz-content-sha256)
+  EVP_MD_CTX* chunk_ = nullptr; // the current aws-chunked chunk
+  std::string md5_hex_;
+  bool chunked_ = false;        // aws-chunked framing
+  bool signed_chunks_ = false;
+  bool trailer_ = false;
+  bool ended_ = false;
+  uint64_t chunk_left_ = 0;
+  std::string chunk_sig_;       // the current chunk's declared signature
+  std::string prev_sig_;
+  std::string pending_;         // raw bytes read ahead of the framing
+  uint64_t decoded_ = 0;
+  int64_t decoded_length_ = -1; // x-amz-decoded-content-length
+  std::string trailer_algo_, trailer_value_;
+  uint32_t crc_ = 0;
+  bool crc32c_ = false;
+};
+
+}  // namespace strata::gateway
