@@ -129,17 +129,19 @@ Status Agent::Start() {
   loop_running_ = true;
   if (cluster_) STRATA_RETURN_IF_ERROR(cluster_->Start(loop_.get()));
 
-  if (!s_.gateway.addr.empty()) {
-    s_.gateway.read_ahead_blocks = s_.fuse.max_readahead_blocks;
-    gateway_ = std::make_unique<gateway::Gateway>(s_.gateway, engine_.get(), meta_.get(), writer_.get(), mounts_.get());
-    STRATA_RETURN_IF_ERROR(gateway_->Start());
-  }
-
   policy::Runtime* runtime = runtime_.get();
   s_.fuse.on_open = [runtime](const cache::FileRef& f) { runtime->OnAccess(f); };
   frontend_ = std::make_unique<fuse::Frontend>(s_.fuse, meta_.get(), engine_.get(), writer_.get());
   STRATA_RETURN_IF_ERROR(frontend_->Mount());
   mounted_ = true;
+  if (!s_.gateway.addr.empty()) {
+    s_.gateway.read_ahead_blocks = s_.fuse.max_readahead_blocks;
+    s_.gateway.uploads_dir = dir + "/gateway-uploads";
+    gateway_ = std::make_unique<gateway::Gateway>(s_.gateway, engine_.get(), meta_.get(), writer_.get(), mounts_.get());
+    fuse::Frontend* fe = frontend_.get();
+    gateway_->SetOnChange([fe](const std::string& path) { fe->Invalidate(path); });
+    STRATA_RETURN_IF_ERROR(gateway_->Start());
+  }
   // After Mount: SIGHUP reloads the policies (and the gateway's
   // credentials) instead of ending the FUSE loop.
   auto* hup = new uv_signal_t;

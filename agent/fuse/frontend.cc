@@ -815,6 +815,23 @@ int Frontend::Loop() {
   return rc;
 }
 
+void Frontend::Invalidate(const std::string& path) {
+  // What the kernel may cache of `path`: its entry in the parent (positive
+  // or negative) and the inode's attributes and pages.
+  if (impl_->se == nullptr || !impl_->mounted || path.empty()) return;
+  size_t slash = path.rfind('/');
+  const std::string parent = slash == std::string::npos ? "" : path.substr(0, slash);
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  fuse_ino_t parent_ino = 0, ino = 0;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (auto it = impl_->by_path.find(parent); it != impl_->by_path.end()) parent_ino = it->second;
+    if (auto it = impl_->by_path.find(path); it != impl_->by_path.end()) ino = it->second;
+  }
+  if (parent_ino != 0) (void)fuse_lowlevel_notify_inval_entry(impl_->se, parent_ino, name.c_str(), name.size());
+  if (ino != 0) (void)fuse_lowlevel_notify_inval_inode(impl_->se, ino, 0, 0);
+}
+
 void Frontend::Exit() {
   if (impl_->se == nullptr) return;
   fuse_session_exit(impl_->se);

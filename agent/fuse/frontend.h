@@ -53,6 +53,10 @@ class Frontend {
   Status Mount();
   // Serves until unmounted or signalled. Returns 0 on a clean exit.
   int Loop();
+  // `path` changed or went away behind the kernel's back (another front end
+  // wrote it): the kernel forgets what it cached of it. Any thread but a
+  // FUSE worker's.
+  void Invalidate(const std::string& path);
   // Ends the loop from any thread (a wake-up via a stat of the mount).
   void Exit();
   // Unmounts. Idempotent. The session is destroyed with the Frontend, which

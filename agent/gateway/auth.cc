@@ -71,7 +71,7 @@ std::vector<std::string> Split(const std::string& s, char sep) {
 
 bool Grant::Allows(const std::string& path, bool w) const {
   const std::vector<std::string>& list = w ? write : read;
-  if (list.empty()) return true;
+  if (w ? write_all : read_all) return true;
   for (const std::string& p : list)
     if (Under(path, p)) return true;
   return false;
@@ -94,8 +94,9 @@ Status Auth::Reload() {
 Status Auth::Parse(const std::string& text) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("not a JSON object");
-  auto paths = [](const nlohmann::json& e, const char* name, std::vector<std::string>* out) -> bool {
-    if (!e.contains(name)) return true;
+  auto paths = [](const nlohmann::json& e, const char* name, std::vector<std::string>* out, bool* all) -> bool {
+    *all = !e.contains(name);
+    if (*all) return true;
     if (!e[name].is_array()) return false;
     for (const auto& p : e[name]) {
       if (!p.is_string()) return false;
@@ -114,7 +115,7 @@ Status Auth::Parse(const std::string& text) {
         return Status::InvalidArgument("each key needs \"access_key\" and \"secret_key\" strings");
       auto g = std::make_unique<Grant>();
       g->name = k["access_key"].get<std::string>();
-      if (!paths(k, "read", &g->read) || !paths(k, "write", &g->write))
+      if (!paths(k, "read", &g->read, &g->read_all) || !paths(k, "write", &g->write, &g->write_all))
         return Status::InvalidArgument("\"read\" and \"write\" are lists of paths");
       keys.push_back({g->name, k["secret_key"].get<std::string>(), g.get()});
       grants.push_back(std::move(g));
@@ -128,7 +129,7 @@ Status Auth::Parse(const std::string& text) {
       auto g = std::make_unique<Grant>();
       std::string tok = t["token"].get<std::string>();
       g->name = "token:" + tok.substr(0, 4) + "...";
-      if (!paths(t, "read", &g->read) || !paths(t, "write", &g->write))
+      if (!paths(t, "read", &g->read, &g->read_all) || !paths(t, "write", &g->write, &g->write_all))
         return Status::InvalidArgument("\"read\" and \"write\" are lists of paths");
       tokens.push_back({tok, g.get()});
       grants.push_back(std::move(g));

@@ -6,7 +6,7 @@
 //   {"keys":   [{"access_key": "...", "secret_key": "...", "read": ["/"], "write": ["/data"]}],
 //    "tokens": [{"token": "...", "read": [...], "write": [...]}]}
 // `read` and `write` list namespace paths (a path grants itself and what is
-// below it); left out, they grant everything. Reload() re-reads it (SIGHUP);
+// below it); left out, they grant everything; an empty list grants nothing. Reload() re-reads it (SIGHUP);
 // a file that does not parse leaves the credentials in force.
 //
 // Signatures are checked with the project's signer (ufs/s3/sigv4.h) and
@@ -28,7 +28,8 @@ namespace strata::gateway {
 
 struct Grant {
   std::string name;  // the access key, or "token:" and the token's first characters
-  std::vector<std::string> read, write;  // empty: everything
+  std::vector<std::string> read, write;
+  bool read_all = true, write_all = true;  // the list was left out: everything
   bool Allows(const std::string& path, bool write) const;  // path: "bucket/key", no leading '/'
 };
 

@@ -64,6 +64,13 @@ int64_t ParseHttpDateS(const std::string& s) {
   return -1;
 }
 
+std::string Md5Raw(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), md, &n, EVP_md5(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), n);
+}
+
 std::string QuotedEtag(const std::string& etag) {
   std::string e = etag;
   if (e.size() >= 2 && e.front() == '"' && e.back() == '"') e = e.substr(1, e.size() - 2);
@@ -344,23 +351,21 @@ Status Gateway::MakeParents(const std::string& path) {
     a.mode = S_IFDIR | 0755;
     Status s = writer_->Mkdir(dir, a);
     if (!s.ok() && s.code() != Status::Code::kAlreadyExists) return s;
+    Changed(dir);
   }
   return Status::OK();
 }
 
-Status Gateway::StoreObject(Call& c, const std::string& path, std::string* etag) {
+Status Gateway::WriteObject(const std::string& path, const ObjectSource& src, uint64_t* bytes, std::string* etag) {
   // Staged under a hidden name beside the key, renamed over it when whole.
   size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
   char tmp_name[64];
   std::snprintf(tmp_name, sizeof(tmp_name), ".strata-put.%d.%llu", static_cast<int>(::getpid()),
                 static_cast<unsigned long long>(++put_seq_));
-  const std::string tmp = dir + tmp_name;
+  const std::string tmp = (slash == std::string::npos ? "" : path.substr(0, slash + 1)) + tmp_name;
   ufs::Attrs attrs;
   attrs.mode = S_IFREG | 0644;
   attrs.mtime_ns = static_cast<int64_t>(std::time(nullptr)) * 1000000000;
-  BodyDecoder dec(c);
-  STRATA_RETURN_IF_ERROR(dec.Init());
   STRATA_RETURN_IF_ERROR(MakeParents(path));
   Result<cache::Writer::FilePtr> f = writer_->Open(tmp, O_CREAT | O_EXCL | O_WRONLY, attrs);
   if (!f.ok()) return f.status();
@@ -372,7 +377,7 @@ Status Gateway::StoreObject(Call& c, const std::string& path, std::string* etag)
   std::vector<char> buf(1 << 20);
   uint64_t at = 0;
   for (;;) {
-    Result<size_t> n = dec.Read(buf.data(), buf.size());
+    Result<size_t> n = src.read(buf.data(), buf.size());
     if (!n.ok()) return discard(n.status());
     if (*n == 0) break;
     uint64_t where = 0;
@@ -380,11 +385,12 @@ Status Gateway::StoreObject(Call& c, const std::string& path, std::string* etag)
     if (!w.ok()) return discard(w);
     at += *n;
   }
-  c.bytes_in = at;
-  Status v = dec.Finish();
+  *bytes = at;
+  Status v = src.check();
   if (!v.ok()) return discard(v);
   Status r = writer_->Rename(tmp, path, false);
   if (!r.ok()) return discard(r);
+  Changed(path);
   Status cm = writer_->Commit(*f);
   index::FileMeta fm = writer_->MetaOf(*f);
   writer_->Close(*f);
@@ -393,8 +399,16 @@ Status Gateway::StoreObject(Call& c, const std::string& path, std::string* etag)
   if (!cm.ok()) return Status::Unavailable("stored here, but the upload to the store failed (retried in the background): " + cm.message());
   // The store's ETag when the object is there (through mode), else the MD5
   // of the bytes (what a single-part S3 PUT reports).
-  *etag = fm.etag.empty() ? dec.md5_hex() : fm.etag;
+  *etag = fm.etag.empty() ? src.md5_hex() : fm.etag;
   return Status::OK();
+}
+
+Status Gateway::StoreObject(Call& c, const std::string& path, std::string* etag) {
+  BodyDecoder dec(c);
+  STRATA_RETURN_IF_ERROR(dec.Init());
+  ObjectSource src{[&](char* b, size_t n) { return dec.Read(b, n); }, [&] { return dec.Finish(); },
+                   [&] { return dec.md5_hex(); }};
+  return WriteObject(path, src, &c.bytes_in, etag);
 }
 
 // --- REST ---
@@ -431,7 +445,7 @@ void Gateway::ServeRest(Call& c) {
   if (req.method == "PUT") {
     std::string etag;
     Status s = StoreObject(c, path, &etag);
-    if (!s.ok()) return c.Fail(ErrorOf(s, "/" + path));
+    if (!s.ok()) return c.Fail(BodyDecoder::ErrorFor(s));
     nlohmann::json j = {{"path", "/" + path}, {"size", c.bytes_in}, {"etag", etag}};
     (void)c.resp.Send(201, {{"Content-Type", "application/json"}, {"ETag", QuotedEtag(etag)}}, j.dump() + "\n");
     return;
@@ -439,6 +453,7 @@ void Gateway::ServeRest(Call& c) {
   if (req.method == "DELETE") {
     Status s = writer_->Unlink(path);
     if (!s.ok()) return c.Fail(ErrorOf(s, "/" + path));
+    Changed(path);
     (void)c.resp.Send(204, {}, "");
     return;
   }

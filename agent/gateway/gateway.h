@@ -23,12 +23,15 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "agent/base/status.h"
 #include "agent/cache/engine.h"
 #include "agent/cache/metadata.h"
+#include "agent/cache/reader.h"
 #include "agent/cache/mounts.h"
 #include "agent/cache/writer.h"
 #include "agent/gateway/auth.h"
@@ -43,6 +46,7 @@ struct GatewayOptions {
   std::string region = "us-east-1";
   std::string domain;  // virtual-hosted-style requests: BUCKET.domain
   uint64_t read_ahead_blocks = 16;
+  std::string uploads_dir;  // multipart parts, on the cache disk
 };
 
 // Per operation (S3 names: GetObject, PutObject ...; REST: RestGet ...).
@@ -72,6 +76,9 @@ class Gateway {
   Status Reload();
   GatewayStats Stats();
   uint16_t port() const { return server_ ? server_->port() : 0; }
+  // Told of every path the gateway creates, replaces or removes (the mount
+  // on this host drops what its kernel cached of it). Set before Start.
+  void SetOnChange(std::function<void(const std::string& path)> fn) { on_change_ = std::move(fn); }
 
   struct Call;  // one request being served (gateway.cc)
 
@@ -86,12 +93,28 @@ class Gateway {
   void CopyObject(Call& c, const std::string& path);
   void DeleteObject(Call& c, const std::string& path);
   void DeleteObjects(Call& c, const std::string& bucket);
+  // Multipart uploads (multipart.cc).
+  void Multipart(Call& c, const std::string& path);
+  void ListUploads(Call& c, const std::string& bucket);
+  S3Error FindUpload(Call& c, const std::string& path, std::string* dir);
+  std::string UploadDir(const std::string& id) const;
+  // n bytes at off through the reader (the cache), copied into buf.
+  static Status ReadThrough(cache::Reader& reader, uint64_t off, size_t n, char* buf);
   // REST (gateway.cc).
   void ServeRest(Call& c);
   // Shared by both: the object at `path` streamed from the cache, with
   // conditions and a range; the body streamed into a new object at `path`.
   void SendObject(Call& c, const std::string& path, bool head);
   Status StoreObject(Call& c, const std::string& path, std::string* etag);
+  // Streams `read` into a new object at `path`: staged under a hidden name
+  // and renamed over the key once `read` returned 0 and `check` passed.
+  // *etag as the store reports it, else `md5_hex`.
+  struct ObjectSource {
+    std::function<Result<size_t>(char* buf, size_t n)> read;
+    std::function<Status()> check;
+    std::function<std::string()> md5_hex;
+  };
+  Status WriteObject(const std::string& path, const ObjectSource& src, uint64_t* bytes, std::string* etag);
   Status MakeParents(const std::string& path);
   void Record(const Call& c);
 
@@ -103,6 +126,10 @@ class Gateway {
   std::unique_ptr<Auth> auth_;
   std::unique_ptr<Server> server_;
   std::atomic<uint64_t> put_seq_{0};
+  std::function<void(const std::string&)> on_change_;
+  void Changed(const std::string& path) {
+    if (on_change_) on_change_(path);
+  }
 
   std::mutex stats_mu_;
   std::map<std::string, OpStats> ops_;              // guarded by stats_mu_

@@ -35,6 +35,7 @@ std::string HttpDate(int64_t ns);  // "Wed, 12 Oct 2009 17:50:00 GMT"
 std::string IsoDate(int64_t ns);   // "2009-10-12T17:50:30.000Z"
 int64_t ParseHttpDateS(const std::string& s);  // -1 when it is not one
 std::string QuotedEtag(const std::string& etag);
+std::string Md5Raw(std::string_view data);  // 16 bytes
 // A namespace path a client may name: no empty, "." or ".." segments, no
 // NUL, no segment over 255 bytes. A trailing '/' is allowed (a directory).
 bool SafeObjectPath(const std::string& path);

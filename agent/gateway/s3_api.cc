@@ -306,8 +306,6 @@ void Gateway::ServeS3(Call& c) {
   }
   if (!auth.ok()) return c.Fail(auth);
   if (c.op.empty()) return c.Fail({405, "MethodNotAllowed", "The specified method is not allowed against this resource"});
-  if (c.op == "Multipart" || c.op == "ListMultipartUploads")
-    return c.Fail({501, "NotImplemented", "Multipart uploads are not implemented yet: use a single PUT (s3 cp --multipart-threshold)"});
   const Grant& g = *c.verified.grant;
   if (c.op == "ListBuckets") return ListBuckets(c);
   if (!bucket.empty() && (!SafeObjectPath(bucket) || bucket.find('/') != std::string::npos))
@@ -328,6 +326,7 @@ void Gateway::ServeS3(Call& c) {
       a.mode = S_IFDIR | 0755;
       Status s = writer_->Mkdir(bucket, a);
       if (!s.ok()) return c.Fail(ErrorOf(s, bucket));
+      Changed(bucket);
       (void)c.resp.Send(200, {{"Location", "/" + bucket}}, "");
       return;
     }
@@ -345,12 +344,15 @@ void Gateway::ServeS3(Call& c) {
     if (c.op == "DeleteBucket") {
       Status s = writer_->Rmdir(bucket);
       if (!s.ok()) return c.Fail(s.code() == Status::Code::kNotEmpty ? S3Error{409, "BucketNotEmpty", "The bucket you tried to delete is not empty"} : ErrorOf(s, bucket));
+      Changed(bucket);
       (void)c.resp.Send(204, {}, "");
       return;
     }
     if (c.op == "DeleteObjects") return DeleteObjects(c, bucket);
+    if (c.op == "ListMultipartUploads") return ListUploads(c, bucket);
     return ListObjects(c, bucket);
   }
+  if (c.op == "Multipart") return Multipart(c, target);
   if (c.op == "GetObject" || c.op == "HeadObject") return SendObject(c, target, c.op == "HeadObject");
   if (c.op == "PutObject") return PutObject(c, target);
   if (c.op == "CopyObject") return CopyObject(c, target);
@@ -502,6 +504,7 @@ void Gateway::PutObject(Call& c, const std::string& path) {
     a.mode = S_IFDIR | 0755;
     Status s = writer_->Mkdir(path.substr(0, path.size() - 1), a);
     if (!s.ok() && s.code() != Status::Code::kAlreadyExists) return c.Fail(ErrorOf(s, path));
+    Changed(path.substr(0, path.size() - 1));
     (void)c.resp.Send(200, {{"ETag", QuotedEtag("d41d8cd98f00b204e9800998ecf8427e")}}, "");
     return;
   }
@@ -541,55 +544,24 @@ void Gateway::CopyObject(Call& c, const std::string& path) {
   ro.max_readahead_blocks = opts_.read_ahead_blocks;
   Result<std::unique_ptr<cache::Reader>> reader = cache::Reader::Open(engine_, meta_, writer_, src, ro);
   if (!reader.ok()) return c.Fail(ErrorOf(reader.status(), src));
-  size_t slash = path.rfind('/');
-  char tmp_name[64];
-  std::snprintf(tmp_name, sizeof(tmp_name), ".strata-put.%d.%llu", static_cast<int>(::getpid()),
-                static_cast<unsigned long long>(++put_seq_));
-  const std::string tmp = path.substr(0, slash + 1) + tmp_name;
-  if (Status mp = MakeParents(path); !mp.ok()) return c.Fail(ErrorOf(mp, path));
-  ufs::Attrs attrs;
-  attrs.mode = S_IFREG | 0644;
-  attrs.mtime_ns = static_cast<int64_t>(std::time(nullptr)) * 1000000000;
-  Result<cache::Writer::FilePtr> f = writer_->Open(tmp, O_CREAT | O_EXCL | O_WRONLY, attrs);
-  if (!f.ok()) return c.Fail(ErrorOf(f.status(), path));
-  EVP_MD_CTX* md5 = NewDigest(EVP_md5());
-  Status s;
-  const uint64_t piece = std::max<uint64_t>(engine_->block_size(), 1 << 20);
-  std::string buf;
-  for (uint64_t off = 0; off < m->size && s.ok(); off += piece) {
-    size_t n = static_cast<size_t>(std::min(piece, m->size - off));
-    buf.resize(n);
-    std::promise<std::pair<Status, std::vector<cache::Slice>>> p;
-    (*reader)->Read(off, n, [&p](Status st, std::vector<cache::Slice> parts) { p.set_value({std::move(st), std::move(parts)}); });
-    auto [st, parts] = p.get_future().get();
-    size_t at = 0;
-    for (const cache::Slice& sl : parts) {
-      if (!st.ok() || at + sl.length > n) break;
-      st = cache::CopySlice(sl, buf.data() + at);
-      at += sl.length;
-    }
-    if (st.ok() && at != n) st = Status::IOError("short read of the copy source");
-    if (st.ok()) {
-      EVP_DigestUpdate(md5, buf.data(), n);
-      uint64_t where = 0;
-      st = writer_->Write(*f, off, buf.data(), n, false, &where);
-    }
-    s = st;
-  }
-  std::string md5_hex = DigestHex(md5);
-  EVP_MD_CTX_free(md5);
-  if (s.ok()) s = writer_->Rename(tmp, path, false);
-  if (!s.ok()) {
-    (void)writer_->Unlink(tmp);
-    writer_->Close(*f);
-    return c.Fail(ErrorOf(s, path));
-  }
-  s = writer_->Commit(*f);
-  index::FileMeta fm = writer_->MetaOf(*f);
-  writer_->Close(*f);
-  if (!s.ok()) return c.Fail({503, "ServiceUnavailable", "stored here, but the upload to the store failed (retried in the background): " + s.message()});
-  std::string new_etag = fm.etag.empty() ? md5_hex : fm.etag;
-  std::string xml = std::string(kXmlHead) + "<CopyObjectResult><LastModified>" + IsoDate(attrs.mtime_ns) +
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md5(NewDigest(EVP_md5()), EVP_MD_CTX_free);
+  uint64_t off = 0;
+  const uint64_t size = m->size;
+  ObjectSource from{[&](char* buf, size_t cap) -> Result<size_t> {
+                      size_t n = static_cast<size_t>(std::min<uint64_t>(cap, size - off));
+                      if (n == 0) return size_t{0};
+                      STRATA_RETURN_IF_ERROR(ReadThrough(**reader, off, n, buf));
+                      EVP_DigestUpdate(md5.get(), buf, n);
+                      off += n;
+                      return n;
+                    },
+                    [] { return Status::OK(); }, [&] { return DigestHex(md5.get()); }};
+  std::string new_etag;
+  uint64_t bytes = 0;
+  Status s = WriteObject(path, from, &bytes, &new_etag);
+  if (!s.ok()) return c.Fail(ErrorOf(s, path));
+  const int64_t now_ns = static_cast<int64_t>(std::time(nullptr)) * 1000000000;
+  std::string xml = std::string(kXmlHead) + "<CopyObjectResult><LastModified>" + IsoDate(now_ns) +
                     "</LastModified><ETag>" + XmlEscape(QuotedEtag(new_etag)) + "</ETag></CopyObjectResult>\n";
   (void)c.resp.Send(200, {{"Content-Type", "application/xml"}}, xml);
 }
@@ -598,6 +570,7 @@ void Gateway::DeleteObject(Call& c, const std::string& path) {
   Status s = path.back() == '/' ? writer_->Rmdir(path.substr(0, path.size() - 1)) : writer_->Unlink(path);
   // S3 answers 204 for a key that is not there.
   if (!s.ok() && !s.IsNotFound()) return c.Fail(ErrorOf(s, path));
+  Changed(path.back() == '/' ? path.substr(0, path.size() - 1) : path);
   (void)c.resp.Send(204, {{"x-amz-request-id", c.request_id}}, "");
 }
 
@@ -628,6 +601,7 @@ void Gateway::DeleteObjects(Call& c, const std::string& bucket) {
     else {
       Status s = path.back() == '/' ? writer_->Rmdir(path.substr(0, path.size() - 1)) : writer_->Unlink(path);
       if (!s.ok() && !s.IsNotFound()) e = ErrorOf(s, path);
+      Changed(path.back() == '/' ? path.substr(0, path.size() - 1) : path);
     }
     if (!e.ok()) out += "<Error><Key>" + XmlEscape(key) + "</Key><Code>" + e.code + "</Code><Message>" + XmlEscape(e.message) + "</Message></Error>";
     else if (!quiet) out += "<Deleted><Key>" + XmlEscape(key) + "</Key></Deleted>";

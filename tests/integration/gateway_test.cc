@@ -1,0 +1,288 @@
+// The S3 / REST gateway with real clients: the AWS CLI (Debian's awscli) and
+// curl, against an agent over a real store; bytes compared through the
+// gateway, the mount and the store itself.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "tests/integration/harness.h"
+
+using namespace strata::it;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* const kAk = "AKIDSTRATATEST";
+const char* const kSk = "strata/test+secret=0123456789";
+const char* const kRoAk = "AKIDREADONLY";
+const char* const kRoSk = "read-only-secret";
+const char* const kToken = "tok-0123456789abcdef";
+
+struct Gw {
+  std::unique_ptr<Store> store = MakeStore("s3");
+  TempDir dir;
+  Agent agent;
+  int port = FreePort();
+
+  explicit Gw(std::vector<std::string> more = {}) {
+    std::ofstream(dir.path + "/creds.json")
+        << "{\"keys\": [{\"access_key\": \"" << kAk << "\", \"secret_key\": \"" << kSk << "\"},"
+        << " {\"access_key\": \"" << kRoAk << "\", \"secret_key\": \"" << kRoSk << "\", \"write\": []}],"
+        << " \"tokens\": [{\"token\": \"" << kToken << "\", \"write\": [\"/data/rest\"]}]}";
+    // The bucket "data" is the store's directory data/.
+    WriteRandomFile(dir.path + "/seed", 100, 1);
+    store->Put("data/seed.bin", dir.path + "/seed");
+    std::vector<std::string> args = store->agent_args();
+    args.insert(args.end(), {"--gateway-addr", "127.0.0.1:" + std::to_string(port), "--gateway-credentials",
+                             dir.path + "/creds.json"});
+    args.insert(args.end(), more.begin(), more.end());
+    agent.Start(store->uri(), args);
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port); }
+  // The AWS CLI with the full-access key (or another).
+  CmdResult Aws(const std::string& args, const char* ak = kAk, const char* sk = kSk) const {
+    return Run(std::string("AWS_ACCESS_KEY_ID=") + ak + " AWS_SECRET_ACCESS_KEY=" + ShellQuote(sk) +
+               " AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null "
+               "AWS_EC2_METADATA_DISABLED=true /usr/bin/aws --endpoint-url " + endpoint() + " " + args);
+  }
+  std::string Curl(const std::string& args) const {
+    return Run("curl -s -m 30 " + args).out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the AWS CLI copies files up and down through the gateway; the mount and the store see them", "[gateway][s3]") {
+  Gw g;
+  TempDir src;
+  struct F {
+    std::string name;
+    uint64_t size;
+  };
+  std::vector<F> files = {{"empty", 0}, {"one", 1}, {"five", 5u << 20}, {"big", 20u << 20}};  // big: multipart-sized
+  for (size_t i = 0; i < files.size(); i++) WriteRandomFile(src.path + "/" + files[i].name, files[i].size, 10 + i);
+  for (const F& f : files) {
+    // Single PUTs (multipart comes with the multipart API).
+    CmdResult r = g.Aws("s3 cp --only-show-errors " + src.path + "/" + f.name + " s3://data/up/" + f.name +
+                        " --expected-size " + std::to_string(f.size));
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+  }
+  for (const F& f : files) {
+    std::string want = ReadFile(src.path + "/" + f.name);
+    CHECK(ReadFile(g.agent.mnt("data/up/" + f.name)) == want);  // the mount on this host, at once
+    CHECK(g.store->Fetch("data/up/" + f.name) == want);          // the store (through mode)
+    CmdResult r = g.Aws("s3 cp --only-show-errors s3://data/up/" + f.name + " " + src.path + "/" + f.name + ".back");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(ReadFile(src.path + "/" + f.name + ".back") == want);
+  }
+  CmdResult ls = g.Aws("s3 ls --recursive s3://data/");
+  REQUIRE(ls.code == 0);
+  for (const F& f : files) CHECK(ls.out.find("up/" + f.name + "\n") != std::string::npos);
+  CHECK(ls.out.find("seed.bin") != std::string::npos);
+  CHECK(ls.out.find(".strata-put") == std::string::npos);
+  // A file written through the mount is an object at once.
+  WriteRandomFile(g.agent.mnt("data/from-mount.bin"), 3000, 5);
+  CmdResult got = g.Aws("s3 cp --only-show-errors s3://data/from-mount.bin " + src.path + "/fm");
+  REQUIRE(got.code == 0);
+  CHECK(ReadFile(src.path + "/fm") == ReadFile(g.agent.mnt("data/from-mount.bin")));
+  // sync of a tree, then listing with a delimiter and pages of 2.
+  Run("mkdir -p " + src.path + "/tree/d0 " + src.path + "/tree/d1");
+  for (int i = 0; i < 5; i++) WriteRandomFile(src.path + "/tree/d" + std::to_string(i % 2) + "/f" + std::to_string(i), 1000 + i, 20 + i);
+  CmdResult sync = g.Aws("s3 sync --only-show-errors " + src.path + "/tree s3://data/tree");
+  INFO(sync.out);
+  REQUIRE(sync.code == 0);
+  CmdResult page = g.Aws("s3api list-objects-v2 --bucket data --prefix tree/ --page-size 2 --query 'Contents[].Key' --output text");
+  INFO(page.out);
+  REQUIRE(page.code == 0);
+  CHECK(page.out.find("tree/d0/f0") != std::string::npos);
+  CHECK(page.out.find("tree/d1/f3") != std::string::npos);
+  CmdResult top = g.Aws("s3api list-objects-v2 --bucket data --prefix tree/ --delimiter / --query 'CommonPrefixes[].Prefix' --output text");
+  CHECK(top.out == "tree/d0/\ttree/d1/\n");
+  for (int i = 0; i < 5; i++) {
+    std::string rel = "tree/d" + std::to_string(i % 2) + "/f" + std::to_string(i);
+    CHECK(g.store->Fetch("data/" + rel) == ReadFile(src.path + "/" + rel));
+  }
+  // Delete: gone from the mount and the store.
+  REQUIRE(g.Aws("s3 rm --only-show-errors s3://data/up/one").code == 0);
+  CHECK_FALSE(g.store->Fetch("data/up/one").has_value());
+  CHECK(access(g.agent.mnt("data/up/one").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("ranges, conditions, presigned URLs and copies through the gateway", "[gateway][s3]") {
+  Gw g;
+  TempDir t;
+  WriteRandomFile(t.path + "/obj", 100000, 3);
+  const std::string data = ReadFile(t.path + "/obj");
+  REQUIRE(g.Aws("s3 cp --only-show-errors " + t.path + "/obj s3://data/obj").code == 0);
+  CmdResult head = g.Aws("s3api head-object --bucket data --key obj --query ETag --output text");
+  REQUIRE(head.code == 0);
+  std::string etag = head.out.substr(0, head.out.find('\n'));
+  REQUIRE(etag.size() > 2);
+  CHECK(g.Aws("s3api get-object --bucket data --key obj --range bytes=1000-1999 " + t.path + "/part").code == 0);
+  CHECK(ReadFile(t.path + "/part") == data.substr(1000, 1000));
+  CHECK(g.Aws("s3api get-object --bucket data --key obj --range bytes=-10 " + t.path + "/tail").code == 0);
+  CHECK(ReadFile(t.path + "/tail") == data.substr(data.size() - 10));
+  CmdResult bad = g.Aws("s3api get-object --bucket data --key obj --range bytes=200000-300000 " + t.path + "/x");
+  CHECK(bad.out.find("InvalidRange") != std::string::npos);
+  CmdResult pre = g.Aws("s3api get-object --bucket data --key obj --if-match '\"0000\"' " + t.path + "/x");
+  CHECK(pre.out.find("PreconditionFailed") != std::string::npos);
+  CHECK(g.Aws("s3api get-object --bucket data --key obj --if-match '" + etag + "' " + t.path + "/y").code == 0);
+  CmdResult nm = g.Aws("s3api get-object --bucket data --key obj --if-none-match '" + etag + "' " + t.path + "/z");
+  CHECK(nm.out.find("304") != std::string::npos);
+  CmdResult missing = g.Aws("s3api head-object --bucket data --key nothing-here");
+  CHECK(missing.out.find("404") != std::string::npos);
+
+  // Presigned: curl fetches the bytes; an expired one is refused.
+  CmdResult url = g.Aws("s3 presign s3://data/obj --expires-in 300");
+  REQUIRE(url.code == 0);
+  std::string u = url.out.substr(0, url.out.find('\n'));
+  Run("curl -s -f -o " + t.path + "/pre " + ShellQuote(u));
+  CHECK(ReadFile(t.path + "/pre") == data);
+  CmdResult short_url = g.Aws("s3 presign s3://data/obj --expires-in 1");
+  std::this_thread::sleep_for(2100ms);
+  std::string expired = g.Curl(ShellQuote(short_url.out.substr(0, short_url.out.find('\n'))));
+  CHECK(expired.find("Request has expired") != std::string::npos);
+  std::string tampered = u;
+  tampered.replace(tampered.find("/obj"), 4, "/seed.bin");
+  CHECK(g.Curl(ShellQuote(tampered)).find("SignatureDoesNotMatch") != std::string::npos);
+
+  // Copy: a new object with the same bytes; a copy onto itself without a change is refused.
+  REQUIRE(g.Aws("s3 cp --only-show-errors s3://data/obj s3://data/copies/obj2").code == 0);
+  CHECK(g.store->Fetch("data/copies/obj2") == data);
+  CHECK(ReadFile(g.agent.mnt("data/copies/obj2")) == data);
+}
+
+TEST_CASE("wrong secrets, missing rights, bad digests and bad paths change nothing", "[gateway][s3]") {
+  Gw g;
+  TempDir t;
+  WriteRandomFile(t.path + "/f", 5000, 4);
+  CmdResult wrong = g.Aws("s3 ls s3://data/", kAk, "not-the-secret");
+  CHECK(wrong.code != 0);
+  CHECK(wrong.out.find("SignatureDoesNotMatch") != std::string::npos);
+  CmdResult unknown = g.Aws("s3 ls s3://data/", "AKIDNOBODY", "x");
+  CHECK(unknown.out.find("InvalidAccessKeyId") != std::string::npos);
+  // The read-only key reads, and may not write.
+  CHECK(g.Aws("s3 ls s3://data/", kRoAk, kRoSk).code == 0);
+  CmdResult denied = g.Aws("s3 cp --only-show-errors " + t.path + "/f s3://data/ro-attempt", kRoAk, kRoSk);
+  CHECK(denied.out.find("AccessDenied") != std::string::npos);
+  CHECK_FALSE(g.store->Fetch("data/ro-attempt").has_value());
+  // A Content-MD5 that does not match: BadDigest, and the old object stays.
+  REQUIRE(g.Aws("s3 cp --only-show-errors " + t.path + "/f s3://data/keep").code == 0);
+  WriteRandomFile(t.path + "/g", 5000, 5);
+  CmdResult digest = g.Aws("s3api put-object --bucket data --key keep --body " + t.path +
+                           "/g --content-md5 AAAAAAAAAAAAAAAAAAAAAA==");
+  CHECK(digest.out.find("BadDigest") != std::string::npos);
+  CHECK(g.store->Fetch("data/keep") == ReadFile(t.path + "/f"));
+  CHECK(ReadFile(g.agent.mnt("data/keep")) == ReadFile(t.path + "/f"));
+  // Anonymous and traversal attempts.
+  CHECK(g.Curl(g.endpoint() + "/data/seed.bin").find("AccessDenied") != std::string::npos);
+  std::string trav = g.Curl("--path-as-is " + g.endpoint() + "/data/../../etc/passwd");
+  CHECK(trav.find("<Code>") != std::string::npos);
+  CHECK(trav.find("root:") == std::string::npos);
+  std::string enc = g.Curl("--path-as-is " + g.endpoint() + "/data/%2e%2e/%2e%2e/etc/passwd");
+  CHECK(enc.find("root:") == std::string::npos);
+  CHECK(enc.find("<Code>") != std::string::npos);
+  // A client that sends its headers slowly is cut off, with a 400.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(g.port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  const std::string partial = "GET /data/seed.bin HTTP/1.1\r\nHost: x\r\n";
+  REQUIRE(::send(fd, partial.data(), partial.size(), 0) == static_cast<ssize_t>(partial.size()));
+  auto t0 = std::chrono::steady_clock::now();
+  std::string answer;
+  char buf[4096];
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) answer.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  CHECK(answer.find("400") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - t0 < 25s);
+}
+
+TEST_CASE("the REST file API: bearer tokens, upload, download, list, delete", "[gateway][s3]") {
+  Gw g;
+  TempDir t;
+  WriteRandomFile(t.path + "/r", 70000, 6);
+  const std::string auth = "-H 'Authorization: Bearer " + std::string(kToken) + "' ";
+  const std::string base = g.endpoint() + "/api/v1/files";
+  CHECK(g.Curl("-o /dev/null -w '%{http_code}' " + base + "/data/seed.bin") == "401");
+  CHECK(g.Curl("-o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope-nope-nope-nope' " + base + "/data/seed.bin") == "401");
+  CHECK(g.Curl("-o /dev/null -w '%{http_code}' " + auth + "-T " + t.path + "/r " + base + "/data/rest/r.bin") == "201");
+  CHECK(g.store->Fetch("data/rest/r.bin") == ReadFile(t.path + "/r"));
+  CHECK(g.Curl(auth + base + "/data/rest/r.bin") == ReadFile(t.path + "/r"));
+  CHECK(g.Curl(auth + "-r 10-19 " + base + "/data/rest/r.bin") == ReadFile(t.path + "/r").substr(10, 10));
+  std::string list = g.Curl(auth + "'" + base + "/data/rest?list'");
+  CHECK(list.find("\"name\":\"r.bin\"") != std::string::npos);
+  // The token may write only below /data/rest.
+  CHECK(g.Curl("-o /dev/null -w '%{http_code}' " + auth + "-T " + t.path + "/r " + base + "/data/elsewhere") == "403");
+  CHECK_FALSE(g.store->Fetch("data/elsewhere").has_value());
+  CHECK(g.Curl("-o /dev/null -w '%{http_code}' -X DELETE " + auth + base + "/data/rest/r.bin") == "204");
+  CHECK_FALSE(g.store->Fetch("data/rest/r.bin").has_value());
+}
+
+TEST_CASE("multipart uploads: parts, copies of parts, the checks at completion, abort", "[gateway][s3]") {
+  Gw g;
+  TempDir t;
+  WriteRandomFile(t.path + "/p1", 5u << 20, 31);
+  WriteRandomFile(t.path + "/p2", 1000, 32);
+  auto field = [](const std::string& out) { return out.substr(0, out.find_first_of("\t\n")); };
+  CmdResult create = g.Aws("s3api create-multipart-upload --bucket data --key mp/obj --query UploadId --output text");
+  REQUIRE(create.code == 0);
+  const std::string id = field(create.out);
+  CmdResult e1 = g.Aws("s3api upload-part --bucket data --key mp/obj --upload-id " + id + " --part-number 1 --body " + t.path + "/p1 --query ETag --output text");
+  CmdResult e2 = g.Aws("s3api upload-part --bucket data --key mp/obj --upload-id " + id + " --part-number 2 --body " + t.path + "/p2 --query ETag --output text");
+  REQUIRE(e1.code == 0);
+  REQUIRE(e2.code == 0);
+  CmdResult parts = g.Aws("s3api list-parts --bucket data --key mp/obj --upload-id " + id + " --query 'Parts[].Size' --output text");
+  CHECK(parts.out == "5242880\t1000\n");
+  CmdResult uploads = g.Aws("s3api list-multipart-uploads --bucket data --query 'Uploads[].Key' --output text");
+  CHECK(uploads.out.find("mp/obj") != std::string::npos);
+  auto complete = [&](const std::string& json) {
+    std::ofstream(t.path + "/c.json") << json;
+    return g.Aws("s3api complete-multipart-upload --bucket data --key mp/obj --upload-id " + id +
+                 " --multipart-upload file://" + t.path + "/c.json");
+  };
+  const std::string p1 = "{\"PartNumber\": 1, \"ETag\": " + std::string("\"\\\"") + field(e1.out).substr(1, 32) + "\\\"\"}";
+  const std::string p2 = "{\"PartNumber\": 2, \"ETag\": " + std::string("\"\\\"") + field(e2.out).substr(1, 32) + "\\\"\"}";
+  // Out of order, a wrong ETag, a small part before the last: refused, the upload stays.
+  CHECK(complete("{\"Parts\": [" + p2 + ", " + p1 + "]}").out.find("InvalidPartOrder") != std::string::npos);
+  CHECK(complete("{\"Parts\": [{\"PartNumber\": 1, \"ETag\": \"\\\"00000000000000000000000000000000\\\"\"}]}").out.find("InvalidPart") != std::string::npos);
+  CmdResult small = g.Aws("s3api upload-part --bucket data --key mp/obj --upload-id " + id + " --part-number 3 --body " + t.path + "/p2 --query ETag --output text");
+  const std::string p3 = "{\"PartNumber\": 3, \"ETag\": " + std::string("\"\\\"") + field(small.out).substr(1, 32) + "\\\"\"}";
+  CHECK(complete("{\"Parts\": [" + p1 + ", " + p2 + ", " + p3 + "]}").out.find("EntityTooSmall") != std::string::npos);
+  CHECK_FALSE(g.store->Fetch("data/mp/obj").has_value());
+  CmdResult done = complete("{\"Parts\": [" + p1 + ", " + p2 + "]}");
+  INFO(done.out);
+  REQUIRE(done.code == 0);
+  const std::string want = ReadFile(t.path + "/p1") + ReadFile(t.path + "/p2");
+  CHECK(g.store->Fetch("data/mp/obj") == want);
+  CHECK(ReadFile(g.agent.mnt("data/mp/obj")) == want);
+  CHECK(g.Aws("s3api list-parts --bucket data --key mp/obj --upload-id " + id).out.find("NoSuchUpload") != std::string::npos);
+  // UploadPartCopy: a range of the object just made, as part 1 of another.
+  CmdResult c2 = g.Aws("s3api create-multipart-upload --bucket data --key mp/copy --query UploadId --output text");
+  const std::string id2 = field(c2.out);
+  CmdResult pc = g.Aws("s3api upload-part-copy --bucket data --key mp/copy --upload-id " + id2 +
+                       " --part-number 1 --copy-source data/mp/obj --copy-source-range bytes=100-5999 --query CopyPartResult.ETag --output text");
+  REQUIRE(pc.code == 0);
+  const std::string pc1 = "{\"PartNumber\": 1, \"ETag\": " + std::string("\"\\\"") + field(pc.out).substr(1, 32) + "\\\"\"}";
+  std::ofstream(t.path + "/c2.json") << "{\"Parts\": [" << pc1 << "]}";
+  REQUIRE(g.Aws("s3api complete-multipart-upload --bucket data --key mp/copy --upload-id " + id2 + " --multipart-upload file://" + t.path + "/c2.json").code == 0);
+  CHECK(g.store->Fetch("data/mp/copy") == want.substr(100, 5900));
+  // Abort: the parts are gone, nothing was stored.
+  CmdResult c3 = g.Aws("s3api create-multipart-upload --bucket data --key mp/aborted --query UploadId --output text");
+  const std::string id3 = field(c3.out);
+  REQUIRE(g.Aws("s3api upload-part --bucket data --key mp/aborted --upload-id " + id3 + " --part-number 1 --body " + t.path + "/p2").code == 0);
+  CHECK(g.Aws("s3api abort-multipart-upload --bucket data --key mp/aborted --upload-id " + id3).code == 0);
+  CHECK(g.Aws("s3api list-parts --bucket data --key mp/aborted --upload-id " + id3).out.find("NoSuchUpload") != std::string::npos);
+  CHECK_FALSE(g.store->Fetch("data/mp/aborted").has_value());
+}
