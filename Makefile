@@ -74,7 +74,7 @@ $(BUILD)/gossip_node: $(BUILD)/obj/tests/bench/gossip_node.o $(LIBS)
 $(BUILD)/policy_bench: $(BUILD)/obj/tests/bench/policy_bench.o $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 
-.PHONY: all run test unit integration bench bench-datapath bench-cluster install clean deps asan soak fuzz
+.PHONY: bench-gateway all run test unit integration bench bench-datapath bench-cluster install clean deps asan soak fuzz
 
 deps:
 	bash packaging/install-deps.sh --test
@@ -108,6 +108,7 @@ bench: all $(BUILD)/policy_bench $(BUILD)/shaper $(BUILD)/restart_bench $(BUILD)
 	bash packaging/install-deps.sh --bench
 	bash tests/bench/datapath.sh $(BUILD)
 	bash tests/bench/cluster.sh $(BUILD)
+	bash tests/bench/gateway.sh $(BUILD)
 	bash tests/bench/bench.sh $(BUILD)
 
 # Only the cluster table (peer reads, failure detection against Serf, join,
@@ -115,6 +116,12 @@ bench: all $(BUILD)/policy_bench $(BUILD)/shaper $(BUILD)/restart_bench $(BUILD)
 bench-cluster: all $(BUILD)/shaper $(BUILD)/gossip_node
 	bash packaging/install-deps.sh --bench
 	bash tests/bench/cluster.sh $(BUILD)
+
+# Only the gateway table (issue 11's rows): S3 GETs and PUTs against the
+# mount, s3rver and curl.
+bench-gateway: all $(BUILD)/shaper
+	bash packaging/install-deps.sh --bench
+	bash tests/bench/gateway.sh $(BUILD)
 
 # Only the data-path table (issue 9's rows), five interleaved rounds.
 bench-datapath: all $(BUILD)/shaper $(BUILD)/restart_bench

@@ -141,6 +141,7 @@ Status Agent::Start() {
     fuse::Frontend* fe = frontend_.get();
     gateway_->SetOnChange([fe](const std::string& path) { fe->Invalidate(path); });
     STRATA_RETURN_IF_ERROR(gateway_->Start());
+    api_->SetGateway(gateway_.get());
   }
   // After Mount: SIGHUP reloads the policies (and the gateway's
   // credentials) instead of ending the FUSE loop.

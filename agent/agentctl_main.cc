@@ -223,6 +223,23 @@ int Stat(Client& cl, const std::string& path, bool cluster, bool as_json) {
       std::printf("  WARNING      %s is CACHE-ONLY: %llu file(s), %s written there are NOT in the store and never will be\n",
                   m["path"].get<std::string>().c_str(), static_cast<unsigned long long>(w["cache_only_files"].get<uint64_t>()),
                   FormatSize(w["cache_only_bytes"].get<uint64_t>()).c_str());
+  if (j.contains("gateway")) {
+    const json& g = j["gateway"];
+    uint64_t reqs = 0, errs = 0, in = 0, out = 0;
+    for (auto& [op, o] : g["operations"].items()) {
+      reqs += o["requests"].get<uint64_t>();
+      errs += o["errors"].get<uint64_t>();
+      in += o["bytes_in"].get<uint64_t>();
+      out += o["bytes_out"].get<uint64_t>();
+    }
+    std::printf("Gateway (S3 and REST on port %u)\n  requests     %llu, %llu answered with an error   in %s   out %s\n",
+                g["port"].get<unsigned>(), static_cast<unsigned long long>(reqs), static_cast<unsigned long long>(errs),
+                FormatSize(in).c_str(), FormatSize(out).c_str());
+    for (auto& [op, o] : g["operations"].items())
+      std::printf("  %-24s %llu request(s), %llu error(s), %.3f s in all\n", op.c_str(),
+                  static_cast<unsigned long long>(o["requests"].get<uint64_t>()),
+                  static_cast<unsigned long long>(o["errors"].get<uint64_t>()), o["seconds"].get<double>());
+  }
   for (const json& job : j["jobs"])
     std::printf("Job %llu (%s): %s %s, %s of %s\n", static_cast<unsigned long long>(job["id"].get<uint64_t>()),
                 job.value("origin", "").c_str(), job["state"].get<std::string>().c_str(), job["path"].get<std::string>().c_str(),

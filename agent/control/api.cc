@@ -416,6 +416,16 @@ std::string Api::StatJson() {
     ttls.push_back({{"path", "/" + t.target.path}, {"recursive", t.target.recursive}, {"expires_ms", t.expire_ms}});
   j["pins"] = pins;
   j["ttls"] = ttls;
+  if (gateway::Gateway* gw = gateway_.load(); gw != nullptr) {
+    gateway::GatewayStats gs = gw->Stats();
+    json ops = json::object();
+    for (const auto& [name, o] : gs.ops)
+      ops[name] = {{"requests", o.requests}, {"errors", o.errors}, {"bytes_in", o.bytes_in}, {"bytes_out", o.bytes_out},
+                   {"seconds", o.seconds_sum}};
+    json codes = json::object();
+    for (const auto& [code, n] : gs.errors_by_code) codes[code] = n;
+    j["gateway"] = {{"port", gw->port()}, {"operations", ops}, {"errors_by_code", codes}};
+  }
   if (ctx_.runtime != nullptr) {
     json ps = json::parse(ctx_.runtime->StatusJson(), nullptr, false);
     size_t failed = 0;
@@ -504,6 +514,7 @@ std::string Api::MetricsText() {
     }
   }
   out += ClusterMetrics();
+  out += GatewayMetrics();
   return out;
 }
 
@@ -640,6 +651,48 @@ json Api::ClusterCached(const index::FileMeta& m, bool list, std::map<std::strin
       if (held != nullptr) (*held)[members[i].name].insert(a->indexes.begin(), a->indexes.end());
     }
     out.push_back(row);
+  }
+  return out;
+}
+
+std::string Api::GatewayMetrics() {
+  gateway::Gateway* gw = gateway_.load();
+  if (gw == nullptr) return "";
+  gateway::GatewayStats gs = gw->Stats();
+  std::string out;
+  auto family = [&out](const char* name, const char* type, const char* help) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  };
+  auto labelled = [&](const char* name, const char* type, const char* help, auto value) {
+    family(name, type, help);
+    for (const auto& [op, o] : gs.ops) out += std::string(name) + "{op=\"" + op + "\"} " + std::to_string(value(o)) + "\n";
+  };
+  labelled("strata_gateway_requests_total", "counter", "Gateway requests, by operation.",
+           [](const gateway::OpStats& o) { return o.requests; });
+  labelled("strata_gateway_request_errors_total", "counter", "Gateway requests answered with an error, by operation.",
+           [](const gateway::OpStats& o) { return o.errors; });
+  labelled("strata_gateway_received_bytes_total", "counter", "Object bytes received by the gateway, by operation.",
+           [](const gateway::OpStats& o) { return o.bytes_in; });
+  labelled("strata_gateway_sent_bytes_total", "counter", "Body bytes sent by the gateway, by operation.",
+           [](const gateway::OpStats& o) { return o.bytes_out; });
+  family("strata_gateway_errors_total", "counter", "Gateway error answers, by S3 error code.");
+  for (const auto& [code, n] : gs.errors_by_code)
+    out += "strata_gateway_errors_total{code=\"" + code + "\"} " + std::to_string(n) + "\n";
+  family("strata_gateway_request_seconds", "histogram", "Gateway request latency, by operation.");
+  for (const auto& [op, o] : gs.ops) {
+    uint64_t cum = 0;
+    for (size_t i = 0; i < std::size(gateway::OpStats::kBoundsS); i++) {
+      cum += o.buckets[i];
+      char le[32];
+      std::snprintf(le, sizeof(le), "%g", gateway::OpStats::kBoundsS[i]);
+      out += "strata_gateway_request_seconds_bucket{op=\"" + op + "\",le=\"" + le + "\"} " + std::to_string(cum) + "\n";
+    }
+    cum += o.buckets[std::size(gateway::OpStats::kBoundsS)];
+    char sum[32];
+    std::snprintf(sum, sizeof(sum), "%.6f", o.seconds_sum);
+    out += "strata_gateway_request_seconds_bucket{op=\"" + op + "\",le=\"+Inf\"} " + std::to_string(cum) + "\n";
+    out += "strata_gateway_request_seconds_sum{op=\"" + op + "\"} " + sum + "\n";
+    out += "strata_gateway_request_seconds_count{op=\"" + op + "\"} " + std::to_string(cum) + "\n";
   }
   return out;
 }

@@ -25,6 +25,7 @@
 // that may wait (store requests) runs on the API's worker pool.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -35,6 +36,7 @@
 
 #include "agent/base/thread_pool.h"
 #include "agent/control/server.h"
+#include "agent/gateway/gateway.h"
 
 namespace strata {
 class Clock;
@@ -88,6 +90,9 @@ class Api {
   explicit Api(ApiContext ctx);
   ~Api();
   void Handle(const HttpRequest& req, Server::Reply reply);
+  // The gateway, once it serves (it starts after the mount): its figures
+  // join /metrics and stat.
+  void SetGateway(gateway::Gateway* gw) { gateway_ = gw; }
   // Waits for the requests being answered on the workers.
   void Shutdown();
 
@@ -120,6 +125,8 @@ class Api {
   // False (answered 409) when the agent is not in a cluster.
   bool InCluster(const Server::Reply& reply);
   std::string ClusterMetrics();
+  std::string GatewayMetrics();
+  std::atomic<gateway::Gateway*> gateway_{nullptr};
   // What every member holds of `m`'s version (rows for the JSON answers);
   // with `held`, the block indexes by member.
   nlohmann::json ClusterCached(const index::FileMeta& m, bool list,

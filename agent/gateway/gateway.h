@@ -61,7 +61,6 @@ struct OpStats {
 struct GatewayStats {
   std::vector<std::pair<std::string, OpStats>> ops;
   std::vector<std::pair<std::string, uint64_t>> errors_by_code;
-  uint64_t connections = 0;
 };
 
 class Gateway {

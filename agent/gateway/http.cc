@@ -112,6 +112,25 @@ class Conn {
   }
   // Wakes a blocked read or write (Server::Stop).
   void Shutdown() { ::shutdown(fd_.get(), SHUT_RDWR); }
+  // Closes without losing the answer: a client still sending a body it
+  // was refused reads our response only if the connection is not reset,
+  // so stop writing, then read and drop what it sends for a while.
+  void LingerClose() {
+    if (ssl_ != nullptr) (void)SSL_shutdown(ssl_);
+    ::shutdown(fd_.get(), SHUT_WR);
+    const int64_t until = NowMonoMs() + 5000;
+    char tmp[64 * 1024];
+    uint64_t dropped = 0;
+    while (dropped < (256u << 20)) {
+      int64_t left = until - NowMonoMs();
+      if (left <= 0) break;
+      pollfd p{fd_.get(), POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left)) <= 0) break;
+      ssize_t n = ::recv(fd_.get(), tmp, sizeof(tmp), 0);
+      if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) break;
+      if (n > 0) dropped += static_cast<uint64_t>(n);
+    }
+  }
   const std::string& remote() const { return remote_; }
   bool tls() const { return ssl_ != nullptr; }
 
@@ -570,7 +589,11 @@ void Server::Serve(std::shared_ptr<Conn> conn) {
       refuse(500, "InternalError", "no response");
     }
     // The connection is reused only when the body was read to its end.
-    if (resp.close_ || !body.Drain(1 << 20)) break;
+    if (!body.Drain(1 << 20)) {
+      conn->LingerClose();
+      break;
+    }
+    if (resp.close_) break;
   }
   finish();
 }

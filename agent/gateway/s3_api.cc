@@ -288,8 +288,21 @@ void Gateway::ServeS3(Call& c) {
   }
   // The operation's name first, so errors are counted under it.
   const std::string& m = req.method;
+  static const char* const kUnsupported[] = {"tagging", "lifecycle", "policy", "cors", "encryption", "logging",
+                                             "notification", "replication", "website", "object-lock", "retention",
+                                             "legal-hold", "ownershipControls", "publicAccessBlock", "accelerate",
+                                             "requestPayment", "analytics", "inventory", "metrics",
+                                             "intelligent-tiering", "versions", "torrent", "restore", "select"};
+  for (const char* sub : kUnsupported)
+    if (req.HasQuery(sub)) {
+      c.op = "Unsupported";
+      S3Error a = auth_->VerifyS3(req, static_cast<int64_t>(std::time(nullptr)), &c.verified);
+      return c.Fail(a.ok() ? S3Error{501, "NotImplemented", std::string("?") + sub + " is not implemented by this gateway"} : a);
+    }
   if (bucket.empty()) c.op = "ListBuckets";
-  else if (key.empty()) {
+  else if ((m == "GET" || m == "PUT") && (req.HasQuery("versioning") || req.HasQuery("acl"))) {
+    c.op = req.HasQuery("acl") ? "Acl" : "Versioning";
+  } else if (key.empty()) {
     if (m == "GET" && req.HasQuery("location")) c.op = "GetBucketLocation";
     else if (m == "GET" && req.HasQuery("uploads")) c.op = "ListMultipartUploads";
     else if (m == "GET") c.op = req.Query("list-type") != nullptr && *req.Query("list-type") == "2" ? "ListObjectsV2" : "ListObjects";
@@ -317,6 +330,20 @@ void Gateway::ServeS3(Call& c) {
   const std::string target = key.empty() ? bucket : bucket + "/" + key;
   if (!g.Allows(target, write))
     return c.Fail({403, "AccessDenied", std::string("Access Denied: ") + g.name + " may not " + (write ? "write " : "read ") + target});
+  if (c.op == "Acl" || c.op == "Versioning") {
+    // Never versioned; one owner with full control. Asked by rclone and s3fs;
+    // setting either is not supported.
+    if (m == "PUT") return c.Fail({501, "NotImplemented", "Setting " + c.op + " is not implemented by this gateway"});
+    if (!meta_->Stat(target).ok()) return c.Fail({404, key.empty() ? "NoSuchBucket" : "NoSuchKey", "The specified resource does not exist"});
+    std::string xml = c.op == "Versioning"
+                          ? std::string(kXmlHead) + "<VersioningConfiguration xmlns=\"" + kNs + "\"/>\n"
+                          : std::string(kXmlHead) + "<AccessControlPolicy xmlns=\"" + kNs + "\"><Owner><ID>strata</ID><DisplayName>strata</DisplayName></Owner>"
+                            "<AccessControlList><Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">"
+                            "<ID>strata</ID><DisplayName>strata</DisplayName></Grantee><Permission>FULL_CONTROL</Permission></Grant>"
+                            "</AccessControlList></AccessControlPolicy>\n";
+    (void)c.resp.Send(200, {{"Content-Type", "application/xml"}}, xml);
+    return;
+  }
   if (key.empty()) {
     Result<index::FileMeta> b = meta_->Stat(bucket);
     bool exists = b.ok() && b->is_dir;

@@ -181,6 +181,12 @@ TEST_CASE("wrong secrets, missing rights, bad digests and bad paths change nothi
   CHECK(digest.out.find("BadDigest") != std::string::npos);
   CHECK(g.store->Fetch("data/keep") == ReadFile(t.path + "/f"));
   CHECK(ReadFile(g.agent.mnt("data/keep")) == ReadFile(t.path + "/f"));
+  // Counted: the refusals by code, the operations by name.
+  std::string metrics = Run("curl -s --unix-socket " + ShellQuote(g.agent.socket()) + " http://localhost/metrics").out;
+  CHECK(metrics.find("strata_gateway_errors_total{code=\"SignatureDoesNotMatch\"} 1\n") != std::string::npos);
+  CHECK(metrics.find("strata_gateway_errors_total{code=\"BadDigest\"} 1\n") != std::string::npos);
+  CHECK(metrics.find("strata_gateway_requests_total{op=\"PutObject\"} 3\n") != std::string::npos);
+  CHECK(metrics.find("strata_gateway_request_seconds_count{op=\"PutObject\"} 3\n") != std::string::npos);
   // Anonymous and traversal attempts.
   CHECK(g.Curl(g.endpoint() + "/data/seed.bin").find("AccessDenied") != std::string::npos);
   std::string trav = g.Curl("--path-as-is " + g.endpoint() + "/data/../../etc/passwd");
@@ -285,4 +291,20 @@ TEST_CASE("multipart uploads: parts, copies of parts, the checks at completion, 
   CHECK(g.Aws("s3api abort-multipart-upload --bucket data --key mp/aborted --upload-id " + id3).code == 0);
   CHECK(g.Aws("s3api list-parts --bucket data --key mp/aborted --upload-id " + id3).out.find("NoSuchUpload") != std::string::npos);
   CHECK_FALSE(g.store->Fetch("data/mp/aborted").has_value());
+}
+
+TEST_CASE("a PUT larger than the staging area gets SlowDown and changes nothing", "[gateway][s3]") {
+  Gw g({"--staging-size", "8MiB"});
+  TempDir t;
+  WriteRandomFile(t.path + "/huge", 12u << 20, 41);
+  CmdResult r = g.Aws("s3api put-object --bucket data --key huge --body " + t.path + "/huge");
+  INFO(r.out);
+  CHECK(r.code != 0);
+  CHECK(r.out.find("SlowDown") != std::string::npos);
+  CHECK_FALSE(g.store->Fetch("data/huge").has_value());
+  CHECK(access(g.agent.mnt("data/huge").c_str(), F_OK) != 0);
+  // Room again afterwards: a small PUT goes through.
+  WriteRandomFile(t.path + "/small", 1000, 42);
+  CHECK(g.Aws("s3api put-object --bucket data --key small --body " + t.path + "/small").code == 0);
+  CHECK(g.store->Fetch("data/small") == ReadFile(t.path + "/small"));
 }

@@ -10,6 +10,7 @@
 //   node s3op.js ENDPOINT get-many BUCKET LISTFILE     lines "KEY<TAB>FILE"; absent objects leave no file
 //   node s3op.js ENDPOINT head BUCKET KEY              the response headers as JSON
 //   node s3op.js ENDPOINT rm BUCKET KEY
+//   node s3op.js ENDPOINT presign-many BUCKET LISTFILE METHOD   lines "KEY": a URL per line, valid 1 hour
 // Every request has a 60 s deadline.
 const fs = require('fs');
 const http = require('http');
@@ -107,6 +108,19 @@ async function main() {
       if (r.status === 404) process.exit(3);
       check(r, `HEAD ${key}`);
       process.stdout.write(JSON.stringify(r.headers));
+      break;
+    }
+    case 'presign-many': {
+      const keys = fs.readFileSync(key, 'utf8').split('\n').filter(Boolean);
+      const out = [];
+      for (const k of keys) {
+        const p = await signer.presign({ method: file || 'GET', protocol: 'http:', hostname: url.hostname,
+          port: Number(url.port), path: `/${bucket}/${encodeKey(k)}`, query: {}, headers: { host: url.host } },
+        { expiresIn: 3600 });
+        const q = Object.entries(p.query).map(([n, v]) => `${encodeURIComponent(n)}=${encodeURIComponent(v)}`).join('&');
+        out.push(`${endpoint}${p.path}?${q}`);
+      }
+      process.stdout.write(out.join('\n') + '\n');
       break;
     }
     case 'rm': check(await request('DELETE', `/${bucket}/${encodeKey(key)}`), `DELETE ${key}`); break;
