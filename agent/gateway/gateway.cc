@@ -102,6 +102,9 @@ void Gateway::Call::Fail(const S3Error& e) {
     resp.Close();  // mid-body: the client sees a short body and a closed connection
     return;
   }
+  // A body left unread: the connection ends after this answer, and says so
+  // (a client must not send its retry on it).
+  if (!body.done()) resp.Close();
   if (rest) {
     nlohmann::json j = {{"error", e.code}, {"message", e.message}};
     (void)resp.Send(e.status, {{"Content-Type", "application/json"}}, j.dump() + "\n");

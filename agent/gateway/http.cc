@@ -294,8 +294,15 @@ Status Body::ReadChunkHeader() {
   }
 }
 
+Status Body::SendContinue() {
+  expect_continue_ = false;
+  static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  return conn_->WriteAll(kContinue, sizeof(kContinue) - 1, NowMonoMs() + Server::kIoMs);
+}
+
 Result<size_t> Body::Read(char* out, size_t n) {
   if (done_ || n == 0) return size_t{0};
+  if (expect_continue_) STRATA_RETURN_IF_ERROR(SendContinue());
   if (chunked_ && !in_chunk_) {
     STRATA_RETURN_IF_ERROR(ReadChunkHeader());
     if (done_) return size_t{0};
@@ -578,17 +585,17 @@ void Server::Serve(std::shared_ptr<Conn> conn) {
     }
     const std::string* connection = req.Header("connection");
     if (connection != nullptr && Lower(*connection) == "close") resp.Close();
-    if (const std::string* expect = req.Header("expect"); expect != nullptr && Lower(*expect) == "100-continue" && !body.done_) {
-      static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      if (!conn->WriteAll(kContinue, sizeof(kContinue) - 1, NowMonoMs() + kIoMs).ok()) break;
-    }
+    if (const std::string* expect = req.Header("expect"); expect != nullptr && Lower(*expect) == "100-continue")
+      body.expect_continue_ = !body.done_;
     resp.head_only_ = req.method == "HEAD";
     handler_(req, body, resp);
     if (!resp.started()) {
       resp.Close();
       refuse(500, "InternalError", "no response");
     }
-    // The connection is reused only when the body was read to its end.
+    // The connection is reused only when the body was read to its end. A
+    // body never asked for (no 100 Continue) was not sent: just close.
+    if (body.unrequested()) break;
     if (!body.Drain(1 << 20)) {
       conn->LingerClose();
       break;

@@ -65,6 +65,8 @@ class Body {
   // `limit` bytes; false when more was left or the client failed.
   bool Drain(uint64_t limit);
   bool done() const { return done_; }
+  // The client waits for "100 Continue" that was never sent: it sends no body.
+  bool unrequested() const { return expect_continue_; }
   // Bytes declared (Content-Length), or nullopt when chunked.
   std::optional<uint64_t> length() const { return chunked_ ? std::nullopt : std::optional<uint64_t>(left_); }
 
@@ -76,6 +78,10 @@ class Body {
   bool done_ = true;
   uint64_t left_ = 0;        // of the body (Content-Length) or the current chunk
   bool in_chunk_ = false;
+  // "Expect: 100-continue": the 100 goes out when the handler first reads,
+  // so a request refused before its body is read is never sent one.
+  bool expect_continue_ = false;
+  Status SendContinue();
   Status ReadChunkHeader();
 };
 
