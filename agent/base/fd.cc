@@ -1,9 +1,13 @@
 #include "agent/base/fd.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cerrno>
+
+#include "agent/base/clock.h"
 
 namespace strata {
 
@@ -63,6 +67,23 @@ Status MakeDirs(const std::string& path, int mode) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
   if (!S_ISDIR(st.st_mode)) return Status::NotADirectory("not a directory: " + path);
+  return Status::OK();
+}
+
+Status SendAllBy(int fd, const char* p, size_t n, int64_t deadline_ms) {
+  while (n > 0) {
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (w > 0) {
+      p += w;
+      n -= static_cast<size_t>(w);
+      continue;
+    }
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Status::FromErrno(errno, "send");
+    int64_t left = deadline_ms - NowMonoMs();
+    if (left <= 0) return Status::Timeout("send stalled");
+    pollfd pf{fd, POLLOUT, 0};
+    ::poll(&pf, 1, static_cast<int>(left));
+  }
   return Status::OK();
 }
 

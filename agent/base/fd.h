@@ -43,6 +43,9 @@ Status PwriteFull(int fd, const char* buf, size_t len, uint64_t off);
 // fdatasync, rename. The temp name ends in ".tmp" so start-up reconciliation
 // can delete leftovers.
 Status WriteFileAtomic(const std::string& path, const char* data, size_t len, bool sync);
+// Sends all of [p, p+n) on a non-blocking socket by `deadline_ms`
+// (NowMonoMs); Timeout when it stalls past it. No SIGPIPE.
+Status SendAllBy(int fd, const char* p, size_t n, int64_t deadline_ms);
 // mkdir -p.
 Status MakeDirs(const std::string& path, int mode = 0755);
 

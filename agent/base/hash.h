@@ -19,6 +19,8 @@ std::string KeyHash128(std::string_view s);
 // (A-Z a-z 0-9 - _ . ~) stay; everything else is %XX (uppercase). With
 // keep_slash, '/' stays too (object keys in the path).
 std::string UriEncode(std::string_view s, bool keep_slash);
+// 0-15 for a hex digit (either case), -1 for anything else.
+int HexValue(char c);
 // Decodes %XX; with plus_is_space, '+' becomes ' ' (form encoding). Invalid
 // escapes are kept literally.
 std::string UriDecode(std::string_view s, bool plus_is_space = false);

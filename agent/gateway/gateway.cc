@@ -133,6 +133,25 @@ S3Error ErrorOf(const Status& s, const std::string& what) {
   }
 }
 
+bool ReadSmallBody(Gateway::Call& c, size_t limit, std::string* body) {
+  char tmp[64 * 1024];
+  for (;;) {
+    Result<size_t> n = c.body.Read(tmp, sizeof(tmp));
+    if (!n.ok()) {
+      c.Fail({400, "IncompleteBody", n.status().message()});
+      return false;
+    }
+    if (*n == 0) break;
+    body->append(tmp, *n);
+    if (body->size() > limit) {
+      c.Fail({400, "MalformedXML", "The request body is too large"});
+      return false;
+    }
+  }
+  c.bytes_in = body->size();
+  return true;
+}
+
 // --- the gateway ---
 
 Gateway::Gateway(GatewayOptions opts, cache::Engine* engine, cache::Metadata* meta, cache::Writer* writer,

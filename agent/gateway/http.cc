@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "agent/base/clock.h"
+#include "agent/base/hash.h"
 #include "agent/base/log.h"
 #include "agent/gossip/stream.h"
 
@@ -61,13 +62,6 @@ std::string TrimWs(std::string_view s) {
   return std::string(s.substr(a, b - a));
 }
 
-int HexVal(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 }  // namespace
 
 bool PercentDecode(std::string_view in, std::string* out, bool plus) {
@@ -77,7 +71,7 @@ bool PercentDecode(std::string_view in, std::string* out, bool plus) {
     char c = in[i];
     if (c == '%') {
       if (i + 2 >= in.size()) return false;
-      int h = HexVal(in[i + 1]), l = HexVal(in[i + 2]);
+      int h = HexValue(in[i + 1]), l = HexValue(in[i + 2]);
       if (h < 0 || l < 0) return false;
       out->push_back(static_cast<char>(h * 16 + l));
       i += 2;
@@ -180,14 +174,7 @@ class Conn {
         STRATA_RETURN_IF_ERROR(WaitTls(r, deadline, "write"));
         continue;
       }
-      ssize_t w = ::send(fd_.get(), p, n, MSG_NOSIGNAL);
-      if (w > 0) {
-        p += w;
-        n -= static_cast<size_t>(w);
-        continue;
-      }
-      if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Status::FromErrno(errno, "send");
-      STRATA_RETURN_IF_ERROR(WaitFor(POLLOUT, deadline, "write"));
+      return SendAllBy(fd_.get(), p, n, deadline).With("client write");
     }
     return Status::OK();
   }
@@ -262,7 +249,7 @@ Status Body::ReadChunkHeader() {
       if (line.empty() || line.size() > 16) return Status::InvalidArgument("bad chunk size");
       uint64_t size = 0;
       for (char c : line) {
-        int v = HexVal(c);
+        int v = HexValue(c);
         if (v < 0) return Status::InvalidArgument("bad chunk size");
         size = size * 16 + static_cast<uint64_t>(v);
       }

@@ -30,6 +30,9 @@ struct Gateway::Call {
 };
 
 S3Error ErrorOf(const Status& s, const std::string& what);
+// The whole (small) request body of an XML call, at most `limit` bytes;
+// false with the S3 error sent when it does not come.
+bool ReadSmallBody(Gateway::Call& c, size_t limit, std::string* body);
 std::string XmlEscape(std::string_view s);
 std::string HttpDate(int64_t ns);  // "Wed, 12 Oct 2009 17:50:00 GMT"
 std::string IsoDate(int64_t ns);   // "2009-10-12T17:50:30.000Z"

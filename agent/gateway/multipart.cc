@@ -234,14 +234,7 @@ void Gateway::Multipart(Call& c, const std::string& path) {
   c.op = "CompleteMultipartUpload";
   if (!e.ok()) return c.Fail(e);
   std::string body;
-  char tmp[64 * 1024];
-  for (;;) {
-    Result<size_t> n = c.body.Read(tmp, sizeof(tmp));
-    if (!n.ok()) return c.Fail({400, "IncompleteBody", n.status().message()});
-    if (*n == 0) break;
-    body.append(tmp, *n);
-    if (body.size() > (4 << 20)) return c.Fail({400, "MalformedXML", "The request body is too large"});
-  }
+  if (!ReadSmallBody(c, 4 << 20, &body)) return;
   Result<ufs::s3::XmlNode> doc = ufs::s3::ParseXml(body);
   if (!doc.ok() || doc->name != "CompleteMultipartUpload")
     return c.Fail({400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema"});

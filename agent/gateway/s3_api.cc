@@ -166,7 +166,7 @@ Status BodyDecoder::StartChunk() {
   if (size_hex.empty() || size_hex.size() > 16) return Bad("InvalidArgument", "bad aws-chunked chunk size");
   uint64_t size = 0;
   for (char ch : size_hex) {
-    int v = std::isxdigit(static_cast<unsigned char>(ch)) ? (std::isdigit(static_cast<unsigned char>(ch)) ? ch - '0' : (std::tolower(ch) - 'a' + 10)) : -1;
+    int v = HexValue(ch);
     if (v < 0) return Bad("InvalidArgument", "bad aws-chunked chunk size");
     size = size * 16 + static_cast<uint64_t>(v);
   }
@@ -611,15 +611,7 @@ void Gateway::DeleteObject(Call& c, const std::string& path) {
 
 void Gateway::DeleteObjects(Call& c, const std::string& bucket) {
   std::string body;
-  char tmp[64 * 1024];
-  for (;;) {
-    Result<size_t> n = c.body.Read(tmp, sizeof(tmp));
-    if (!n.ok()) return c.Fail({400, "IncompleteBody", n.status().message()});
-    if (*n == 0) break;
-    body.append(tmp, *n);
-    if (body.size() > kMaxXmlBody) return c.Fail({400, "MalformedXML", "The request body is too large"});
-  }
-  c.bytes_in = body.size();
+  if (!ReadSmallBody(c, kMaxXmlBody, &body)) return;
   Result<ufs::s3::XmlNode> doc = ufs::s3::ParseXml(body);
   if (!doc.ok() || doc->name != "Delete") return c.Fail({400, "MalformedXML", "The XML you provided was not well-formed"});
   const bool quiet = doc->ChildText("Quiet") == "true";

@@ -93,20 +93,7 @@ Result<StreamConn> StreamConn::Dial(const std::string& addr, const Keyring* keyr
 }
 
 Status StreamConn::WriteAll(const char* p, size_t n, int64_t deadline) {
-  while (n > 0) {
-    ssize_t w = ::send(fd_.get(), p, n, MSG_NOSIGNAL);
-    if (w > 0) {
-      p += w;
-      n -= static_cast<size_t>(w);
-      continue;
-    }
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Status::FromErrno(errno, "send");
-    int64_t left = deadline - NowMonoMs();
-    if (left <= 0) return Status::Timeout("peer stream: send stalled");
-    pollfd pf{fd_.get(), POLLOUT, 0};
-    ::poll(&pf, 1, static_cast<int>(left));
-  }
-  return Status::OK();
+  return SendAllBy(fd_.get(), p, n, deadline).With("peer stream");
 }
 
 Status StreamConn::ReadAll(char* p, size_t n, int64_t deadline) {
