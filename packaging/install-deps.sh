@@ -43,7 +43,8 @@ fi
 if printf '%s\n' "$@" | grep -qE -- '--test|--bench'; then
   here=$(cd "$(dirname "$0")/.." && pwd)
   if [ ! -x "$here/tests/s3/node_modules/.bin/s3rver" ] || \
-     [ ! -d "$here/tests/s3/node_modules/@smithy/signature-v4" ]; then
+     [ ! -d "$here/tests/s3/node_modules/@smithy/signature-v4" ] || \
+     [ ! -d "$here/tests/s3/node_modules/@aws-sdk/client-s3" ]; then
     (cd "$here/tests/s3" && npm install --no-audit --no-fund --loglevel=error)
   fi
 fi

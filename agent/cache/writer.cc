@@ -72,6 +72,7 @@ struct Writer::File : Uploader::Item {
   // grows (see Writer::AdvanceStreamLocked); null when not (or no longer).
   std::unique_ptr<ufs::StreamUpload> stream;
   bool no_stream = false;      // a change the stream cannot carry came: upload whole
+  std::string stream_as;       // guarded by mu: the path the stream uploads to ("" = path)
   bool restamp_mtime = false;  // an explicit mtime came after the stream started
 
   // Guarded by Writer::mu_.
@@ -382,8 +383,8 @@ void Writer::AdvanceStreamLocked(File& f, uint64_t changed_from) {
       if (s.ok() && got != len) s = Status::IOError("staging file shorter than its upload");
       return s;
     };
-    std::string path;
-    {
+    std::string path = f.stream_as;
+    if (path.empty()) {
       std::lock_guard<std::mutex> maps(mu_);
       path = f.path;
     }
@@ -672,6 +673,13 @@ void Writer::Close(const FilePtr& f) {
   DropIfUnusedLocked(*f);
 }
 
+void Writer::StreamAs(const FilePtr& f, const std::string& final_path) {
+  std::unique_lock<std::shared_mutex> lock(f->mu);
+  if (f->stream || f->staged.size > 0) return;  // too late: the stream (if any) has its name
+  if (mounts_->Resolve(final_path).mount != f->mount) return;
+  f->stream_as = final_path;
+}
+
 uint64_t Writer::UnchangedBase(const FilePtr& f) {
   std::shared_lock<std::shared_mutex> lock(f->mu);
   const StagedFile& st = f->staged;
@@ -909,7 +917,9 @@ Status Writer::Rename(const std::string& from, const std::string& to, bool norep
     if (!s.ok()) LOG_ERROR("journal: cannot record the rename of /%s: %s", f.path.c_str(), s.message().c_str());
   };
   if (ff) {
-    RetireStreamLocked(*ff);  // its parts went under the old name
+    // Its parts went under the old name, unless they were sent as `to`.
+    if (ff->stream_as != to) RetireStreamLocked(*ff);
+    ff->stream_as.clear();
     move(ff, to);
     rejournal(*ff);
   }

@@ -131,6 +131,11 @@ class Writer : public StagedFiles {
   Status Commit(const FilePtr& f);
   void Close(const FilePtr& f);
   index::FileMeta MetaOf(const FilePtr& f);
+  // A new file written under a temporary name to be renamed to
+  // `final_path` when whole (the gateway's PUT): in through mode its parts
+  // are streamed to the store as `final_path` while it is written, and the
+  // rename keeps that stream. Call before the first write.
+  void StreamAs(const FilePtr& f, const std::string& final_path);
   // The file id of the stored version `f` holds unchanged (nothing written,
   // truncated or set since it was staged from it), or 0.
   uint64_t UnchangedBase(const FilePtr& f);

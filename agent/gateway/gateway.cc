@@ -391,6 +391,7 @@ Status Gateway::WriteObject(const std::string& path, const ObjectSource& src, ui
   STRATA_RETURN_IF_ERROR(MakeParents(path));
   Result<cache::Writer::FilePtr> f = writer_->Open(tmp, O_CREAT | O_EXCL | O_WRONLY, attrs);
   if (!f.ok()) return f.status();
+  writer_->StreamAs(*f, path);  // through mode: parts go to the store as the body arrives
   auto discard = [&](Status why) {
     (void)writer_->Unlink(tmp);
     writer_->Close(*f);

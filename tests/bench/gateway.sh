@@ -12,7 +12,8 @@
 #                   tests/bench/shaper.cc: 90 MB/s per connection, 30 ms first
 #                   byte); vs one curl PUT straight to the shaped store
 #   mixed 64 KiB    GET and PUT half and half, 32 at once, 1000 requests: p99
-#                   and median latency; beside it the same against s3rver
+#                   and median latency; beside it the same against the store
+#                   the agent writes to (the shaped s3rver) and s3rver itself
 # Needs root (mounts, drop_caches).
 set -euo pipefail
 build=${1:-build}
@@ -47,11 +48,11 @@ curl -sf -X PUT -T "$work/big.bin" "$ep/bench/g/big.bin" >/dev/null
 for i in $(seq -w 0 255); do
   head -c $((1 << 20)) /dev/urandom > "$work/s.bin"
   curl -sf -X PUT -T "$work/s.bin" "$ep/bench/g/small/$i" >/dev/null
-  echo "g/small/$i" >> "$work/small.keys"
+  echo "small/$i" >> "$work/small.keys"
 done
-for i in $(seq -w 0 199); do echo "g/mixed/$i"; done > "$work/mixed.keys"
+for i in $(seq -w 0 199); do echo "mixed/$i"; done > "$work/mixed.keys"
 head -c 65536 /dev/urandom > "$work/k64"
-for k in $(cat "$work/mixed.keys"); do curl -sf -X PUT -T "$work/k64" "$ep/bench/$k" >/dev/null; done
+for k in $(cat "$work/mixed.keys"); do curl -sf -X PUT -T "$work/k64" "$ep/bench/g/$k" >/dev/null; done
 echo "{\"keys\": [{\"access_key\": \"$ak\", \"secret_key\": \"$sk\"}]}" > "$work/creds.json"
 AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER "$build/strata-agent" -f --mount-point "$work/mnt" \
   --ufs s3://bench --s3-endpoint "$sep" --cache-dir "$work/cache" --cache-size $((big_mib * 3 + 1024))MiB \
@@ -59,11 +60,12 @@ AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER "$build/strata-agent" -f -
   --gateway-credentials "$work/creds.json" >>"$work/agent.log" 2>&1 &
 pids+=($!); mounts+=("$work/mnt"); wait_mount "$work/mnt"
 ctl() { "$build/agentctl" --socket "$work/sock" "$@"; }
-ctl load -r /g >/dev/null
+ctl load -r g >/dev/null
 want=$(sha256sum < "$work/big.bin" | cut -d' ' -f1)
 
 # --- GET of a cached 1 GiB object ---------------------------------------------
-url=$(echo g/big.bin > "$work/k"; s3op "$gep" presign-many bench "$work/k" GET)
+# The gateway's bucket "g" is the namespace's directory g: bench/g/... in s3rver.
+url=$(echo big.bin > "$work/k"; s3op "$gep" presign-many g "$work/k" GET)
 [ "$(curl -s "$url" | sha256sum | cut -d' ' -f1)" = "$want" ] || { echo "bench: the gateway returned other bytes" >&2; exit 1; }
 g1=() m1=() r1=()
 for r in $(seq 1 "$rounds"); do
@@ -77,14 +79,14 @@ for r in $(seq 1 "$rounds"); do
 done
 
 # --- GET of 1 MiB objects, 16 at once -------------------------------------------
-s3op "$gep" presign-many bench "$work/small.keys" GET | awk '{print "url = \"" $0 "\"\noutput = \"/dev/null\""}' > "$work/small-gw.cfg"
-sed 's|^|'"$ep"'/bench/|' "$work/small.keys" | awk '{print "url = \"" $0 "\"\noutput = \"/dev/null\""}' > "$work/small-s3.cfg"
+s3op "$gep" presign-many g "$work/small.keys" GET | awk '{print "url = \"" $0 "\"\noutput = \"/dev/null\""}' > "$work/small-gw.cfg"
+sed 's|^|'"$ep"'/bench/g/|' "$work/small.keys" | awk '{print "url = \"" $0 "\"\noutput = \"/dev/null\""}' > "$work/small-s3.cfg"
 n_small=$(wc -l < "$work/small.keys")
 g2=() s2=() r2=()
 for r in $(seq 1 "$rounds"); do
-  t0=$(now); curl -sf --parallel --parallel-max 16 -K "$work/small-gw.cfg"; t1=$(now)
+  t0=$(now); curl -sf --no-progress-meter --parallel --parallel-max 16 -K "$work/small-gw.cfg"; t1=$(now)
   g=$(awk -v n="$n_small" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')
-  t0=$(now); curl -sf --parallel --parallel-max 16 -K "$work/small-s3.cfg"; t1=$(now)
+  t0=$(now); curl -sf --no-progress-meter --parallel --parallel-max 16 -K "$work/small-s3.cfg"; t1=$(now)
   s=$(awk -v n="$n_small" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')
   g2+=("$g"); s2+=("$s"); r2+=("$(div "$g" "$s")")
   echo "  round $r: 16 x GET 1 MiB: gateway $g ops/s, s3rver $s ops/s"
@@ -93,36 +95,38 @@ done
 # --- PUT 1 GiB, through mode, to the shaped store ---------------------------------
 g3=() c3=() r3=()
 for r in $(seq 1 "$rounds"); do
-  echo "g/put-$r.bin" > "$work/k"
-  purl=$(s3op "$gep" presign-many bench "$work/k" PUT)
+  echo "put-$r.bin" > "$work/k"
+  purl=$(s3op "$gep" presign-many g "$work/k" PUT)
   t0=$(now); curl -sf -o /dev/null -T "$work/big.bin" "$purl"; t1=$(now)
   g=$(rate $((big_mib << 20)) "$t0" "$t1")
   t0=$(now); curl -sf -o /dev/null -T "$work/big.bin" "$sep/bench/direct-$r.bin"; t1=$(now)
   c=$(rate $((big_mib << 20)) "$t0" "$t1")
   g3+=("$g"); c3+=("$c"); r3+=("$(div "$g" "$c")")
   echo "  round $r: PUT 1 GiB: gateway (through) $g MiB/s, curl to the shaped store $c MiB/s"
-  ctl evict -r /g/put-$r.bin >/dev/null 2>&1 || true
+  ctl evict "g/put-$r.bin" >/dev/null 2>&1 || true
   curl -s -X DELETE "$ep/bench/g/put-$r.bin" >/dev/null; curl -s -X DELETE "$ep/bench/direct-$r.bin" >/dev/null
 done
 
 # --- mixed 64 KiB GET / PUT, 32 at once ----------------------------------------------
-for i in $(seq -w 0 199); do echo "g/mput/$i"; done > "$work/mput.keys"
-s3op "$gep" presign-many bench "$work/mixed.keys" GET > "$work/mg.urls"
-s3op "$gep" presign-many bench "$work/mput.keys" PUT > "$work/mp.urls"
+for i in $(seq -w 0 199); do echo "mput/$i"; done > "$work/mput.keys"
+s3op "$gep" presign-many g "$work/mixed.keys" GET > "$work/mg.urls"
+s3op "$gep" presign-many g "$work/mput.keys" PUT > "$work/mp.urls"
 mixed_cfg() {  # GET-URLS PUT-URLS: alternating GET and PUT, 1000 requests
   paste -d'\n' "$1" "$2" | awk -v f="$work/k64" 'NF {i++; if (i % 2) print "url = \"" $0 "\"\noutput = \"/dev/null\""; else print "url = \"" $0 "\"\nupload-file = \"" f "\"\noutput = \"/dev/null\""}'
 }
-for _ in 1 2 3 4 5; do mixed_cfg "$work/mg.urls" "$work/mp.urls"; done | head -n 2500 > "$work/mixed-gw.cfg"
-sed 's|^|'"$ep"'/bench/|' "$work/mixed.keys" > "$work/sg.urls"
-sed 's|^|'"$ep"'/bench/|' "$work/mput.keys" > "$work/sp.urls"
-for _ in 1 2 3 4 5; do mixed_cfg "$work/sg.urls" "$work/sp.urls"; done | head -n 2500 > "$work/mixed-s3.cfg"
-p99g=() p99s=() p50g=() p50s=()
+for _ in 1 2 3 4 5; do mixed_cfg "$work/mg.urls" "$work/mp.urls"; done | awk 'NR <= 2500' > "$work/mixed-gw.cfg"
+sed 's|^|'"$ep"'/bench/g/|' "$work/mixed.keys" > "$work/sg.urls"
+sed 's|^|'"$ep"'/bench/g/|' "$work/mput.keys" > "$work/sp.urls"
+for _ in 1 2 3 4 5; do mixed_cfg "$work/sg.urls" "$work/sp.urls"; done | awk 'NR <= 2500' > "$work/mixed-s3.cfg"
+sed "s|$ep/|$sep/|" "$work/mixed-s3.cfg" > "$work/mixed-shaped.cfg"
+p99g=() p99s=() p50g=() p50s=() p99h=() p50h=()
 for r in $(seq 1 "$rounds"); do
-  curl -s --parallel --parallel-max 32 -w '%{time_total}\n' -K "$work/mixed-gw.cfg" > "$work/tg"
-  curl -s --parallel --parallel-max 32 -w '%{time_total}\n' -K "$work/mixed-s3.cfg" > "$work/ts"
-  p99g+=("$(pfile 0.99 "$work/tg")"); p99s+=("$(pfile 0.99 "$work/ts")")
-  p50g+=("$(pfile 0.5 "$work/tg")"); p50s+=("$(pfile 0.5 "$work/ts")")
-  echo "  round $r: mixed 64 KiB, 32 at once: gateway p99 ${p99g[-1]} ms (p50 ${p50g[-1]}), s3rver p99 ${p99s[-1]} ms (p50 ${p50s[-1]}), $(wc -l < "$work/tg") requests each"
+  curl -s --no-progress-meter --parallel --parallel-max 32 -w '%{time_total}\n' -K "$work/mixed-gw.cfg" > "$work/tg"
+  curl -s --no-progress-meter --parallel --parallel-max 32 -w '%{time_total}\n' -K "$work/mixed-s3.cfg" > "$work/ts"
+  curl -s --no-progress-meter --parallel --parallel-max 32 -w '%{time_total}\n' -K "$work/mixed-shaped.cfg" > "$work/th"
+  p99g+=("$(pfile 0.99 "$work/tg")"); p99s+=("$(pfile 0.99 "$work/ts")"); p99h+=("$(pfile 0.99 "$work/th")")
+  p50g+=("$(pfile 0.5 "$work/tg")"); p50s+=("$(pfile 0.5 "$work/ts")"); p50h+=("$(pfile 0.5 "$work/th")")
+  echo "  round $r: mixed 64 KiB, 32 at once: gateway p99 ${p99g[-1]} ms (p50 ${p50g[-1]}), shaped store p99 ${p99h[-1]} ms (p50 ${p50h[-1]}), s3rver p99 ${p99s[-1]} ms (p50 ${p50s[-1]}), $(wc -l < "$work/tg") requests each"
 done
 
 # --- table -----------------------------------------------------------------------------
@@ -137,8 +141,9 @@ mkdir -p bench-results
   printf '%-64s %-26s %s\n' "GET of cached 1 MiB objects, 16 clients, ops/s vs s3rver direct" "$(summary "${r2[@]}")" ">= 2x"
   printf '%-64s %-26s %s\n' "PUT ${big_mib} MiB, through mode, shaped store vs curl PUT to it" "$(summary "${r3[@]}")" ">= 0.9x"
   printf '%-64s %-26s %s\n' "mixed GET/PUT 64 KiB, 32 clients, p99 (median of rounds)" "$(median "${p99g[@]}") ms" "reported"
-  printf '%-64s %-26s %s\n' "  the same against s3rver directly, p99" "$(median "${p99s[@]}") ms" "(the store's figure)"
-  printf '%-64s %-26s %s\n' "  p50: gateway / s3rver" "$(median "${p50g[@]}") ms / $(median "${p50s[@]}") ms" ""
+  printf '%-64s %-26s %s\n' "  the same against the store the agent writes to (shaped), p99" "$(median "${p99h[@]}") ms" "(the store's figure)"
+  printf '%-64s %-26s %s\n' "  the same against s3rver itself (no shaping), p99" "$(median "${p99s[@]}") ms" ""
+  printf '%-64s %-26s %s\n' "  p50: gateway / shaped store / s3rver" "$(median "${p50g[@]}") / $(median "${p50h[@]}") / $(median "${p50s[@]}") ms" ""
   echo
   echo "runs:"
   echo "  GET 1 GiB gateway MiB/s   ${g1[*]}"
@@ -148,6 +153,7 @@ mkdir -p bench-results
   echo "  PUT gateway MiB/s         ${g3[*]}"
   echo "  PUT curl direct MiB/s     ${c3[*]}"
   echo "  mixed p99 ms gateway      ${p99g[*]}"
+  echo "  mixed p99 ms shaped store ${p99h[*]}"
   echo "  mixed p99 ms s3rver       ${p99s[*]}"
 } | tee "$file"
 echo "bench: results kept in $file"

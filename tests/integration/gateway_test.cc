@@ -308,3 +308,16 @@ TEST_CASE("a PUT larger than the staging area gets SlowDown and changes nothing"
   CHECK(g.Aws("s3api put-object --bucket data --key small --body " + t.path + "/small").code == 0);
   CHECK(g.store->Fetch("data/small") == ReadFile(t.path + "/small"));
 }
+
+TEST_CASE("the AWS SDK for JavaScript v3: PUT (Buffer and aws-chunked stream), GET, ranges, conditions, copy, multipart, pages, DeleteObjects", "[gateway][s3]") {
+  Gw g;
+  CmdResult r = Run(std::string("AWS_ACCESS_KEY_ID=") + kAk + " AWS_SECRET_ACCESS_KEY=" + ShellQuote(kSk) +
+                    " node tests/s3/sdk_check.js " + g.endpoint() + " data");
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("all steps passed") != std::string::npos);
+  // What the SDK stored is what the store holds.
+  CHECK(g.store->Fetch("data/sdk/small").has_value());
+  CHECK(g.store->Fetch("data/sdk/stream")->size() == 3u * 1024 * 1024 + 17);
+  CHECK_FALSE(g.store->Fetch("data/sdk/mp").has_value());
+}

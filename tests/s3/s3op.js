@@ -115,7 +115,8 @@ async function main() {
       const out = [];
       for (const k of keys) {
         const p = await signer.presign({ method: file || 'GET', protocol: 'http:', hostname: url.hostname,
-          port: Number(url.port), path: `/${bucket}/${encodeKey(k)}`, query: {}, headers: { host: url.host } },
+          port: Number(url.port), path: `/${bucket}/${encodeKey(k)}`, query: {},
+          headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } },
         { expiresIn: 3600 });
         const q = Object.entries(p.query).map(([n, v]) => `${encodeURIComponent(n)}=${encodeURIComponent(v)}`).join('&');
         out.push(`${endpoint}${p.path}?${q}`);
