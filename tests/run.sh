@@ -37,17 +37,18 @@ run_suite() {
 }
 
 run_suite "unit tests" "$build/unit_tests"
-if [ -x "$build/gossip_fuzz" ] && [ -z "$filter" ]; then
+for fuzzer in gossip_fuzz gateway_fuzz; do
+  [ -x "$build/$fuzzer" ] && [ -z "$filter" ] || continue
   # The network decoders under libFuzzer for a bounded time (make fuzz: longer).
-  echo "== fuzzing the gossip and peer decoders (${FUZZ_SECONDS:-20} s)"
+  echo "== fuzzing with $fuzzer (${FUZZ_SECONDS:-20} s)"
   corpus=$(mktemp -d)
-  if "$build/gossip_fuzz" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=4096 "$corpus" >"$corpus.log" 2>&1; then
+  if "$build/$fuzzer" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=4096 "$corpus" >"$corpus.log" 2>&1; then
     passed=$((passed + 1)); tail -n 2 "$corpus.log"
   else
     failed=$((failed + 1)) status=1; tail -n 40 "$corpus.log"
   fi
   rm -rf "$corpus" "$corpus.log"
-fi
+done
 if [ "$(id -u)" -eq 0 ] && [ -e /dev/fuse ]; then
   # Left over from an interrupted run: stale mounts of earlier test agents.
   grep -o '/tmp/strata-it-[^ ]*' /proc/self/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null

@@ -154,6 +154,7 @@ const Grant* Auth::VerifyToken(const Request& req) {
 }
 
 S3Error Auth::VerifyS3(const Request& req, int64_t now_s, Verified* out) {
+  *out = Verified{};
   std::string access_key, scope, signed_headers, signature, amz_date;
   ufs::s3::Pairs query;
   bool presigned = false;

@@ -27,32 +27,12 @@
 
 #include "agent/base/fd.h"
 #include "agent/base/status.h"
+#include "agent/gateway/request.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 
 namespace strata::gateway {
-
-using Headers = std::vector<std::pair<std::string, std::string>>;
-
-struct Request {
-  std::string method;
-  std::string target;     // as sent: "/bucket/key?x=1"
-  std::string raw_path;   // the target's path, still percent-encoded
-  std::string raw_query;  // after '?', still encoded
-  std::string path;       // decoded
-  std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
-  Headers headers;        // names lowercased, in order
-  std::string remote;     // the client's address
-
-  // The first header of that (lowercase) name, or nullptr.
-  const std::string* Header(std::string_view name) const;
-  const std::string* Query(std::string_view name) const;
-  bool HasQuery(std::string_view name) const { return Query(name) != nullptr; }
-};
-
-// Decodes %XX escapes (and '+' as a space when `plus`); false on a bad escape.
-bool PercentDecode(std::string_view in, std::string* out, bool plus);
 
 class Conn;
 
