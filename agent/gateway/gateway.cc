@@ -233,6 +233,15 @@ GatewayStats Gateway::Stats() {
 
 void Gateway::SendObject(Call& c, const std::string& path, bool head) {
   const Request& req = c.req;
+  if (path.back() == '/') {
+    // "dir/": a directory reads as an empty directory-marker object, as
+    // s3fs and the console tools expect of a key they created with a PUT.
+    Result<index::FileMeta> d = meta_->Stat(path.substr(0, path.size() - 1));
+    if (!d.ok() || !d->is_dir) return c.Fail({404, "NoSuchKey", "The specified key does not exist: " + path});
+    (void)c.resp.SendHead(200, {{"ETag", QuotedEtag("d41d8cd98f00b204e9800998ecf8427e")}, {"Last-Modified", HttpDate(d->mtime_ns)},
+                                {"Content-Type", "application/x-directory"}, {"x-amz-request-id", c.request_id}}, 0);
+    return;
+  }
   Result<index::FileMeta> m = meta_->Stat(path);
   if (!m.ok()) return c.Fail(ErrorOf(m.status(), path));
   if (m->is_dir) return c.Fail({404, "NoSuchKey", "The specified key does not exist (it is a directory): " + path});

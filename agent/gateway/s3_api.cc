@@ -563,6 +563,24 @@ void Gateway::CopyObject(Call& c, const std::string& path) {
   if (src.find('/') == std::string::npos || !SafeObjectPath(src))
     return c.Fail({400, "InvalidArgument", "x-amz-copy-source must be BUCKET/KEY"});
   if (!c.verified.grant->Allows(src, false)) return c.Fail({403, "AccessDenied", "Access Denied: may not read " + src});
+  if (src.back() == '/') {
+    // A directory marker ("dir/"): copied onto itself (s3fs setting a
+    // directory's times) nothing changes; elsewhere it makes that directory.
+    Result<index::FileMeta> d = meta_->Stat(src.substr(0, src.size() - 1));
+    if (!d.ok() || !d->is_dir || path.back() != '/') return c.Fail({404, "NoSuchKey", "The specified key does not exist: " + src});
+    if (src != path) {
+      ufs::Attrs a;
+      a.mode = S_IFDIR | 0755;
+      Status s = MakeParents(path);
+      if (s.ok()) s = writer_->Mkdir(path.substr(0, path.size() - 1), a);
+      if (!s.ok() && s.code() != Status::Code::kAlreadyExists) return c.Fail(ErrorOf(s, path));
+      Changed(path.substr(0, path.size() - 1));
+    }
+    std::string xml = std::string(kXmlHead) + "<CopyObjectResult><LastModified>" + IsoDate(d->mtime_ns) +
+                      "</LastModified><ETag>&quot;d41d8cd98f00b204e9800998ecf8427e&quot;</ETag></CopyObjectResult>\n";
+    (void)c.resp.Send(200, {{"Content-Type", "application/xml"}}, xml);
+    return;
+  }
   Result<index::FileMeta> m = meta_->Stat(src);
   if (!m.ok() || m->is_dir) return c.Fail({404, "NoSuchKey", "The specified key does not exist: " + src});
   const std::string etag = QuotedEtag(m->etag);
@@ -571,8 +589,16 @@ void Gateway::CopyObject(Call& c, const std::string& path) {
   if (const std::string* v = c.req.Header("x-amz-copy-source-if-none-match"); v != nullptr && (QuotedEtag(*v) == etag || *v == "*"))
     return c.Fail({412, "PreconditionFailed", "x-amz-copy-source-if-none-match did not hold"});
   if (src == path) {
-    // S3 refuses a copy onto itself without a change of metadata.
-    return c.Fail({400, "InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"});
+    // S3 refuses a copy onto itself without a change of metadata; with
+    // REPLACE (how s3fs and rclone change a file's attributes) it is a
+    // success that leaves the bytes. User metadata is not stored here yet.
+    const std::string* directive = c.req.Header("x-amz-metadata-directive");
+    if (directive == nullptr || *directive != "REPLACE")
+      return c.Fail({400, "InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"});
+    std::string xml = std::string(kXmlHead) + "<CopyObjectResult><LastModified>" + IsoDate(m->mtime_ns) +
+                      "</LastModified><ETag>" + XmlEscape(etag) + "</ETag></CopyObjectResult>\n";
+    (void)c.resp.Send(200, {{"Content-Type", "application/xml"}}, xml);
+    return;
   }
   // Through the cache: the source is read as any GET, the copy written as any PUT.
   cache::Reader::Options ro;

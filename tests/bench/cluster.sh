@@ -46,13 +46,7 @@ out() { result+=("$1"); echo "$1"; }
 echo "bench: cluster, $rounds rounds, ${size_mib} MiB for the peer read"
 
 # --- peer hit ----------------------------------------------------------------
-mkdir -p "$work/s3"
-NODE_OPTIONS=--openssl-legacy-provider tests/s3/node_modules/.bin/s3rver -d "$work/s3" -a 127.0.0.1 -p "$port" -s >/dev/null 2>&1 &
-pids+=($!)
-"$build/shaper" "$sport" "$port" 90 30 &
-pids+=($!)
-for _ in $(seq 1 100); do curl -s -o /dev/null "$ep" && break; sleep 0.1; done
-curl -sf -X PUT "$ep/$bucket" >/dev/null
+start_shaped_s3 "$port" "$sport" "90 30" "$bucket"
 head -c $((size_mib << 20)) /dev/urandom > "$work/big.bin"
 curl -sf -X PUT -T "$work/big.bin" "$ep/$bucket/big.bin" >/dev/null
 want=$(sha256sum < "$work/big.bin" | cut -d' ' -f1)

@@ -35,13 +35,8 @@ s3op() { AWS_ACCESS_KEY_ID=$ak AWS_SECRET_ACCESS_KEY=$sk node tests/s3/s3op.js "
 pfile() { sort -g "$2" | awk -v p="$1" '{v[NR] = $1} END {i = int(NR * p + 0.999); if (i < 1) i = 1; printf "%.1f", v[i] * 1000}'; }
 
 echo "bench: gateway, $rounds rounds, ${big_mib} MiB objects for the large cases"
-mkdir -p "$work/s3" "$work/mnt" "$work/cache" "$work/pol"
-NODE_OPTIONS=--openssl-legacy-provider tests/s3/node_modules/.bin/s3rver -d "$work/s3" -a 127.0.0.1 -p "$port" -s >/dev/null 2>&1 &
-pids+=($!)
-"$build/shaper" "$sport" "$port" 90 30 &
-pids+=($!)
-for _ in $(seq 1 100); do curl -s -o /dev/null "$ep" && break; sleep 0.1; done
-curl -sf -X PUT "$ep/bench" >/dev/null
+mkdir -p "$work/mnt" "$work/cache" "$work/pol"
+start_shaped_s3 "$port" "$sport" "90 30" "bench"
 head -c $((big_mib << 20)) /dev/urandom > "$work/big.bin"
 curl -sf -X PUT -T "$work/big.bin" "$ep/bench/g/big.bin" >/dev/null
 : > "$work/small.keys"
@@ -146,7 +141,7 @@ mkdir -p bench-results
   printf '%-64s %-26s %s\n' "  p50: gateway / shaped store / s3rver" "$(median "${p50g[@]}") / $(median "${p50h[@]}") / $(median "${p50s[@]}") ms" ""
   echo
   echo "runs:"
-  echo "  GET 1 GiB gateway MiB/s   ${g1[*]}"
+  echo "  GET big gateway MiB/s     ${g1[*]}"
   echo "  read via mount MiB/s      ${m1[*]}"
   echo "  16 x 1 MiB gateway ops/s  ${g2[*]}"
   echo "  16 x 1 MiB s3rver ops/s   ${s2[*]}"

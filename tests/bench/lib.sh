@@ -35,3 +35,15 @@ summary() {
   printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%.2fx [%.2f-%.2f]", v[int((NR + 1) / 2)], v[1], v[NR]}'
 }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print 0 }'; }
+# s3rver on 127.0.0.1:$1 (data in $work/s3) with bucket $4, and the shaping
+# proxy on $2 in front of it ($3: "MB_PER_S FIRST_BYTE_MS"); waits until up.
+start_shaped_s3() {  # port shaped-port "rate delay" bucket
+  mkdir -p "$work/s3"
+  NODE_OPTIONS=--openssl-legacy-provider tests/s3/node_modules/.bin/s3rver -d "$work/s3" -a 127.0.0.1 -p "$1" -s >/dev/null 2>&1 &
+  pids+=($!)
+  # shellcheck disable=SC2086
+  "$build/shaper" "$2" "$1" $3 &
+  pids+=($!)
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1" && break; sleep 0.1; done
+  curl -sf -X PUT "http://127.0.0.1:$1/$4" >/dev/null
+}

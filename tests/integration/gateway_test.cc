@@ -321,3 +321,57 @@ TEST_CASE("the AWS SDK for JavaScript v3: PUT (Buffer and aws-chunked stream), G
   CHECK(g.store->Fetch("data/sdk/stream")->size() == 3u * 1024 * 1024 + 17);
   CHECK_FALSE(g.store->Fetch("data/sdk/mp").has_value());
 }
+
+TEST_CASE("rclone copies a tree through the gateway and checks it byte for byte", "[gateway][s3]") {
+  Gw g;
+  TempDir src;
+  Run("mkdir -p " + src.path + "/t/a/b");
+  WriteRandomFile(src.path + "/t/top.bin", 3000, 51);
+  WriteRandomFile(src.path + "/t/a/mid.bin", 100000, 52);
+  WriteRandomFile(src.path + "/t/a/b/large.bin", 12u << 20, 53);  // multipart with a 5 MiB cutoff
+  const std::string env = std::string("RCLONE_CONFIG_GW_TYPE=s3 RCLONE_CONFIG_GW_PROVIDER=Other RCLONE_CONFIG_GW_ACCESS_KEY_ID=") +
+                          kAk + " RCLONE_CONFIG_GW_SECRET_ACCESS_KEY=" + ShellQuote(kSk) +
+                          " RCLONE_CONFIG_GW_ENDPOINT=" + g.endpoint() + " RCLONE_CONFIG_GW_REGION=us-east-1 RCLONE_CONFIG=/dev/null "
+                          "env -u AWS_CA_BUNDLE ";  // rclone refuses a CA bundle for plain HTTP
+  CmdResult copy = Run(env + "timeout 120 rclone copy --s3-upload-cutoff 5M --s3-chunk-size 5M " + src.path + "/t gw:data/rc");
+  INFO(copy.out);
+  REQUIRE(copy.code == 0);
+  CmdResult check = Run(env + "timeout 120 rclone check --download " + src.path + "/t gw:data/rc");
+  INFO(check.out);
+  CHECK(check.code == 0);
+  CHECK(g.store->Fetch("data/rc/a/b/large.bin") == ReadFile(src.path + "/t/a/b/large.bin"));
+  CHECK(ReadFile(g.agent.mnt("data/rc/a/mid.bin")) == ReadFile(src.path + "/t/a/mid.bin"));
+  CmdResult ls = Run(env + "timeout 60 rclone lsf -R gw:data/rc | sort");
+  CHECK(ls.out == "a/\na/b/\na/b/large.bin\na/mid.bin\ntop.bin\n");
+}
+
+TEST_CASE("s3fs-fuse mounts the gateway: a tree copied in is read back there and through Strata's own mount", "[gateway][s3]") {
+  Gw g;
+  TempDir t;
+  Run("mkdir -p " + t.path + "/s3fs " + t.path + "/src/d/e");
+  std::ofstream(t.path + "/passwd") << kAk << ":" << kSk << "\n";
+  Run("chmod 600 " + t.path + "/passwd");
+  WriteRandomFile(t.path + "/src/one.bin", 5000, 61);
+  WriteRandomFile(t.path + "/src/d/two.bin", 300000, 62);
+  WriteRandomFile(t.path + "/src/d/e/three.bin", 7u << 20, 63);
+  CmdResult m = Run("s3fs data " + t.path + "/s3fs -o url=" + g.endpoint() + " -o use_path_request_style -o passwd_file=" +
+                    t.path + "/passwd -o endpoint=us-east-1 -o sigv4 -o retries=1 -o connect_timeout=10 -o readwrite_timeout=30");
+  INFO(m.out);
+  REQUIRE(m.code == 0);
+  bool mounted = false;
+  for (int i = 0; i < 100 && !mounted; i++) {
+    mounted = IsMounted(t.path + "/s3fs");
+    if (!mounted) std::this_thread::sleep_for(100ms);
+  }
+  REQUIRE(mounted);
+  CmdResult cp = Run("(cp -a " + t.path + "/src " + t.path + "/s3fs/fromfs && sync)");
+  INFO(cp.out);
+  CHECK(cp.code == 0);
+  for (const char* rel : {"one.bin", "d/two.bin", "d/e/three.bin"}) {
+    const std::string want = ReadFile(t.path + "/src/" + rel);
+    CHECK(ReadFile(t.path + "/s3fs/fromfs/" + rel) == want);              // back through s3fs
+    CHECK(ReadFile(g.agent.mnt(std::string("data/fromfs/") + rel)) == want);  // through Strata's mount
+    CHECK(g.store->Fetch(std::string("data/fromfs/") + rel) == want);         // in the store
+  }
+  Run("fusermount3 -u " + t.path + "/s3fs || fusermount -u " + t.path + "/s3fs || umount -l " + t.path + "/s3fs");
+}
