@@ -371,14 +371,10 @@ void Server::Stop() {
   char c = 1;
   (void)!::write(wake_[1].get(), &c, 1);
   acceptor_.join();
-  std::vector<std::thread> threads;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& w : conns_)
-      if (auto c = w.lock()) c->Shutdown();
-    threads.swap(threads_);
-  }
-  for (auto& t : threads) t.join();
+  std::unique_lock<std::mutex> lock(mu_);
+  for (auto& w : conns_)
+    if (auto c = w.lock()) c->Shutdown();
+  idle_.wait(lock, [this] { return live_ == 0; });
 }
 
 void Server::AcceptLoop() {
@@ -403,7 +399,7 @@ void Server::AcceptLoop() {
     }
     auto conn = std::make_shared<Conn>(std::move(fd), ssl, host);
     std::lock_guard<std::mutex> lock(mu_);
-    // Finished threads are joined here, so the list stays as long as the live ones.
+    // Gone connections leave the list here, so it stays as long as the live ones.
     conns_.erase(std::remove_if(conns_.begin(), conns_.end(), [](const auto& w) { return w.expired(); }), conns_.end());
     if (live_ >= opts_.max_connections) {
       static const char kBusy[] =
@@ -415,14 +411,16 @@ void Server::AcceptLoop() {
     }
     live_++;
     conns_.push_back(conn);
-    threads_.emplace_back([this, conn] { Serve(conn); });
+    std::thread([this, conn] { Serve(conn); }).detach();
   }
 }
 
 void Server::Serve(std::shared_ptr<Conn> conn) {
+  // The last touch of `this`: Stop may return (and the Server go) as soon
+  // as the lock is released.
   auto finish = [&] {
     std::lock_guard<std::mutex> lock(mu_);
-    live_--;
+    if (--live_ == 0) idle_.notify_all();
   };
   if (conn->tls() && !conn->Handshake(NowMonoMs() + kHeadMs).ok()) return finish();
   bool first = true;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -131,9 +132,10 @@ class Server {
   SSL_CTX* tls_ = nullptr;
   std::thread acceptor_;
   std::atomic<bool> stopping_{false};
+  // Connection threads are detached; Stop waits for live_ to drop to 0.
   std::mutex mu_;
+  std::condition_variable idle_;
   std::vector<std::weak_ptr<Conn>> conns_;  // guarded by mu_
-  std::vector<std::thread> threads_;        // guarded by mu_
   size_t live_ = 0;                         // guarded by mu_
 };
 
