@@ -375,3 +375,30 @@ TEST_CASE("s3fs-fuse mounts the gateway: a tree copied in is read back there and
   }
   Run("fusermount3 -u " + t.path + "/s3fs || fusermount -u " + t.path + "/s3fs || umount -l " + t.path + "/s3fs");
 }
+
+TEST_CASE("the gateway over TLS: curl and the AWS CLI with the certificate, plain HTTP refused", "[gateway][s3]") {
+  TempDir tls;
+  CmdResult gen = Run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+                      tls.path + "/key.pem -out " + tls.path + "/cert.pem");
+  INFO(gen.out);
+  REQUIRE(gen.code == 0);
+  Gw g({"--gateway-tls-cert", tls.path + "/cert.pem", "--gateway-tls-key", tls.path + "/key.pem"});
+  const std::string https = "https://127.0.0.1:" + std::to_string(g.port);
+  const std::string auth = "-H 'Authorization: Bearer " + std::string(kToken) + "' ";
+  TempDir t;
+  WriteRandomFile(t.path + "/f", 200000, 71);
+  CHECK(g.Curl("--cacert " + tls.path + "/cert.pem -o /dev/null -w '%{http_code}' " + auth + "-T " + t.path + "/f " + https +
+               "/api/v1/files/data/rest/tls.bin") == "201");
+  CHECK(g.Curl("--cacert " + tls.path + "/cert.pem " + auth + https + "/api/v1/files/data/rest/tls.bin") == ReadFile(t.path + "/f"));
+  CHECK(g.store->Fetch("data/rest/tls.bin") == ReadFile(t.path + "/f"));
+  // The AWS CLI, trusting the certificate.
+  CmdResult ls = Run(std::string("AWS_ACCESS_KEY_ID=") + kAk + " AWS_SECRET_ACCESS_KEY=" + ShellQuote(kSk) +
+                     " AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_CA_BUNDLE=" +
+                     tls.path + "/cert.pem /usr/bin/aws --endpoint-url " + https + " s3 cp s3://data/rest/tls.bin " + t.path + "/back");
+  INFO(ls.out);
+  CHECK(ls.code == 0);
+  CHECK(ReadFile(t.path + "/back") == ReadFile(t.path + "/f"));
+  // Plain HTTP on the TLS port gets nothing it could use; an unknown certificate is refused by the client.
+  CHECK(g.Curl(auth + g.endpoint() + "/api/v1/files/data/rest/tls.bin") != ReadFile(t.path + "/f"));
+  CHECK(Run("curl -s -m 10 -o /dev/null " + auth + https + "/api/v1/files/data/rest/tls.bin").code != 0);
+}
