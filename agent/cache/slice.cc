@@ -15,4 +15,14 @@ Status CopySlice(const Slice& s, char* dst) {
   return Status::OK();
 }
 
+Status CopySlices(const std::vector<Slice>& parts, char* dst, size_t cap, size_t* copied) {
+  *copied = 0;
+  for (const Slice& p : parts) {
+    if (*copied + p.length > cap) return Status::IOError("cache: a read returned more than was asked");
+    STRATA_RETURN_IF_ERROR(CopySlice(p, dst + *copied));
+    *copied += p.length;
+  }
+  return Status::OK();
+}
+
 }  // namespace strata::cache

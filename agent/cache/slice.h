@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "agent/base/buffer.h"
 #include "agent/base/fd.h"
@@ -25,5 +26,8 @@ struct Slice {
 };
 // Copies a slice's bytes to `dst` (a pread for an fd slice).
 Status CopySlice(const Slice& s, char* dst);
+// Copies `parts` in order to `dst` (room for `cap` bytes); *copied gets the
+// byte count. IOError when they would overflow `cap`.
+Status CopySlices(const std::vector<Slice>& parts, char* dst, size_t cap, size_t* copied);
 
 }  // namespace strata::cache

@@ -180,11 +180,7 @@ Status Writer::ReadVersion(const FileRef& base, uint64_t off, size_t len, char* 
   std::promise<Status> done;
   engine_->Read(base, off, len, [&](Status s, std::vector<Slice> parts) {
     size_t at = 0;
-    for (const Slice& p : parts) {
-      if (!s.ok()) break;
-      s = CopySlice(p, buf + at);
-      at += p.length;
-    }
+    if (s.ok()) s = CopySlices(parts, buf, len, &at);
     if (s.ok()) std::memset(buf + at, 0, len - at);
     done.set_value(s);
   });
@@ -1019,6 +1015,8 @@ Status Writer::Flush(const std::string& prefix, int64_t timeout_ms, uint64_t* fi
   };
   return uploader_.Flush(below, timeout_ms, files_flushed);
 }
+std::pair<uint64_t, uint64_t> Writer::StagingUse() { return {staging_.used(), staging_.limit()}; }
+
 WriterStats Writer::Stats() {
   WriterStats st;
   std::vector<Uploader::ItemPtr> pending = uploader_.Pending();

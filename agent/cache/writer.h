@@ -157,6 +157,8 @@ class Writer : public StagedFiles {
   // upload, retrying failed ones at once. Timeout names what is left.
   Status Flush(const std::string& prefix, int64_t timeout_ms, uint64_t* files_flushed);
   WriterStats Stats();
+  // Bytes staged now and the staging limit: cheap (no walk of the files).
+  std::pair<uint64_t, uint64_t> StagingUse();
 
  private:
   // Uploads the file as it is now. Takes upload_mu and mu itself.

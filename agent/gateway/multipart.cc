@@ -65,7 +65,9 @@ std::map<int, Part> ListPartFiles(const std::string& dir) {
   if (d == nullptr) return out;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    if (name.empty() || name.size() > 5 ||
+        !std::all_of(name.begin(), name.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+      continue;
     struct stat st;
     if (::stat((dir + "/" + name).c_str(), &st) != 0) continue;
     Part p;
@@ -330,11 +332,7 @@ Status Gateway::ReadThrough(cache::Reader& reader, uint64_t off, size_t n, char*
   reader.Read(off, n, [&p](Status st, std::vector<cache::Slice> parts) { p.set_value({std::move(st), std::move(parts)}); });
   auto [st, parts] = p.get_future().get();
   size_t at = 0;
-  for (const cache::Slice& sl : parts) {
-    if (!st.ok() || at + sl.length > n) break;
-    st = cache::CopySlice(sl, buf + at);
-    at += sl.length;
-  }
+  if (st.ok()) st = cache::CopySlices(parts, buf, n, &at);
   if (st.ok() && at != n) st = Status::IOError("short read from the cache");
   return st;
 }

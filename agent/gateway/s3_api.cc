@@ -541,8 +541,8 @@ void Gateway::PutObject(Call& c, const std::string& path) {
   uint64_t declared = 0;
   if (const std::string* d = c.req.Header("x-amz-decoded-content-length"); d != nullptr) declared = std::strtoull(d->c_str(), nullptr, 10);
   else if (std::optional<uint64_t> n = c.body.length(); n.has_value()) declared = *n;
-  cache::WriterStats ws = writer_->Stats();
-  if (ws.staging_limit > 0 && declared > 0 && ws.staged_bytes + declared > ws.staging_limit)
+  auto [staged, limit] = writer_->StagingUse();
+  if (limit > 0 && declared > 0 && staged + declared > limit)
     return c.Fail({503, "SlowDown", "The staging area has no room for " + std::to_string(declared) +
                                         " bytes now; retry later"});
   if (const std::string* inm = c.req.Header("if-none-match"); inm != nullptr && *inm == "*") {

@@ -372,11 +372,7 @@ bool PeerServer::Handle(std::string_view body, gossip::StreamConn& conn) {
       std::promise<Status> done;
       engine_->Read(ref, r.offset(), len, [&](Status st, std::vector<cache::Slice> parts) {
         size_t at = 0;
-        for (const cache::Slice& p : parts) {
-          if (!st.ok() || at + p.length > len) break;
-          st = cache::CopySlice(p, data + at);
-          at += p.length;
-        }
+        if (st.ok()) st = cache::CopySlices(parts, data, len, &at);
         if (st.ok() && at != len) st = Status::IOError("short read from the cache");
         done.set_value(st);
       });
