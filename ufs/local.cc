@@ -4,8 +4,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdio>
 #include <vector>
 
@@ -37,6 +39,40 @@ bool Servable(const struct stat& st) {
   return S_ISDIR(st.st_mode) || S_ISREG(st.st_mode) || S_ISLNK(st.st_mode);
 }
 
+// User metadata in extended attributes: `user.mime_type` for the content
+// type, `user.<key>` for the rest (symbolic links carry none).
+constexpr char kMimeXattr[] = "user.mime_type";
+
+void ReadUserMeta(const std::string& full, UserMeta* out) {
+  char names[4096];
+  ssize_t n = ::llistxattr(full.c_str(), names, sizeof(names));
+  for (ssize_t i = 0; i < n;) {
+    std::string name(names + i);
+    i += static_cast<ssize_t>(name.size()) + 1;
+    if (name.rfind("user.", 0) != 0) continue;
+    char value[2048];
+    ssize_t len = ::lgetxattr(full.c_str(), name.c_str(), value, sizeof(value));
+    if (len < 0) continue;
+    std::string v(value, static_cast<size_t>(len));
+    if (name == kMimeXattr) out->content_type = std::move(v);
+    else if (!IsPosixMetaKey(name.substr(5))) out->pairs.emplace_back(name.substr(5), std::move(v));
+  }
+  std::sort(out->pairs.begin(), out->pairs.end());
+}
+
+Status WriteUserMeta(int fd, const std::string& full, const UserMeta& m) {
+  auto set = [&](const std::string& name, const std::string& v) -> Status {
+    if (::fsetxattr(fd, name.c_str(), v.data(), v.size(), 0) == 0) return Status::OK();
+    if (errno == ENOTSUP)
+      return Status::NotSupported("the file system under " + full +
+                                  " keeps no user extended attributes, so user metadata cannot be stored");
+    return Status::FromErrno(errno, "set " + name + " of " + full);
+  };
+  if (!m.content_type.empty()) STRATA_RETURN_IF_ERROR(set(kMimeXattr, m.content_type));
+  for (const auto& [k, v] : m.pairs) STRATA_RETURN_IF_ERROR(set("user." + k, v));
+  return Status::OK();
+}
+
 // `full` is needed for symbolic links (their target).
 Entry EntryOf(const std::string& name, const struct stat& st, const std::string& full) {
   Entry e;
@@ -53,6 +89,8 @@ Entry EntryOf(const std::string& name, const struct stat& st, const std::string&
     char buf[4096];
     ssize_t n = ::readlink(full.c_str(), buf, sizeof(buf));
     if (n > 0) e.link_target.assign(buf, static_cast<size_t>(n));
+  } else {
+    ReadUserMeta(full, &e.attrs.user);
   }
   return e;
 }
@@ -181,6 +219,7 @@ class LocalUfs final : public Ufs {
       Attrs a = attrs;
       if (a.mode == 0) a.mode = S_IFREG | 0644;
       STRATA_RETURN_IF_ERROR(ApplyAttrs(tmp, a, false));
+      STRATA_RETURN_IF_ERROR(WriteUserMeta(fd.get(), full, a.user));
       if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + tmp);
       if (::rename(tmp.c_str(), full.c_str()) != 0) return Status::FromErrno(errno, "rename to " + full);
       return SyncDir(dir);

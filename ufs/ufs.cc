@@ -18,6 +18,11 @@ std::string StripSlashes(std::string s) {
 }
 }  // namespace
 
+bool IsPosixMetaKey(std::string_view key) {
+  // s3fs-fuse also writes atime and ctime; they are its, not the user's.
+  return key == "mode" || key == "uid" || key == "gid" || key == "mtime" || key == "atime" || key == "ctime";
+}
+
 S3Options S3OptionsFromEnv() {
   S3Options o;
   o.endpoint = Env("AWS_ENDPOINT_URL_S3");

@@ -13,11 +13,28 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "agent/base/status.h"
 
 namespace strata::ufs {
+
+// A file's content type and user metadata (S3's Content-Type and
+// x-amz-meta-*): in object headers on s3://, in `user.*` extended attributes
+// on file:// (the content type as `user.mime_type`, the freedesktop.org key).
+// Keys are lowercase, sorted, without the x-amz-meta- prefix, and never one
+// of the POSIX keys below.
+struct UserMeta {
+  std::string content_type;  // "" = none kept
+  std::vector<std::pair<std::string, std::string>> pairs;
+  bool empty() const { return content_type.empty() && pairs.empty(); }
+  bool operator==(const UserMeta&) const = default;
+};
+// The x-amz-meta- keys that carry POSIX attributes (s3fs-fuse's), which
+// user metadata cannot use.
+bool IsPosixMetaKey(std::string_view key);
 
 // POSIX attributes kept with a file: by the file system itself on file://,
 // in object user metadata on s3:// (x-amz-meta-mode / -uid / -gid / -mtime,
@@ -28,6 +45,9 @@ struct Attrs {
   uint32_t uid = kNoId;
   uint32_t gid = kNoId;
   int64_t mtime_ns = 0;  // 0 = not kept
+  // Written by Put / StartStream and read back by Stat; SetAttrs keeps what
+  // the file has.
+  UserMeta user;
 };
 
 struct Entry {

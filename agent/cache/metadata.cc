@@ -111,6 +111,7 @@ index::FileMeta Metadata::MetaOf(const std::string& path, const ufs::Entry& e, i
   m.gid = e.attrs.gid;
   m.attrs_known = e.attrs_known;
   m.link_target = e.link_target;
+  m.user = e.attrs.user;
   m.validated_ms = now_ms;
   return m;
 }
@@ -216,7 +217,8 @@ Result<std::vector<index::DirEntry>> Metadata::List(const std::string& dir) {
     d.mode = e.attrs.mode;
     d.uid = e.attrs.uid;
     d.gid = e.attrs.gid;
-    d.attrs_known = e.attrs_known;
+    // Listing rows keep no user metadata: a file that has some is Stat'ed.
+    d.attrs_known = e.attrs_known && e.attrs.user.empty();
     d.link_target = std::move(e.link_target);
     listing.entries.push_back(std::move(d));
   }

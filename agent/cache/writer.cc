@@ -123,7 +123,7 @@ Status Writer::Start() {
     f->kind = e.kind;
     f->link_target = e.link_target;
     f->path = e.path;
-    f->attrs = {e.mode, e.uid, e.gid, e.mtime_ns};
+    f->attrs = {e.mode, e.uid, e.gid, e.mtime_ns, e.user};
     f->staged.FromRow(e, mount, e.path);
     if (e.kind == kFile) {
       struct stat st;
@@ -301,7 +301,8 @@ Result<Writer::FilePtr> Writer::Open(const std::string& path, int flags, const u
     std::unique_lock<std::shared_mutex> lock(f->mu);
     if (existing.has_value()) {
       f->in_store = true;
-      f->attrs = {existing->mode, existing->uid, existing->gid, existing->mtime_ns};
+      // Edited in place, the file keeps its content type and user metadata.
+      f->attrs = {existing->mode, existing->uid, existing->gid, existing->mtime_ns, existing->user};
       if (!truncate) {
         f->staged.base = meta_->RefOf(*existing);
         f->staged.base_size = f->staged.size = existing->size;
@@ -457,6 +458,7 @@ Status Writer::JournalLocked(File& f) {
   e.uid = f.attrs.uid;
   e.gid = f.attrs.gid;
   e.mtime_ns = f.attrs.mtime_ns;
+  e.user = f.attrs.user;
   e.link_target = f.link_target;
   e.committed_ms = NowUnixMs();
   {
@@ -692,6 +694,7 @@ index::FileMeta Writer::MetaOf(const FilePtr& f) {
   m.mode = f->snap.attrs.mode;
   m.uid = f->snap.attrs.uid;
   m.gid = f->snap.attrs.gid;
+  m.user = f->snap.attrs.user;
   m.is_dir = f->snap.kind == kDir;
   m.link_target = f->snap.link_target;
   if (f->snap.kind == kLink) m.size = m.link_target.size();

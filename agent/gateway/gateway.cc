@@ -77,6 +77,50 @@ std::string QuotedEtag(const std::string& etag) {
   return "\"" + e + "\"";
 }
 
+S3Error UserMetaOf(const Request& req, ufs::UserMeta* out) {
+  constexpr size_t kMaxUserMeta = 2048;  // S3's limit on the x-amz-meta-* names and values
+  *out = {};
+  size_t total = 0;
+  for (const auto& [name, value] : req.headers) {
+    if (name == "content-type") {
+      out->content_type = value;
+      continue;
+    }
+    if (name.rfind("x-amz-meta-", 0) != 0) continue;
+    std::string key = name.substr(11);
+    total += key.size() + value.size();
+    if (key.empty() || ufs::IsPosixMetaKey(key)) continue;
+    auto same = std::find_if(out->pairs.begin(), out->pairs.end(), [&](const auto& p) { return p.first == key; });
+    if (same != out->pairs.end()) same->second += "," + value;  // repeated headers join, as HTTP says
+    else out->pairs.emplace_back(std::move(key), value);
+  }
+  if (total > kMaxUserMeta)
+    return {400, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size (2048 bytes)"};
+  std::sort(out->pairs.begin(), out->pairs.end());
+  return {};
+}
+
+void AddUserMetaHeaders(const ufs::UserMeta& m, bool rest, Headers* h) {
+  if (!m.content_type.empty()) h->emplace_back("Content-Type", m.content_type);
+  else h->emplace_back("Content-Type", rest ? "application/octet-stream" : "binary/octet-stream");
+  for (const auto& [k, v] : m.pairs) h->emplace_back("x-amz-meta-" + k, v);
+}
+
+std::string EncodeUserMeta(const ufs::UserMeta& m) {
+  nlohmann::json j = {{"content_type", m.content_type}, {"pairs", m.pairs}};
+  return j.dump();
+}
+ufs::UserMeta DecodeUserMeta(const std::string& line) {
+  ufs::UserMeta m;
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+  if (!j.is_object()) return m;
+  m.content_type = j.value("content_type", "");
+  if (j.contains("pairs") && j["pairs"].is_array())
+    for (const auto& p : j["pairs"])
+      if (p.is_array() && p.size() == 2 && p[0].is_string() && p[1].is_string()) m.pairs.emplace_back(p[0], p[1]);
+  return m;
+}
+
 bool SafeObjectPath(const std::string& path) {
   // No empty, "." or ".." segments, no NUL, no segment longer than a file
   // name may be: nothing escapes the namespace or aliases another key.
@@ -272,8 +316,7 @@ void Gateway::SendObject(Call& c, const std::string& path, bool head) {
   }
   Headers h = {{"ETag", etag}, {"Last-Modified", HttpDate(m->mtime_ns)}, {"Accept-Ranges", "bytes"},
                {"x-amz-request-id", c.request_id}};
-  if (!c.rest) h.emplace_back("Content-Type", "binary/octet-stream");
-  else h.emplace_back("Content-Type", "application/octet-stream");
+  AddUserMetaHeaders(m->user, c.rest, &h);
   if (const std::string* inm = req.Header("if-none-match"); inm != nullptr) {
     if (etag_matches(*inm)) {
       c.error = "NotModified";
@@ -387,7 +430,8 @@ Status Gateway::MakeParents(const std::string& path) {
   return Status::OK();
 }
 
-Status Gateway::WriteObject(const std::string& path, const ObjectSource& src, uint64_t* bytes, std::string* etag) {
+Status Gateway::WriteObject(const std::string& path, const ObjectSource& src, const ufs::UserMeta& user, uint64_t* bytes,
+                            std::string* etag) {
   // Staged under a hidden name beside the key, renamed over it when whole.
   size_t slash = path.rfind('/');
   char tmp_name[64];
@@ -397,6 +441,7 @@ Status Gateway::WriteObject(const std::string& path, const ObjectSource& src, ui
   ufs::Attrs attrs;
   attrs.mode = S_IFREG | 0644;
   attrs.mtime_ns = static_cast<int64_t>(std::time(nullptr)) * 1000000000;
+  attrs.user = user;
   STRATA_RETURN_IF_ERROR(MakeParents(path));
   Result<cache::Writer::FilePtr> f = writer_->Open(tmp, O_CREAT | O_EXCL | O_WRONLY, attrs);
   if (!f.ok()) return f.status();
@@ -435,12 +480,12 @@ Status Gateway::WriteObject(const std::string& path, const ObjectSource& src, ui
   return Status::OK();
 }
 
-Status Gateway::StoreObject(Call& c, const std::string& path, std::string* etag) {
+Status Gateway::StoreObject(Call& c, const std::string& path, const ufs::UserMeta& user, std::string* etag) {
   BodyDecoder dec(c);
   STRATA_RETURN_IF_ERROR(dec.Init());
   ObjectSource src{[&](char* b, size_t n) { return dec.Read(b, n); }, [&] { return dec.Finish(); },
                    [&] { return dec.md5_hex(); }};
-  return WriteObject(path, src, &c.bytes_in, etag);
+  return WriteObject(path, src, user, &c.bytes_in, etag);
 }
 
 // --- REST ---
@@ -475,8 +520,10 @@ void Gateway::ServeRest(Call& c) {
   if (path.empty()) return c.Fail({400, "InvalidPath", "A file path is required"});
   if (req.method == "GET" || req.method == "HEAD") return SendObject(c, path, req.method == "HEAD");
   if (req.method == "PUT") {
+    ufs::UserMeta user;
+    if (S3Error e = UserMetaOf(req, &user); !e.ok()) return c.Fail(e);
     std::string etag;
-    Status s = StoreObject(c, path, &etag);
+    Status s = StoreObject(c, path, user, &etag);
     if (!s.ok()) return c.Fail(BodyDecoder::ErrorFor(s));
     nlohmann::json j = {{"path", "/" + path}, {"size", c.bytes_in}, {"etag", etag}};
     (void)c.resp.Send(201, {{"Content-Type", "application/json"}, {"ETag", QuotedEtag(etag)}}, j.dump() + "\n");

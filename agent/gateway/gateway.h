@@ -104,16 +104,17 @@ class Gateway {
   // Shared by both: the object at `path` streamed from the cache, with
   // conditions and a range; the body streamed into a new object at `path`.
   void SendObject(Call& c, const std::string& path, bool head);
-  Status StoreObject(Call& c, const std::string& path, std::string* etag);
-  // Streams `read` into a new object at `path`: staged under a hidden name
-  // and renamed over the key once `read` returned 0 and `check` passed.
-  // *etag as the store reports it, else `md5_hex`.
+  Status StoreObject(Call& c, const std::string& path, const ufs::UserMeta& user, std::string* etag);
+  // Streams `read` into a new object at `path` with `user` metadata: staged
+  // under a hidden name and renamed over the key once `read` returned 0 and
+  // `check` passed. *etag as the store reports it, else `md5_hex`.
   struct ObjectSource {
     std::function<Result<size_t>(char* buf, size_t n)> read;
     std::function<Status()> check;
     std::function<std::string()> md5_hex;
   };
-  Status WriteObject(const std::string& path, const ObjectSource& src, uint64_t* bytes, std::string* etag);
+  Status WriteObject(const std::string& path, const ObjectSource& src, const ufs::UserMeta& user, uint64_t* bytes,
+                     std::string* etag);
   Status MakeParents(const std::string& path);
   void Record(const Call& c);
 

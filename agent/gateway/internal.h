@@ -39,6 +39,16 @@ std::string IsoDate(int64_t ns);   // "2009-10-12T17:50:30.000Z"
 int64_t ParseHttpDateS(const std::string& s);  // -1 when it is not one
 std::string QuotedEtag(const std::string& etag);
 std::string Md5Raw(std::string_view data);  // 16 bytes
+// Content-Type and x-amz-meta-* of a request that writes an object (PUT,
+// CopyObject with REPLACE, CreateMultipartUpload) as stored user metadata;
+// S3's 2 KiB limit on the x-amz-meta-* headers. The keys s3fs-fuse gives
+// POSIX meanings (mode, uid, gid, mtime, ...) are not taken from clients.
+S3Error UserMetaOf(const Request& req, ufs::UserMeta* out);
+// The headers a HEAD / GET answers with for that metadata.
+void AddUserMetaHeaders(const ufs::UserMeta& m, bool rest, Headers* h);
+// One line of text and back (a multipart upload keeps it until completion).
+std::string EncodeUserMeta(const ufs::UserMeta& m);
+ufs::UserMeta DecodeUserMeta(const std::string& line);
 // A namespace path a client may name: no empty, "." or ".." segments, no
 // NUL, no segment over 255 bytes. A trailing '/' is allowed (a directory).
 bool SafeObjectPath(const std::string& path);

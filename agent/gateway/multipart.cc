@@ -1,6 +1,6 @@
 // S3 multipart uploads. Parts are files on the cache disk, one directory
 // per upload (<uploads_dir>/<upload id>/), never in memory:
-//   meta      "bucket/key\naccess key\n"
+//   meta      "bucket/key\naccess key\nuser metadata (JSON)\n"
 //   <n>       the bytes of part n (1..10000), written as <n>.tmp then renamed
 //   <n>.md5   its MD5 (hex): the part's ETag
 // CompleteMultipartUpload checks the list against the parts (order, ETags,
@@ -110,9 +110,11 @@ void Gateway::Multipart(Call& c, const std::string& path) {
     unsigned char raw[16];
     if (RAND_bytes(raw, sizeof(raw)) != 1) return c.Fail({500, "InternalError", "no random bytes"});
     std::string id = Hex(std::string_view(reinterpret_cast<char*>(raw), sizeof(raw)));
+    ufs::UserMeta user;
+    if (S3Error e = UserMetaOf(req, &user); !e.ok()) return c.Fail(e);
     Status s = MakeDirs(UploadDir(id), 0700);
     if (s.ok()) {
-      std::string meta = path + "\n" + c.verified.grant->name + "\n";
+      std::string meta = path + "\n" + c.verified.grant->name + "\n" + EncodeUserMeta(user) + "\n";
       s = WriteFileAtomic(UploadDir(id) + "/meta", meta.data(), meta.size(), false);
     }
     if (!s.ok()) return c.Fail(ErrorOf(s, path));
@@ -290,9 +292,13 @@ void Gateway::Multipart(Call& c, const std::string& path) {
                      return size_t{0};
                    },
                    [] { return Status::OK(); }, [&] { return mp_etag; }};
+  // The metadata given at creation: the meta file's third line.
+  std::string meta = ReadSmall(dir + "/meta");
+  size_t l2 = meta.find('\n', meta.find('\n') + 1);
+  ufs::UserMeta user = l2 == std::string::npos ? ufs::UserMeta{} : DecodeUserMeta(meta.substr(l2 + 1));
   std::string etag;
   uint64_t bytes = 0;
-  Status s = WriteObject(path, src, &bytes, &etag);
+  Status s = WriteObject(path, src, user, &bytes, &etag);
   if (!s.ok()) return c.Fail(ErrorOf(s, path));
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);

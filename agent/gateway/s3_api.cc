@@ -548,8 +548,10 @@ void Gateway::PutObject(Call& c, const std::string& path) {
   if (const std::string* inm = c.req.Header("if-none-match"); inm != nullptr && *inm == "*") {
     if (meta_->Stat(path).ok()) return c.Fail({412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"});
   }
+  ufs::UserMeta user;
+  if (S3Error e = UserMetaOf(c.req, &user); !e.ok()) return c.Fail(e);
   std::string etag;
-  Status s = StoreObject(c, path, &etag);
+  Status s = StoreObject(c, path, user, &etag);
   if (!s.ok()) return c.Fail(BodyDecoder::ErrorFor(s));
   (void)c.resp.Send(200, {{"ETag", QuotedEtag(etag)}, {"x-amz-request-id", c.request_id}}, "");
 }
@@ -588,12 +590,18 @@ void Gateway::CopyObject(Call& c, const std::string& path) {
     return c.Fail({412, "PreconditionFailed", "x-amz-copy-source-if-match did not hold"});
   if (const std::string* v = c.req.Header("x-amz-copy-source-if-none-match"); v != nullptr && (QuotedEtag(*v) == etag || *v == "*"))
     return c.Fail({412, "PreconditionFailed", "x-amz-copy-source-if-none-match did not hold"});
-  if (src == path) {
+  // COPY (the default) keeps the source's metadata; REPLACE takes the request's.
+  const std::string* directive = c.req.Header("x-amz-metadata-directive");
+  const bool replace = directive != nullptr && *directive == "REPLACE";
+  ufs::UserMeta user = m->user;
+  if (replace)
+    if (S3Error e = UserMetaOf(c.req, &user); !e.ok()) return c.Fail(e);
+  if (src == path && (!replace || user == m->user)) {
     // S3 refuses a copy onto itself without a change of metadata; with
     // REPLACE (how s3fs and rclone change a file's attributes) it is a
-    // success that leaves the bytes. User metadata is not stored here yet.
-    const std::string* directive = c.req.Header("x-amz-metadata-directive");
-    if (directive == nullptr || *directive != "REPLACE")
+    // success that leaves the bytes. New user metadata rewrites the object
+    // below, as S3 does.
+    if (!replace)
       return c.Fail({400, "InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"});
     std::string xml = std::string(kXmlHead) + "<CopyObjectResult><LastModified>" + IsoDate(m->mtime_ns) +
                       "</LastModified><ETag>" + XmlEscape(etag) + "</ETag></CopyObjectResult>\n";
@@ -619,7 +627,7 @@ void Gateway::CopyObject(Call& c, const std::string& path) {
                     [] { return Status::OK(); }, [&] { return DigestHex(md5.get()); }};
   std::string new_etag;
   uint64_t bytes = 0;
-  Status s = WriteObject(path, from, &bytes, &new_etag);
+  Status s = WriteObject(path, from, user, &bytes, &new_etag);
   if (!s.ok()) return c.Fail(ErrorOf(s, path));
   const int64_t now_ns = static_cast<int64_t>(std::time(nullptr)) * 1000000000;
   std::string xml = std::string(kXmlHead) + "<CopyObjectResult><LastModified>" + IsoDate(now_ns) +

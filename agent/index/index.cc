@@ -56,6 +56,24 @@ void DecodeAttrs(Reader& r, PosixAttrs* a) {
   a->link_target = r.Str();
 }
 
+// User metadata is appended to a row (rows written before it end earlier).
+void EncodeUser(Writer& w, const ufs::UserMeta& u) {
+  w.Str(u.content_type);
+  w.U32(static_cast<uint32_t>(u.pairs.size()));
+  for (const auto& [k, v] : u.pairs) {
+    w.Str(k);
+    w.Str(v);
+  }
+}
+void DecodeUser(Reader& r, ufs::UserMeta* u) {
+  u->content_type = r.Str();
+  uint32_t n = r.U32();
+  for (uint32_t i = 0; i < n && r.ok(); i++) {
+    std::string k = r.Str();
+    u->pairs.emplace_back(std::move(k), r.Str());
+  }
+}
+
 std::string EncodeMeta(const FileMeta& m) {
   Writer w;
   EncodeAttrs(w, m);
@@ -66,6 +84,7 @@ std::string EncodeMeta(const FileMeta& m) {
   w.Str(m.etag);
   w.U64(m.file_id);
   w.I64(m.validated_ms);
+  if (!m.user.empty()) EncodeUser(w, m.user);
   return std::move(w.data());
 }
 bool DecodeMeta(std::string_view v, FileMeta* m) {
@@ -78,6 +97,7 @@ bool DecodeMeta(std::string_view v, FileMeta* m) {
   m->etag = r.Str();
   m->file_id = r.U64();
   m->validated_ms = r.I64();
+  if (r.ok() && !r.done()) DecodeUser(r, &m->user);
   return r.ok();
 }
 
@@ -148,7 +168,9 @@ std::string EncodeJournal(const JournalEntry& e) {
   w.I64(e.mtime_ns);
   w.I64(e.committed_ms);
   w.Str(e.link_target);
-  if (e.base_file_id != 0) {
+  // Optional tails, in order: the base version (file id 0 = none), then
+  // user metadata.
+  if (e.base_file_id != 0 || !e.user.empty()) {
     w.U64(e.base_file_id);
     w.Str(e.base_ufs_path);
     w.Str(e.base_etag);
@@ -156,6 +178,7 @@ std::string EncodeJournal(const JournalEntry& e) {
     w.U64(e.base_size);
     w.Str(e.present);
   }
+  if (!e.user.empty()) EncodeUser(w, e.user);
   return std::move(w.data());
 }
 bool DecodeJournal(std::string_view v, JournalEntry* e) {
@@ -180,6 +203,7 @@ bool DecodeJournal(std::string_view v, JournalEntry* e) {
     e->base_size = r.U64();
     e->present = r.Str();
   }
+  if (r.ok() && !r.done()) DecodeUser(r, &e->user);
   return r.ok();
 }
 
@@ -380,8 +404,10 @@ bool SameVersion(const FileMeta& a, const FileMeta& b) {
 }  // namespace
 
 // Inside a write txn: stores meta, keeping or assigning the file_id.
+// `from_listing`: the row comes from a listing, which carries no user
+// metadata; the same version keeps what a Stat learnt.
 static void PutMetaIn(Index::Txn& t, MDB_dbi meta_db, MDB_dbi files_db, MDB_dbi info_db,
-                      FileMeta* meta, uint64_t* retired) {
+                      FileMeta* meta, uint64_t* retired, bool from_listing = false) {
   *retired = 0;
   std::string key = KeyHash128(meta->path);
   std::string_view v;
@@ -389,6 +415,7 @@ static void PutMetaIn(Index::Txn& t, MDB_dbi meta_db, MDB_dbi files_db, MDB_dbi 
   bool have_old = t.Get(meta_db, key, &v) && DecodeMeta(v, &old) && old.path == meta->path;
   if (have_old && SameVersion(old, *meta)) {
     meta->file_id = old.file_id;
+    if (from_listing) meta->user = old.user;
     if (!meta->attrs_known && old.attrs_known) {  // a listing does not undo what a Stat learnt
       static_cast<PosixAttrs&>(*meta) = old;
       meta->mtime_ns = old.mtime_ns;
@@ -485,7 +512,7 @@ Status Index::PutDir(const DirListing& listing, std::vector<uint64_t>* retired) 
       static_cast<PosixAttrs&>(m) = e;
       m.validated_ms = listing.fetched_ms;
       uint64_t r = 0;
-      PutMetaIn(t, meta_, files_, info_, &m, &r);
+      PutMetaIn(t, meta_, files_, info_, &m, &r, /*from_listing=*/true);
       if (r) retired->push_back(r);
     }
     t.Put(dirs_, key, EncodeDir(listing));

@@ -34,6 +34,7 @@
 
 #include "agent/base/block_key.h"
 #include "agent/base/status.h"
+#include "ufs/ufs.h"
 
 // LMDB's handle types, without its header (index.cc includes it).
 struct MDB_env;
@@ -61,6 +62,7 @@ struct FileMeta : PosixAttrs {
   std::string etag;
   uint64_t file_id = 0;       // version id; 0 for directories
   int64_t validated_ms = 0;   // wall time the store last confirmed this
+  ufs::UserMeta user;         // content type and user metadata (files)
 };
 
 struct DirEntry : PosixAttrs {
@@ -93,6 +95,7 @@ struct JournalEntry {
   uint64_t base_object_size = 0;  // the stored version's size
   uint64_t base_size = 0;         // its bytes under the file (less after a truncate)
   std::string present;            // bit i of byte i/8: the staging file holds block i
+  ufs::UserMeta user;             // stored with the object
 };
 
 struct DirListing {

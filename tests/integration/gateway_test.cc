@@ -2,6 +2,7 @@
 // curl, against an agent over a real store; bytes compared through the
 // gateway, the mount and the store itself.
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -401,4 +402,118 @@ TEST_CASE("the gateway over TLS: curl and the AWS CLI with the certificate, plai
   // Plain HTTP on the TLS port gets nothing it could use; an unknown certificate is refused by the client.
   CHECK(g.Curl(auth + g.endpoint() + "/api/v1/files/data/rest/tls.bin") != ReadFile(t.path + "/f"));
   CHECK(Run("curl -s -m 10 -o /dev/null " + auth + https + "/api/v1/files/data/rest/tls.bin").code != 0);
+}
+
+TEST_CASE("x-amz-meta-* and Content-Type are stored with the object: in the store, through copies, multipart and edits on the mount", "[gateway][s3]") {
+  Gw g;
+  TempDir t;
+  WriteRandomFile(t.path + "/small", 5000, 31);
+  WriteRandomFile(t.path + "/large", 12u << 20, 32);  // over the CLI's 8 MiB multipart threshold
+  auto head = [&](const std::string& key) {
+    CmdResult r = g.Aws("s3api head-object --bucket data --key " + key + " --output json");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    return nlohmann::json::parse(r.out);
+  };
+  REQUIRE(g.Aws("s3 cp --only-show-errors --content-type text/csv --metadata color=blue,Owner=Ann " + t.path +
+                "/small s3://data/m/small").code == 0);
+  nlohmann::json h = head("m/small");
+  CHECK(h["ContentType"] == "text/csv");
+  CHECK(h["Metadata"] == nlohmann::json({{"color", "blue"}, {"owner", "Ann"}}));
+  // In the store as the same x-amz-meta-* keys, beside the POSIX ones.
+  std::map<std::string, std::string> stored = g.store->Meta("data/m/small");
+  CHECK(stored["color"] == "blue");
+  CHECK(stored["owner"] == "Ann");
+  CHECK(stored.count("mode") == 1);
+  // A copy keeps it (COPY) or takes the request's (REPLACE).
+  REQUIRE(g.Aws("s3api copy-object --bucket data --key m/kept --copy-source data/m/small").code == 0);
+  CHECK(head("m/kept")["Metadata"] == nlohmann::json({{"color", "blue"}, {"owner", "Ann"}}));
+  CHECK(head("m/kept")["ContentType"] == "text/csv");
+  REQUIRE(g.Aws("s3api copy-object --bucket data --key m/replaced --copy-source data/m/small "
+                "--metadata-directive REPLACE --metadata shape=round --content-type text/plain").code == 0);
+  CHECK(head("m/replaced")["Metadata"] == nlohmann::json({{"shape", "round"}}));
+  CHECK(head("m/replaced")["ContentType"] == "text/plain");
+  // Onto itself with new metadata: the same bytes, the new metadata.
+  REQUIRE(g.Aws("s3api copy-object --bucket data --key m/small --copy-source data/m/small "
+                "--metadata-directive REPLACE --metadata color=green").code == 0);
+  CHECK(head("m/small")["Metadata"] == nlohmann::json({{"color", "green"}}));
+  CHECK(g.store->Meta("data/m/small")["color"] == "green");
+  CHECK(g.store->Fetch("data/m/small") == ReadFile(t.path + "/small"));
+  // Multipart: given at creation, stored at completion.
+  REQUIRE(g.Aws("s3 cp --only-show-errors --metadata job=42 " + t.path + "/large s3://data/m/large").code == 0);
+  h = head("m/large");
+  CHECK(h["Metadata"] == nlohmann::json({{"job", "42"}}));
+  CHECK(g.store->Meta("data/m/large")["job"] == "42");
+  CHECK(g.store->Fetch("data/m/large") == ReadFile(t.path + "/large"));
+  // Edited through the mount, the file keeps its metadata.
+  {
+    std::ofstream out(g.agent.mnt("data/m/small"), std::ios::app);
+    out << "appended";
+  }
+  h = head("m/small");
+  CHECK(h["ContentLength"] == 5008);
+  CHECK(h["Metadata"] == nlohmann::json({{"color", "green"}}));
+  CHECK(g.store->Meta("data/m/small")["color"] == "green");
+  // S3's 2 KiB limit; the object is not written.
+  CmdResult big = g.Aws("s3api put-object --bucket data --key m/too-much --body " + t.path + "/small --metadata k=" +
+                        std::string(2100, 'x'));
+  CHECK(big.out.find("MetadataTooLarge") != std::string::npos);
+  CHECK_FALSE(g.store->Fetch("data/m/too-much").has_value());
+}
+
+TEST_CASE("virtual-hosted-style requests: the bucket in the host name under --gateway-domain", "[gateway][s3]") {
+  Gw g({"--gateway-domain", "s3.strata.test"});
+  TempDir t;
+  // The client resolves the bucket's host name through its own /etc/hosts
+  // (a private mount namespace): every request names data.s3.strata.test.
+  std::ofstream(t.path + "/hosts") << "127.0.0.1 localhost s3.strata.test data.s3.strata.test\n";
+  std::ofstream(t.path + "/config") << "[default]\ns3 =\n  addressing_style = virtual\n";
+  WriteRandomFile(t.path + "/obj", 70000, 41);
+  auto aws = [&](const std::string& args) {
+    std::string cmd = "mount --bind " + t.path + "/hosts /etc/hosts && AWS_ACCESS_KEY_ID=" + std::string(kAk) +
+                      " AWS_SECRET_ACCESS_KEY=" + ShellQuote(kSk) + " AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=" +
+                      t.path + "/config AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true "
+                      "/usr/bin/aws --debug --endpoint-url http://s3.strata.test:" + std::to_string(g.port) + " " + args;
+    return Run("unshare -m sh -c " + ShellQuote(cmd) + " 2>&1");
+  };
+  CmdResult put = aws("s3 cp --only-show-errors " + t.path + "/obj s3://data/vh/obj");
+  INFO(put.out.substr(0, 4000));
+  REQUIRE(put.code == 0);
+  CHECK(put.out.find("data.s3.strata.test") != std::string::npos);  // the CLI did use the bucket's host name
+  CHECK(g.store->Fetch("data/vh/obj") == ReadFile(t.path + "/obj"));
+  CmdResult get = aws("s3 cp --only-show-errors s3://data/vh/obj " + t.path + "/back");
+  REQUIRE(get.code == 0);
+  CHECK(ReadFile(t.path + "/back") == ReadFile(t.path + "/obj"));
+  CmdResult ls = aws("s3api list-objects-v2 --bucket data --prefix vh/ --query 'Contents[].Key' --output text");
+  REQUIRE(ls.code == 0);
+  CHECK(ls.out.find("vh/obj\n") != std::string::npos);
+  // Path style keeps working beside it.
+  CHECK(g.Aws("s3api head-object --bucket data --key vh/obj").code == 0);
+}
+
+TEST_CASE("SIGHUP re-reads the gateway's credentials: a new key works, a removed one is refused", "[gateway][s3]") {
+  Gw g;
+  REQUIRE(g.Aws("s3 ls s3://data/", kRoAk, kRoSk).code == 0);
+  std::ofstream(g.dir.path + "/creds.json.new")
+      << "{\"keys\": [{\"access_key\": \"" << kAk << "\", \"secret_key\": \"" << kSk << "\"},"
+      << " {\"access_key\": \"AKIDNEW\", \"secret_key\": \"new-secret\", \"write\": []}]}";
+  REQUIRE(std::rename((g.dir.path + "/creds.json.new").c_str(), (g.dir.path + "/creds.json").c_str()) == 0);
+  REQUIRE(kill(g.agent.pid(), SIGHUP) == 0);
+  bool reloaded = false;
+  for (int i = 0; i < 100 && !reloaded; i++) {
+    reloaded = g.Aws("s3 ls s3://data/", "AKIDNEW", "new-secret").code == 0;
+    if (!reloaded) std::this_thread::sleep_for(100ms);
+  }
+  REQUIRE(reloaded);
+  CHECK(g.Aws("s3 ls s3://data/", kRoAk, kRoSk).out.find("InvalidAccessKeyId") != std::string::npos);
+  // The new key's grants came with it: read-only.
+  TempDir t;
+  WriteRandomFile(t.path + "/f", 10, 1);
+  CHECK(g.Aws("s3 cp " + t.path + "/f s3://data/denied", "AKIDNEW", "new-secret").out.find("AccessDenied") != std::string::npos);
+  // A broken file keeps the last good credentials.
+  std::ofstream(g.dir.path + "/creds.json") << "{ not json";
+  REQUIRE(kill(g.agent.pid(), SIGHUP) == 0);
+  std::this_thread::sleep_for(500ms);
+  CHECK(g.Aws("s3 ls s3://data/", "AKIDNEW", "new-secret").code == 0);
+  CHECK(g.agent.log().find("the credentials in force stay") != std::string::npos);
 }

@@ -97,3 +97,50 @@ TEST_CASE("the map grows when full", "[unit]") {
   CHECK((*idx)->GetDir("big0")->has_value());
   fs::remove_all(dir);
 }
+
+TEST_CASE("user metadata: kept in meta and journal rows; a listing of the same version keeps it", "[unit]") {
+  std::string dir = TempIndexDir();
+  auto idx = index::Index::Open(dir, 4096);
+  REQUIRE(idx.ok());
+  index::FileMeta m;
+  m.path = "d/f";
+  m.size = 3;
+  m.etag = "\"1\"";
+  m.user = {"text/csv", {{"color", "blue"}, {"owner", "Ann"}}};
+  uint64_t retired = 0;
+  REQUIRE((*idx)->PutMeta(m, &retired).ok());
+  CHECK((*(*idx)->GetMeta("d/f"))->user == m.user);
+  // A listing row knows no user metadata: the same version keeps it, a new one does not.
+  index::DirListing l;
+  l.path = "d";
+  index::DirEntry e;
+  e.name = "f";
+  e.size = 3;
+  e.etag = "\"1\"";
+  l.entries = {e};
+  std::vector<uint64_t> gone;
+  REQUIRE((*idx)->PutDir(l, &gone).ok());
+  CHECK((*(*idx)->GetMeta("d/f"))->user == m.user);
+  l.entries[0].etag = "\"2\"";
+  REQUIRE((*idx)->PutDir(l, &gone).ok());
+  CHECK((*(*idx)->GetMeta("d/f"))->user.empty());
+  // Journal rows: with and without a base version.
+  index::JournalEntry j;
+  j.seq = 7;
+  j.path = "d/g";
+  j.user = {"", {{"k", "v"}}};
+  REQUIRE((*idx)->PutJournal(j).ok());
+  j.seq = 8;
+  j.base_file_id = 5;
+  j.base_etag = "\"b\"";
+  j.user = {"image/png", {}};
+  REQUIRE((*idx)->PutJournal(j).ok());
+  std::vector<index::JournalEntry> rows;
+  REQUIRE((*idx)->LoadJournal(&rows).ok());
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].user == ufs::UserMeta{"", {{"k", "v"}}});
+  CHECK(rows[0].base_file_id == 0);
+  CHECK(rows[1].user == ufs::UserMeta{"image/png", {}});
+  CHECK(rows[1].base_etag == "\"b\"");
+  fs::remove_all(dir);
+}

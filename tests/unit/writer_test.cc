@@ -103,6 +103,37 @@ TEST_CASE("the journal survives a restart and the restarted writer uploads", "[u
   CHECK_FALSE(r.store->Has("gone"));
 }
 
+TEST_CASE("a file's content type and user metadata reach the store, across a restart, and stay through an edit",
+          "[unit][write]") {
+  WriterRig r(cache::WriteMode::kAsync);
+  r.store->FailNextPuts(1000);
+  ufs::Attrs a;
+  a.mode = S_IFREG | 0644;
+  a.user = {"text/plain", {{"color", "blue"}}};
+  auto f = r.writer->Open("m", O_CREAT | O_WRONLY, a);
+  REQUIRE(f.ok());
+  uint64_t at = 0;
+  REQUIRE(r.writer->Write(*f, 0, "abc", 3, false, &at).ok());
+  REQUIRE(r.writer->Commit(*f).ok());
+  CHECK(r.writer->MetaOf(*f).user == a.user);
+  r.writer->Close(*f);
+  r.RestartAll();  // only the journal knows the metadata now
+  r.store->FailNextPuts(0);
+  uint64_t flushed = 0;
+  REQUIRE(r.writer->Flush("", 30000, &flushed).ok());
+  CHECK(r.store->AttrsOf("m").user == a.user);
+  CHECK(r.meta->Stat("m")->user == a.user);
+  // Opened again and appended to: the metadata stays.
+  auto g = r.writer->Open("m", O_WRONLY, {});
+  REQUIRE(g.ok());
+  REQUIRE(r.writer->Write(*g, 0, "d", 1, true, &at).ok());
+  REQUIRE(r.writer->Commit(*g).ok());
+  r.writer->Close(*g);
+  REQUIRE(r.writer->Flush("", 30000, &flushed).ok());
+  CHECK(r.store->Data("m") == "abcd");
+  CHECK(r.store->AttrsOf("m").user == a.user);
+}
+
 TEST_CASE("partial writes over a stored object keep its other bytes", "[unit][write]") {
   WriterRig r(cache::WriteMode::kThrough);
   const uint64_t bs = r.opts.block_size;

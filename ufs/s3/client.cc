@@ -1,6 +1,7 @@
 #include "ufs/s3/client.h"
 
 #include <curl/curl.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <chrono>
@@ -93,6 +94,7 @@ size_t OnHeader(char* data, size_t size, size_t n, void* arg) noexcept {
   if (name == "etag") t->resp->etag = value;
   else if (name == "last-modified") t->resp->last_modified = value;
   else if (name == "content-length") t->resp->content_length = std::strtoull(value.c_str(), nullptr, 10);
+  else if (name == "content-type") t->resp->content_type = value;
   else if (name.rfind("x-amz-meta-", 0) == 0) t->resp->meta.emplace_back(name.substr(11), value);
   return len;
 }
@@ -184,8 +186,13 @@ Status Client::Once(const Request& req, Response* resp, long timeout_ms) {
 
   std::unique_ptr<curl_slist, SlistDeleter> list;
   auto add = [&list](const std::string& h) { list.reset(curl_slist_append(list.release(), h.c_str())); };
-  for (const auto& [k, v] : in.headers)
+  bool typed = false;
+  for (const auto& [k, v] : in.headers) {
     if (k != "host") add(k + ": " + v);
+    typed = typed || strcasecmp(k.c_str(), "content-type") == 0;
+  }
+  // curl types a POST as a form; an object created so would keep that type.
+  if (!typed) add("Content-Type:");
   if (!opts_.access_key.empty()) {
     Signature sig = SignV4(in, {opts_.access_key, opts_.secret_key, opts_.session_token});
     add("Authorization: " + sig.authorization);

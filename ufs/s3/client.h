@@ -40,6 +40,7 @@ struct Response {
   std::string etag;
   std::string last_modified;
   uint64_t content_length = 0;
+  std::string content_type;
   Pairs meta;              // x-amz-meta-* headers, names lowercased without the prefix
   std::string error_code;  // S3 <Code> from an error body ("NoSuchBucket"), also from a 200
                            // answer that carries an <Error> (CompleteMultipartUpload, CopyObject)

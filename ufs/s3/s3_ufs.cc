@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -41,6 +42,8 @@ void AddMetaHeaders(const Attrs& a, Request* req) {
     else std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(sec));
     req->headers.emplace_back("x-amz-meta-mtime", buf);
   }
+  if (!a.user.content_type.empty()) req->headers.emplace_back("Content-Type", a.user.content_type);
+  for (const auto& [k, v] : a.user.pairs) req->headers.emplace_back("x-amz-meta-" + k, v);
 }
 
 // Reads the s3fs keys; absent or malformed ones leave the defaults.
@@ -60,8 +63,11 @@ void ApplyMeta(const s3::Pairs& meta, Entry* e) {
       if (*end == '.')
         for (const char* p = end + 1; *p >= '0' && *p <= '9' && scale > 0; p++, scale /= 10) ns += (*p - '0') * scale;
       e->attrs.mtime_ns = sec * 1000000000LL + ns;
+    } else if (!IsPosixMetaKey(k)) {
+      e->attrs.user.pairs.emplace_back(k, v);
     }
   }
+  std::sort(e->attrs.user.pairs.begin(), e->attrs.user.pairs.end());
   if (e->attrs.mode) e->is_dir = S_ISDIR(e->attrs.mode);
   if (e->attrs.mtime_ns) e->mtime_ns = e->attrs.mtime_ns;
 }
@@ -112,6 +118,9 @@ class S3Ufs final : public Ufs {
       e.etag = resp.etag;
       e.mtime_ns = std::max<int64_t>(0, s3::ParseHttpDateMs(resp.last_modified)) * 1000000;
       ApplyMeta(resp.meta, &e);
+      // A store answers every object with some type; only one set by a writer is kept.
+      if (resp.content_type != "binary/octet-stream" && resp.content_type != "application/octet-stream")
+        e.attrs.user.content_type = resp.content_type;
       if (S_ISLNK(e.attrs.mode)) {
         Result<std::string> target = GetSmall(Key(path), e.etag);
         if (!target.ok()) return target.status();
