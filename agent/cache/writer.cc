@@ -262,6 +262,15 @@ Result<Writer::FilePtr> Writer::NewFile(const std::string& path, size_t mount, u
   return f;
 }
 Result<Writer::FilePtr> Writer::Open(const std::string& path, int flags, const ufs::Attrs& create_attrs) {
+  return OpenImpl(path, flags, create_attrs, false);
+}
+
+Result<Writer::FilePtr> Writer::OpenNew(const std::string& path, const ufs::Attrs& create_attrs) {
+  return OpenImpl(path, O_CREAT | O_EXCL | O_WRONLY, create_attrs, true);
+}
+
+Result<Writer::FilePtr> Writer::OpenImpl(const std::string& path, int flags, const ufs::Attrs& create_attrs,
+                                         bool known_new) {
   const bool truncate = flags & O_TRUNC;
   // One open of a path at a time: the staged file, or else the store's
   // version, is looked up and adopted as one step (a staged file being
@@ -282,7 +291,7 @@ Result<Writer::FilePtr> Writer::Open(const std::string& path, int flags, const u
     return f;
   }
   std::optional<index::FileMeta> existing;
-  Result<index::FileMeta> m = meta_->Stat(path);
+  Result<index::FileMeta> m = known_new ? Result<index::FileMeta>(Status::NotFound("new")) : meta_->Stat(path);
   if (m.ok()) {
     if ((flags & O_CREAT) && (flags & O_EXCL)) return Status::AlreadyExists("/" + path + " exists");
     if (m->is_dir) return Status::IsADirectory("/" + path + " is a directory");

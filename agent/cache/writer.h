@@ -117,6 +117,10 @@ class Writer : public StagedFiles {
   // Opens `path` for writing (open(2) flags: O_CREAT, O_EXCL, O_TRUNC; a new
   // file gets `create_attrs`). Adds a handle; Close() drops it.
   Result<FilePtr> Open(const std::string& path, int flags, const ufs::Attrs& create_attrs);
+  // A new file at a name the caller made unique and that no store holds (a
+  // private temporary name): as Open with O_CREAT | O_EXCL, without asking
+  // the store whether it exists.
+  Result<FilePtr> OpenNew(const std::string& path, const ufs::Attrs& create_attrs);
   // The staged file at `path`, with a handle added, or nullptr.
   FilePtr OpenStaged(const std::string& path);
   // The staged file at `path` without adding a handle (kept alive only).
@@ -161,6 +165,8 @@ class Writer : public StagedFiles {
   std::pair<uint64_t, uint64_t> StagingUse();
 
  private:
+  // Open, and OpenNew with `known_new`.
+  Result<FilePtr> OpenImpl(const std::string& path, int flags, const ufs::Attrs& create_attrs, bool known_new);
   // Uploads the file as it is now. Takes upload_mu and mu itself.
   Status Upload(const FilePtr& f);
   // Commits the file to the journal (caller holds f->mu exclusively).

@@ -443,7 +443,7 @@ Status Gateway::WriteObject(const std::string& path, const ObjectSource& src, co
   attrs.mtime_ns = static_cast<int64_t>(std::time(nullptr)) * 1000000000;
   attrs.user = user;
   STRATA_RETURN_IF_ERROR(MakeParents(path));
-  Result<cache::Writer::FilePtr> f = writer_->Open(tmp, O_CREAT | O_EXCL | O_WRONLY, attrs);
+  Result<cache::Writer::FilePtr> f = writer_->OpenNew(tmp, attrs);
   if (!f.ok()) return f.status();
   writer_->StreamAs(*f, path);  // through mode: parts go to the store as the body arrives
   auto discard = [&](Status why) {

@@ -114,14 +114,18 @@ sed 's|^|'"$ep"'/bench/g/|' "$work/mixed.keys" > "$work/sg.urls"
 sed 's|^|'"$ep"'/bench/g/|' "$work/mput.keys" > "$work/sp.urls"
 for _ in 1 2 3 4 5; do mixed_cfg "$work/sg.urls" "$work/sp.urls"; done | awk 'NR <= 2500' > "$work/mixed-s3.cfg"
 sed "s|$ep/|$sep/|" "$work/mixed-s3.cfg" > "$work/mixed-shaped.cfg"
-p99g=() p99s=() p50g=() p50s=() p99h=() p50h=()
+p99g=() p99s=() p50g=() p50s=() p99h=() p50h=() p99gg=() p99gp=()
 for r in $(seq 1 "$rounds"); do
-  curl -s --no-progress-meter --parallel --parallel-max 32 -w '%{time_total}\n' -K "$work/mixed-gw.cfg" > "$work/tg"
+  curl -s --no-progress-meter --parallel --parallel-max 32 -w '%{time_total} %{method}\n' -K "$work/mixed-gw.cfg" > "$work/tgm"
+  cut -d' ' -f1 "$work/tgm" > "$work/tg"
+  awk '$2 == "GET" {print $1}' "$work/tgm" > "$work/tg-get"
+  awk '$2 == "PUT" {print $1}' "$work/tgm" > "$work/tg-put"
   curl -s --no-progress-meter --parallel --parallel-max 32 -w '%{time_total}\n' -K "$work/mixed-s3.cfg" > "$work/ts"
   curl -s --no-progress-meter --parallel --parallel-max 32 -w '%{time_total}\n' -K "$work/mixed-shaped.cfg" > "$work/th"
   p99g+=("$(pfile 0.99 "$work/tg")"); p99s+=("$(pfile 0.99 "$work/ts")"); p99h+=("$(pfile 0.99 "$work/th")")
   p50g+=("$(pfile 0.5 "$work/tg")"); p50s+=("$(pfile 0.5 "$work/ts")"); p50h+=("$(pfile 0.5 "$work/th")")
-  echo "  round $r: mixed 64 KiB, 32 at once: gateway p99 ${p99g[-1]} ms (p50 ${p50g[-1]}), shaped store p99 ${p99h[-1]} ms (p50 ${p50h[-1]}), s3rver p99 ${p99s[-1]} ms (p50 ${p50s[-1]}), $(wc -l < "$work/tg") requests each"
+  p99gg+=("$(pfile 0.99 "$work/tg-get")"); p99gp+=("$(pfile 0.99 "$work/tg-put")")
+  echo "  round $r: mixed 64 KiB, 32 at once: gateway p99 ${p99g[-1]} ms (p50 ${p50g[-1]}; GETs p99 ${p99gg[-1]}, PUTs p99 ${p99gp[-1]}), shaped store p99 ${p99h[-1]} ms (p50 ${p50h[-1]}), s3rver p99 ${p99s[-1]} ms (p50 ${p50s[-1]}), $(wc -l < "$work/tg") requests each"
 done
 
 # --- table -----------------------------------------------------------------------------
@@ -136,6 +140,7 @@ mkdir -p bench-results
   printf '%-64s %-26s %s\n' "GET of cached 1 MiB objects, 16 clients, ops/s vs s3rver direct" "$(summary "${r2[@]}")" ">= 2x"
   printf '%-64s %-26s %s\n' "PUT ${big_mib} MiB, through mode, shaped store vs curl PUT to it" "$(summary "${r3[@]}")" ">= 0.9x"
   printf '%-64s %-26s %s\n' "mixed GET/PUT 64 KiB, 32 clients, p99 (median of rounds)" "$(median "${p99g[@]}") ms" "reported"
+  printf '%-64s %-26s %s\n' "  gateway GETs only / PUTs only, p99" "$(median "${p99gg[@]}") / $(median "${p99gp[@]}") ms" ""
   printf '%-64s %-26s %s\n' "  the same against the store the agent writes to (shaped), p99" "$(median "${p99h[@]}") ms" "(the store's figure)"
   printf '%-64s %-26s %s\n' "  the same against s3rver itself (no shaping), p99" "$(median "${p99s[@]}") ms" ""
   printf '%-64s %-26s %s\n' "  p50: gateway / shaped store / s3rver" "$(median "${p50g[@]}") / $(median "${p50h[@]}") / $(median "${p50s[@]}") ms" ""

@@ -129,19 +129,21 @@ class S3Ufs final : public Ufs {
       return e;
     }
     if (resp.http_status != 404) return HttpError("HEAD", ObjectRequest("HEAD", Key(path)), resp);
-    // A directory marker ("dir/", as s3fs and the consoles make them) keeps its attributes.
-    STRATA_RETURN_IF_ERROR(Head(Key(path) + "/", &resp));
-    e.is_dir = true;
-    if (resp.http_status == 200) {
-      ApplyMeta(resp.meta, &e);
-      e.size = 0;
-      e.etag.clear();
-      return e;
-    }
+    // One listing tells a directory from nothing: its first key is the
+    // marker ("dir/", as s3fs and the consoles make them) when there is one.
     Result<s3::ListPage> page = ListOnce(Key(path) + "/", "/", "", 1);
     if (!page.ok()) return page.status();
     if (page->objects.empty() && page->common_prefixes.empty())
       return Status::NotFound("s3: no such object or prefix: " + uri_ + "/" + path);
+    e.is_dir = true;
+    if (!page->objects.empty() && page->objects[0].key == Key(path) + "/") {
+      // The marker keeps the directory's attributes.
+      STRATA_RETURN_IF_ERROR(Head(Key(path) + "/", &resp));
+      if (resp.http_status == 200) ApplyMeta(resp.meta, &e);
+      e.is_dir = true;
+      e.size = 0;
+      e.etag.clear();
+    }
     return e;
   }
 
