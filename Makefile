@@ -4,6 +4,7 @@
 #   make test       installs test dependencies, builds, runs unit + integration tests
 #   make bench      benchmarks against curl, passthrough_ll, s3fs and rclone (table + file)
 #   make bench-datapath  only the data-path table (S3-shaped store, zero-copy reads)
+#   make bench-azure     only the Azure Blob rows (Azurite: reads and writes vs curl, rclone mount)
 #   make install    binaries, systemd unit, policies, man pages under $(DESTDIR)$(PREFIX)
 #   make soak       slow soak tests (not part of make test)
 #   make asan       the unit tests under AddressSanitizer + UBSan (and an ASan agent)
@@ -32,7 +33,7 @@ LDLIBS += $(PKG_LIBS) -lresolv -pthread
 
 # One static library per module directory; dependencies point downwards.
 MODULES := agent/control agent/gateway agent/fuse agent/service agent/peer agent/policy agent/cache agent/tier agent/index agent/gossip ufs agent/loop agent/base
-lib_srcs = $(filter-out %_main.cc,$(wildcard $(1)/*.cc $(if $(filter ufs,$(1)),ufs/s3/*.cc)))
+lib_srcs = $(filter-out %_main.cc,$(wildcard $(1)/*.cc $(if $(filter ufs,$(1)),ufs/s3/*.cc ufs/azure/*.cc)))
 lib_name = $(BUILD)/lib/lib$(subst /,_,$(1)).a
 LIBS := $(foreach m,$(MODULES),$(call lib_name,$(m)))
 
@@ -74,7 +75,7 @@ $(BUILD)/gossip_node: $(BUILD)/obj/tests/bench/gossip_node.o $(LIBS)
 $(BUILD)/policy_bench: $(BUILD)/obj/tests/bench/policy_bench.o $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 
-.PHONY: bench-gateway all run test unit integration bench bench-datapath bench-cluster install clean deps asan soak fuzz
+.PHONY: bench-azure bench-gateway all run test unit integration bench bench-datapath bench-cluster install clean deps asan soak fuzz
 
 deps:
 	bash packaging/install-deps.sh --test
@@ -114,6 +115,7 @@ bench: all $(BUILD)/policy_bench $(BUILD)/shaper $(BUILD)/restart_bench $(BUILD)
 	bash tests/bench/datapath.sh $(BUILD)
 	bash tests/bench/cluster.sh $(BUILD)
 	bash tests/bench/gateway.sh $(BUILD)
+	bash tests/bench/azure.sh $(BUILD)
 	bash tests/bench/bench.sh $(BUILD)
 
 # Only the cluster table (peer reads, failure detection against Serf, join,
@@ -127,6 +129,11 @@ bench-cluster: all $(BUILD)/shaper $(BUILD)/gossip_node
 bench-gateway: all $(BUILD)/shaper
 	bash packaging/install-deps.sh --bench
 	bash tests/bench/gateway.sh $(BUILD)
+
+# The Azure Blob rows (Azurite): cold / warm reads and writes vs curl, rclone mount.
+bench-azure: all
+	bash packaging/install-deps.sh --bench
+	bash tests/bench/azure.sh $(BUILD)
 
 # Only the data-path table (issue 9's rows), five interleaved rounds.
 bench-datapath: all $(BUILD)/shaper $(BUILD)/restart_bench

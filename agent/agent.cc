@@ -34,7 +34,7 @@ Agent::~Agent() { Stop(); }
 Status Agent::Open() {
   mounts_ = std::make_unique<cache::MountTable>();
   for (const AgentSettings::Store& st : s_.stores) {
-    Result<std::unique_ptr<ufs::Ufs>> store = ufs::Open(st.uri, s_.s3);
+    Result<std::unique_ptr<ufs::Ufs>> store = ufs::Open(st.uri, s_.s3, s_.azure);
     if (!store.ok()) return store.status();
     Status probe = (*store)->Probe();
     if (!probe.ok()) return Status::InvalidArgument("cannot use store " + st.uri + ": " + probe.message());

@@ -68,6 +68,7 @@ struct AgentSettings {
   };
   std::vector<Store> stores;  // the first is the root
   ufs::S3Options s3;
+  ufs::AzureOptions azure;
   std::string cache_dir;
   std::string socket;        // the control socket
   std::string metrics_addr;  // also /metrics on HOST:PORT; "" = none

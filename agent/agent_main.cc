@@ -37,6 +37,7 @@ struct Config {
   std::string s3_endpoint, s3_region;
   std::string s3_path_style;  // "", "true", "false"
   double s3_timeout = 30;
+  std::string azure_endpoint;
   int s3_retries = 5;
   std::string metrics_addr;
   int fetch_threads = 16;
@@ -137,7 +138,7 @@ int Run(int argc, char** argv) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--mount-point", c.mount_point, "directory to mount on (must exist, be empty)")->required();
   app.add_option("--ufs", c.ufs,
-                 "store to serve: file:///abs/dir or s3://bucket[/prefix]; the first is the root, "
+                 "store to serve: file:///abs/dir, s3://bucket[/prefix] or az://container[/prefix]; the first is the root, "
                  "PATH=URI mounts more stores at sub-paths")
       ->required()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -153,9 +154,12 @@ int Run(int argc, char** argv) {
   app.add_option("--s3-path-style", c.s3_path_style,
                  "true: bucket in the URL path (MinIO, Ceph); false: in the host name")
       ->check(CLI::IsMember({"true", "false"}));
-  app.add_option("--s3-timeout", c.s3_timeout, "seconds one S3 operation may take, retries included")
+  app.add_option("--azure-endpoint", c.azure_endpoint,
+                 "Azure Blob endpoint URL, e.g. http://127.0.0.1:10000/devstoreaccount1 for Azurite (default: the "
+                 "connection string's BlobEndpoint, else https://ACCOUNT.blob.core.windows.net)");
+  app.add_option("--s3-timeout", c.s3_timeout, "seconds one S3 or Azure operation may take, retries included")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--s3-retries", c.s3_retries, "tries per S3 request on 5xx / SlowDown / network errors")
+  app.add_option("--s3-retries", c.s3_retries, "tries per S3 or Azure request on 5xx / SlowDown / ServerBusy / network errors")
       ->capture_default_str()->check(CLI::Range(1, 20));
   app.add_option("--metrics-addr", c.metrics_addr, "also serve /metrics on HOST:PORT");
   app.add_option("--fetch-threads", c.fetch_threads, "parallel block fetches")->capture_default_str()->check(CLI::Range(1, 256));
@@ -338,6 +342,15 @@ int Run(int argc, char** argv) {
   s3.max_attempts = c.s3_retries;
   s3.part_size = *part_size;
   s3.upload_parallel = c.upload_parallel;
+  ufs::AzureOptions& az = as.azure;
+  az.endpoint = c.azure_endpoint;
+  az.request_timeout_ms = s3.request_timeout_ms;
+  az.max_attempts = s3.max_attempts;
+  az.block_size = s3.part_size;
+  az.upload_parallel = s3.upload_parallel;
+  az.ca_bundle = s3.ca_bundle;
+  if (!az.endpoint.empty() && az.endpoint.find("://") == std::string::npos)
+    return Fail("bad Azure endpoint '" + az.endpoint + "': use http://host:port[/account] or https://host");
   if (!s3.endpoint.empty() && s3.endpoint.find("://") == std::string::npos)
     return Fail("bad S3 endpoint '" + s3.endpoint + "': use http://host:port or https://host");
 
@@ -350,10 +363,10 @@ int Run(int argc, char** argv) {
       spec.resize(opt);
     }
     AgentSettings::Store store{"", spec, *mode};
-    if (spec.rfind("file://", 0) != 0 && spec.rfind("s3://", 0) != 0) {
+    if (spec.rfind("file://", 0) != 0 && spec.rfind("s3://", 0) != 0 && spec.rfind("az://", 0) != 0) {
       size_t eq = spec.find('=');
       if (eq == std::string::npos)
-        return Fail("bad --ufs '" + spec + "': expected file:///abs/dir, s3://bucket[/prefix] or PATH=URI");
+        return Fail("bad --ufs '" + spec + "': expected file:///abs/dir, s3://bucket[/prefix], az://container[/prefix] or PATH=URI");
       store.path = spec.substr(0, eq);
       store.uri = spec.substr(eq + 1);
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Strata needs on Debian 12.
 #   install-deps.sh            build + run dependencies
-#   install-deps.sh --test     also the test tools (s3rver from npm, curl, rsync, Ceph for a local RGW, clang's libFuzzer)
+#   install-deps.sh --test     also the test tools (s3rver and Azurite from npm, curl, rsync, Ceph for a local RGW, clang's libFuzzer)
 #   install-deps.sh --bench    also the comparison tools (s3fs-fuse, rclone, serf), jq, fio and nftables
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
@@ -46,5 +46,10 @@ if printf '%s\n' "$@" | grep -qE -- '--test|--bench'; then
      [ ! -d "$here/tests/s3/node_modules/@smithy/signature-v4" ] || \
      [ ! -d "$here/tests/s3/node_modules/@aws-sdk/client-s3" ]; then
     (cd "$here/tests/s3" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+  # Azurite (Azure Blob) and the Azure SDK whose signer Strata's is checked against.
+  if [ ! -x "$here/tests/azure/node_modules/.bin/azurite-blob" ] || \
+     [ ! -d "$here/tests/azure/node_modules/@azure/storage-blob" ]; then
+    (cd "$here/tests/azure" && npm install --no-audit --no-fund --loglevel=error)
   fi
 fi

@@ -1,7 +1,12 @@
 #include "ufs/ufs.h"
 
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 
+#include "ufs/azure/azure_ufs.h"
 #include "ufs/local.h"
 #include "ufs/s3/s3_ufs.h"
 
@@ -23,6 +28,49 @@ bool IsPosixMetaKey(std::string_view key) {
   return key == "mode" || key == "uid" || key == "gid" || key == "mtime" || key == "atime" || key == "ctime";
 }
 
+std::vector<std::pair<std::string, std::string>> MetaPairs(const Attrs& a) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (a.mode) out.emplace_back("mode", std::to_string(a.mode));
+  if (a.uid != kNoId) out.emplace_back("uid", std::to_string(a.uid));
+  if (a.gid != kNoId) out.emplace_back("gid", std::to_string(a.gid));
+  if (a.mtime_ns) {
+    int64_t sec = a.mtime_ns / 1000000000, ns = a.mtime_ns % 1000000000;
+    char buf[40];
+    if (ns) std::snprintf(buf, sizeof(buf), "%lld.%09lld", static_cast<long long>(sec), static_cast<long long>(ns));
+    else std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(sec));
+    out.emplace_back("mtime", buf);
+  }
+  for (const auto& kv : a.user.pairs) out.push_back(kv);
+  return out;
+}
+
+void ApplyMetaPairs(const std::vector<std::pair<std::string, std::string>>& meta, Entry* e) {
+  for (const auto& [key, v] : meta) {
+    std::string k = key;
+    for (char& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    char* end = nullptr;
+    if (k == "mode") {
+      unsigned long m = std::strtoul(v.c_str(), &end, 10);
+      if (end != v.c_str() && m <= 0xFFFFFF) e->attrs.mode = static_cast<uint32_t>(m);
+    } else if (k == "uid" || k == "gid") {
+      unsigned long id = std::strtoul(v.c_str(), &end, 10);
+      if (end != v.c_str() && id < kNoId) (k == "uid" ? e->attrs.uid : e->attrs.gid) = static_cast<uint32_t>(id);
+    } else if (k == "mtime") {
+      long long sec = std::strtoll(v.c_str(), &end, 10);
+      if (end == v.c_str() || sec <= 0 || sec > 9000000000LL) continue;
+      int64_t ns = 0, scale = 100000000;
+      if (*end == '.')
+        for (const char* p = end + 1; *p >= '0' && *p <= '9' && scale > 0; p++, scale /= 10) ns += (*p - '0') * scale;
+      e->attrs.mtime_ns = sec * 1000000000LL + ns;
+    } else if (!IsPosixMetaKey(k)) {
+      e->attrs.user.pairs.emplace_back(k, v);
+    }
+  }
+  std::sort(e->attrs.user.pairs.begin(), e->attrs.user.pairs.end());
+  if (e->attrs.mode) e->is_dir = S_ISDIR(e->attrs.mode);
+  if (e->attrs.mtime_ns) e->mtime_ns = e->attrs.mtime_ns;
+}
+
 S3Options S3OptionsFromEnv() {
   S3Options o;
   o.endpoint = Env("AWS_ENDPOINT_URL_S3");
@@ -39,7 +87,7 @@ S3Options S3OptionsFromEnv() {
   return o;
 }
 
-Result<std::unique_ptr<Ufs>> Open(const std::string& uri, const S3Options& s3) {
+Result<std::unique_ptr<Ufs>> Open(const std::string& uri, const S3Options& s3, const AzureOptions& azure) {
   if (uri.rfind("file://", 0) == 0) {
     std::string path = uri.substr(7);
     if (path.empty() || path[0] != '/')
@@ -56,8 +104,21 @@ Result<std::unique_ptr<Ufs>> Open(const std::string& uri, const S3Options& s3) {
       return Status::InvalidArgument("bad store URI '" + uri + "': use s3://bucket[/prefix]");
     return NewS3Ufs(uri, bucket, prefix, s3);
   }
+  if (uri.rfind("az://", 0) == 0) {
+    std::string rest = uri.substr(5);
+    size_t slash = rest.find('/');
+    std::string container = rest.substr(0, slash);
+    std::string prefix = slash == std::string::npos ? "" : StripSlashes(rest.substr(slash));
+    // Azure's container names: 3-63 of lowercase letters, digits and '-'.
+    bool valid = container.size() >= 3 && container.size() <= 63 &&
+                 container.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos;
+    if (!valid)
+      return Status::InvalidArgument("bad store URI '" + uri +
+                                     "': use az://container[/prefix] (3-63 lowercase letters, digits, '-')");
+    return NewAzureUfs(uri, container, prefix, azure);
+  }
   return Status::InvalidArgument("bad store URI '" + uri +
-                                 "': expected file:///abs/dir or s3://bucket[/prefix]");
+                                 "': expected file:///abs/dir, s3://bucket[/prefix] or az://container[/prefix]");
 }
 
 }  // namespace strata::ufs

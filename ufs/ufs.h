@@ -63,6 +63,16 @@ struct Entry {
   std::string link_target;  // symbolic links (S_IFLNK in attrs.mode)
 };
 
+// Attributes as object metadata, for the stores that keep them so (S3's
+// x-amz-meta-*, Azure's x-ms-meta-*): the POSIX keys s3fs-fuse uses (mode,
+// uid, gid in decimal; mtime in seconds, with a fraction when it has one)
+// and the user's pairs. Not the content type (each store has its header).
+std::vector<std::pair<std::string, std::string>> MetaPairs(const Attrs& a);
+// Reads them back into *e (names lowercased): absent or malformed POSIX keys
+// leave the defaults, a mode sets is_dir, mtime the entry's time, the rest
+// are user metadata (sorted).
+void ApplyMetaPairs(const std::vector<std::pair<std::string, std::string>>& meta, Entry* e);
+
 // Reads [off, off + len) of the bytes being uploaded into buf.
 using ReadAt = std::function<Status(uint64_t off, size_t len, char* buf)>;
 
@@ -183,15 +193,29 @@ struct S3Options {
   int max_attempts = 5;
   uint64_t part_size = 16u << 20;  // multipart part size (grown so a file needs < 10,000 parts)
   int upload_parallel = 4;         // parts in flight per upload
+  int list_page = 1000;            // keys per ListObjectsV2 page (S3's maximum)
   std::string ca_bundle;  // AWS_CA_BUNDLE
+};
+
+// Settings of az:// stores; the credentials come from the AZURE_STORAGE_*
+// environment (see ufs/azure/azure_ufs.h).
+struct AzureOptions {
+  std::string endpoint;  // --azure-endpoint: Azurite, sovereign clouds; empty = the account's
+  int connect_timeout_ms = 5000;
+  int request_timeout_ms = 30000;  // whole operation, retries included
+  int max_attempts = 5;
+  uint64_t block_size = 16u << 20;  // Put Block size (grown so a blob needs <= 50,000 blocks)
+  int upload_parallel = 4;          // blocks in flight per upload
+  int list_page = 5000;             // blobs per List Blobs page (Azure's maximum)
+  std::string ca_bundle;
 };
 
 // Fills S3Options from AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION,
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_CA_BUNDLE.
 S3Options S3OptionsFromEnv();
 
-// Opens "file:///abs/dir" or "s3://bucket[/prefix]". Does not touch the network;
-// call Probe() for that.
-Result<std::unique_ptr<Ufs>> Open(const std::string& uri, const S3Options& s3);
+// Opens "file:///abs/dir", "s3://bucket[/prefix]" or "az://container[/prefix]".
+// Does not touch the network; call Probe() for that.
+Result<std::unique_ptr<Ufs>> Open(const std::string& uri, const S3Options& s3, const AzureOptions& azure = {});
 
 }  // namespace strata::ufs

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <ctime>
+#include <string>
 
 namespace strata {
 
@@ -22,6 +24,17 @@ inline int64_t NowMonoMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// A Unix time in seconds as UTC text, in a strftime(3) format
+// ("%a, %d %b %Y %H:%M:%S GMT" for HTTP dates).
+inline std::string FormatUtc(int64_t unix_seconds, const char* format) {
+  time_t t = static_cast<time_t>(unix_seconds);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[64];
+  size_t n = std::strftime(buf, sizeof(buf), format, &tm);
+  return std::string(buf, n);
 }
 
 // The wall clock as the cache's policies see it: block access times, idle

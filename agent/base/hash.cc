@@ -1,5 +1,7 @@
 #include "agent/base/hash.h"
 
+#include <algorithm>
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
@@ -62,6 +64,19 @@ std::string UriEncode(std::string_view s, bool keep_slash) {
   return out;
 }
 
+std::string EncodeQuery(const std::vector<std::pair<std::string, std::string>>& query) {
+  std::vector<std::pair<std::string, std::string>> enc;
+  enc.reserve(query.size());
+  for (const auto& [k, v] : query) enc.emplace_back(UriEncode(k, false), UriEncode(v, false));
+  std::sort(enc.begin(), enc.end());
+  std::string out;
+  for (const auto& [k, v] : enc) {
+    if (!out.empty()) out.push_back('&');
+    out += k + "=" + v;
+  }
+  return out;
+}
+
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -88,6 +103,26 @@ std::string UriDecode(std::string_view s, bool plus_is_space) {
     out.push_back(s[i]);
   }
   return out;
+}
+
+std::string Base64(std::string_view raw) {
+  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(raw.data()),
+                          static_cast<int>(raw.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+bool Unbase64(std::string_view b64, std::string* raw) {
+  if (b64.empty() || b64.size() % 4 != 0) return false;
+  std::string out(b64.size() / 4 * 3 + 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(b64.data()),
+                          static_cast<int>(b64.size()));
+  if (n < 0) return false;
+  size_t pad = b64.size() >= 2 && b64[b64.size() - 1] == '=' ? (b64[b64.size() - 2] == '=' ? 2 : 1) : 0;
+  out.resize(static_cast<size_t>(n) - pad);
+  *raw = out;
+  return true;
 }
 
 }  // namespace strata

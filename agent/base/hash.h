@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace strata {
 
@@ -19,6 +21,12 @@ std::string KeyHash128(std::string_view s);
 // (A-Z a-z 0-9 - _ . ~) stay; everything else is %XX (uppercase). With
 // keep_slash, '/' stays too (object keys in the path).
 std::string UriEncode(std::string_view s, bool keep_slash);
+// A query string: names and values URI-encoded, sorted by name then value,
+// "a=1&b=2". SigV4's canonical query, and what every store is sent.
+std::string EncodeQuery(const std::vector<std::pair<std::string, std::string>>& query);
+// Standard base64 with padding; Unbase64 is false for anything malformed.
+std::string Base64(std::string_view raw);
+bool Unbase64(std::string_view b64, std::string* raw);
 // 0-15 for a hex digit (either case), -1 for anything else.
 int HexValue(char c);
 // Decodes %XX; with plus_is_space, '+' becomes ' ' (form encoding). Invalid

@@ -35,14 +35,7 @@ std::string XmlEscape(std::string_view s) {
   return out;
 }
 
-std::string HttpDate(int64_t ns) {
-  time_t t = static_cast<time_t>(ns / 1000000000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return buf;
-}
+std::string HttpDate(int64_t ns) { return FormatUtc(ns / 1000000000, "%a, %d %b %Y %H:%M:%S GMT"); }
 
 std::string IsoDate(int64_t ns) {
   time_t t = static_cast<time_t>(ns / 1000000000);

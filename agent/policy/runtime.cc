@@ -168,15 +168,7 @@ int Fail(lua_State* L, const Status& s) {
   return 2;
 }
 
-std::string IsoTime(int64_t ms) {
-  if (ms <= 0) return "";
-  time_t t = ms / 1000;
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string IsoTime(int64_t ms) { return ms <= 0 ? "" : FormatUtc(ms / 1000, "%Y-%m-%dT%H:%M:%SZ"); }
 
 Result<std::string> ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

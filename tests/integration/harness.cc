@@ -281,6 +281,47 @@ S3Server& SharedS3() {
   return *server;
 }
 
+// --- Azurite
+
+Azurite::Azurite() {
+  port_ = FreePort();
+  std::string bin = "tests/azure/node_modules/.bin/azurite-blob";
+  REQUIRE(fs::exists(bin));
+  // --inMemoryPersistence refuses --location. --skipApiVersionCheck is for
+  // the SDK (azop.js), whose x-ms-version is newer than this Azurite's;
+  // Strata sends 2021-12-02.
+  pid_ = Spawn({bin, "--blobHost", "127.0.0.1", "--blobPort", std::to_string(port_), "--inMemoryPersistence", "--silent",
+                "--skipApiVersionCheck"},
+               dir_.path + "/azurite.log", {});
+  for (int i = 0; i < 300 && !PortOpen(port_); i++) std::this_thread::sleep_for(50ms);
+  INFO(ReadFile(dir_.path + "/azurite.log"));
+  REQUIRE(PortOpen(port_));
+  ::setenv("AZURE_STORAGE_ACCOUNT", "devstoreaccount1", 1);
+  ::setenv("AZURE_STORAGE_KEY", "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==", 1);
+}
+
+Azurite::~Azurite() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+}
+
+CmdResult Azurite::Op(const std::string& op, const std::vector<std::string>& args, bool may_fail) const {
+  std::string cmd = "node tests/azure/azop.js " + ShellQuote(endpoint()) + " " + op;
+  for (const std::string& a : args) cmd += " " + ShellQuote(a);
+  CmdResult r = Run(cmd);
+  if (!may_fail) {
+    INFO(cmd << ": " << r.out);
+    REQUIRE(r.code == 0);
+  }
+  return r;
+}
+
+Azurite& SharedAzurite() {
+  static std::unique_ptr<Azurite> server = std::make_unique<Azurite>();
+  return *server;
+}
+
 // --- stores
 
 namespace {
@@ -400,8 +441,50 @@ class S3Store final : public Store {
 };
 }  // namespace
 
+// A container of the shared Azurite, filled and read with the Azure SDK.
+class AzureStore final : public Store {
+ public:
+  AzureStore() : container_("c" + std::to_string(counter_++) + "-" + std::to_string(::getpid())) {
+    SharedAzurite().Op("mb", {container_});
+  }
+  std::string uri() const override { return "az://" + container_; }
+  void Put(const std::string& key, const std::string& local) override { SharedAzurite().Op("put", {container_, key, local}); }
+  void PutMany(const std::vector<std::pair<std::string, std::string>>& key_file) override {
+    TempDir d;
+    std::ofstream list(d.path + "/list");
+    for (auto& [key, file] : key_file) list << key << '\t' << file << '\n';
+    list.close();
+    SharedAzurite().Op("put-many", {container_, d.path + "/list"});
+  }
+  void Remove(const std::string& key) override { SharedAzurite().Op("rm", {container_, key}); }
+  std::optional<std::string> Fetch(const std::string& key) const override {
+    TempDir d;
+    if (SharedAzurite().Op("get", {container_, key, d.path + "/obj"}, true).code != 0) return std::nullopt;
+    return ReadFile(d.path + "/obj");
+  }
+  std::map<std::string, std::string> Meta(const std::string& key) const override {
+    CmdResult r = SharedAzurite().Op("head", {container_, key}, true);
+    std::map<std::string, std::string> out;
+    if (r.code != 0) return out;
+    nlohmann::json j = nlohmann::json::parse(r.out);
+    for (auto& [k, v] : j["metadata"].items()) out[k] = v.get<std::string>();
+    return out;
+  }
+  std::vector<std::string> agent_args() const override { return {"--azure-endpoint", SharedAzurite().endpoint()}; }
+
+ private:
+  static inline int counter_ = 0;
+  std::string container_;
+};
+
+std::vector<std::string> StoreKinds() {
+  if (UsingRgw()) return {"s3"};
+  return {"file", "s3", "azure"};
+}
+
 std::unique_ptr<Store> MakeStore(const std::string& kind) {
   if (kind == "s3") return std::make_unique<S3Store>();
+  if (kind == "azure") return std::make_unique<AzureStore>();
   return std::make_unique<FileStore>();
 }
 

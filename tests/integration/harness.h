@@ -43,6 +43,12 @@ std::string RawUnixRequest(const std::string& socket, const std::string& bytes, 
 void DropPageCache();
 
 // An s3rver on 127.0.0.1 with its own data directory.
+//
+// s3rver's quirks, as found: it checks no signatures; it answers
+// AbortMultipartUpload with 405; its copy source is decoded with
+// JavaScript's decodeURI (the driver finds out and adapts, see
+// S3Ufs::SendCopy); its delimited listings leave out a common prefix whose
+// keys all lie two or more levels down (many/d2/ for only many/d2/y/z).
 class S3Server {
  public:
   S3Server();
@@ -81,11 +87,41 @@ class Shaper {
 // The shared server most tests use (started on first use).
 S3Server& SharedS3();
 
+// Azurite's blob service on 127.0.0.1 (in memory), shared by the tests that
+// use an Azure store (started on first use). Its well-known account
+// (devstoreaccount1) is put in AZURE_STORAGE_ACCOUNT / AZURE_STORAGE_KEY,
+// which agents started afterwards inherit.
+//
+// Azurite's quirks, as found (the driver does not bend around them):
+// - it refuses an x-ms-version newer than its release's: the Azure SDK of
+//   the same month (12.34, 2026-10-06) is, so it runs with
+//   --skipApiVersionCheck; Strata's 2021-12-02 is well inside;
+// - --inMemoryPersistence refuses --location (its extents then live in memory only).
+class Azurite {
+ public:
+  Azurite();
+  ~Azurite();
+  // The blob endpoint, with the account: http://127.0.0.1:PORT/devstoreaccount1.
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_) + "/devstoreaccount1"; }
+  // tests/azure/azop.js against this server; unless `may_fail`, a failure fails the test.
+  CmdResult Op(const std::string& op, const std::vector<std::string>& args, bool may_fail = false) const;
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+Azurite& SharedAzurite();
+
 // The S3 server the [s3] tests run against: s3rver (SharedS3) unless
 // tests/run.sh started a Ceph RADOS Gateway and set STRATA_TEST_RGW to its
 // endpoint. Tests that need a server they control (they kill it) or
 // s3rver's own behaviour are tagged [s3rver] and run on s3rver only; tests
 // of what only a real S3 has are tagged [rgw].
+//
+// Ceph RGW's quirks, as found (memstore, Debian 12's 16.2): it answers
+// CompleteMultipartUpload with an empty <ETag> (the driver then HEADs the
+// object), and an x-amz-meta- name's '_' comes back as '-'.
 bool UsingRgw();
 std::string S3Endpoint();
 
@@ -113,7 +149,10 @@ class Store {
   virtual std::vector<std::string> agent_args() const { return {}; }
   virtual bool is_s3() const { return false; }
 };
-std::unique_ptr<Store> MakeStore(const std::string& kind);  // "file" or "s3"
+std::unique_ptr<Store> MakeStore(const std::string& kind);  // "file", "s3" or "azure"
+// The store kinds a test that runs on every store covers in this run:
+// file, s3 and azure; on the RGW run only s3 (the others ran already).
+std::vector<std::string> StoreKinds();
 
 class Agent {
  public:

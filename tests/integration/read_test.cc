@@ -35,7 +35,7 @@ std::string Pread(const std::string& path, uint64_t off, size_t len, int* err = 
 }  // namespace
 
 TEST_CASE("files of every size read back identical", "[fuse][s3][read]") {
-  std::string kind = GENERATE(as<std::string>{}, "file", "s3");
+  std::string kind = GENERATE(from_range(StoreKinds()));
   SECTION(kind) {
     auto store = MakeStore(kind);
     TempDir src;
@@ -67,7 +67,7 @@ TEST_CASE("files of every size read back identical", "[fuse][s3][read]") {
 }
 
 TEST_CASE("random-offset reads match the source", "[fuse][s3][read]") {
-  std::string kind = GENERATE(as<std::string>{}, "file", "s3");
+  std::string kind = GENERATE(from_range(StoreKinds()));
   SECTION(kind) {
     auto store = MakeStore(kind);
     TempDir src;
@@ -88,7 +88,7 @@ TEST_CASE("random-offset reads match the source", "[fuse][s3][read]") {
 }
 
 TEST_CASE("a directory of 10,000 entries lists completely", "[fuse][s3][list]") {
-  std::string kind = GENERATE(as<std::string>{}, "file", "s3");
+  std::string kind = GENERATE(from_range(StoreKinds()));
   SECTION(kind) {
     auto store = MakeStore(kind);
     TempDir src;
@@ -115,7 +115,7 @@ TEST_CASE("a directory of 10,000 entries lists completely", "[fuse][s3][list]") 
 }
 
 TEST_CASE("an object overwritten out of band is seen new after the TTL", "[fuse][s3][ttl]") {
-  std::string kind = GENERATE(as<std::string>{}, "file", "s3");
+  std::string kind = GENERATE(from_range(StoreKinds()));
   SECTION(kind) {
     auto store = MakeStore(kind);
     TempDir src;
@@ -140,7 +140,7 @@ TEST_CASE("an object overwritten out of band is seen new after the TTL", "[fuse]
 }
 
 TEST_CASE("a restart serves cached data with zero new GETs", "[fuse][s3][restart]") {
-  std::string kind = GENERATE(as<std::string>{}, "file", "s3");
+  std::string kind = GENERATE(from_range(StoreKinds()));
   SECTION(kind) {
     auto store = MakeStore(kind);
     TempDir src;
@@ -170,7 +170,7 @@ TEST_CASE("a restart serves cached data with zero new GETs", "[fuse][s3][restart
 }
 
 TEST_CASE("evict frees the space; load warms it again", "[fuse][s3][agentctl]") {
-  std::string kind = GENERATE(as<std::string>{}, "file", "s3");
+  std::string kind = GENERATE(from_range(StoreKinds()));
   SECTION(kind) {
     auto store = MakeStore(kind);
     TempDir src;
@@ -221,7 +221,7 @@ TEST_CASE("evict frees the space; load warms it again", "[fuse][s3][agentctl]") 
 }
 
 TEST_CASE("reading 3x the cache size never puts the cache over its limit", "[fuse][s3][limit]") {
-  std::string kind = GENERATE(as<std::string>{}, "file", "s3");
+  std::string kind = GENERATE(from_range(StoreKinds()));
   SECTION(kind) {
     auto store = MakeStore(kind);
     TempDir src;
@@ -371,27 +371,42 @@ TEST_CASE("a store that goes away: EIO for uncached data, cached data still serv
   CHECK(st["fetch_errors"].get<uint64_t>() >= 1);
 }
 
-TEST_CASE("several stores in one namespace", "[fuse][s3][namespace]") {
+TEST_CASE("several stores in one namespace: file://, S3 and Azure side by side", "[fuse][s3][namespace]") {
   auto root = MakeStore("file");
   auto ref = MakeStore("s3");
+  auto az = MakeStore("azure");
   TempDir src;
   WriteRandomFile(src.path + "/a", 1000, 1);
   WriteRandomFile(src.path + "/b", 5000, 2);
+  WriteRandomFile(src.path + "/c", 7000, 3);
   root->Put("top.txt", src.path + "/a");
   ref->Put("inner/b.bin", src.path + "/b");
+  az->Put("blobs/c.bin", src.path + "/c");
   Agent agent;
   std::vector<std::string> args = ref->agent_args();
-  args.insert(args.end(), {"--ufs", "data/ref=" + ref->uri()});
+  for (const std::string& a : az->agent_args()) args.push_back(a);
+  args.insert(args.end(), {"--ufs", "data/ref=" + ref->uri(), "--ufs", "azure=" + az->uri()});
   agent.Start(root->uri(), args);
   std::set<std::string> names;
   for (auto& e : fs::directory_iterator(agent.mnt())) names.insert(e.path().filename().string());
-  CHECK(names == std::set<std::string>{"top.txt", "data"});
+  CHECK(names == std::set<std::string>{"top.txt", "data", "azure"});
   CHECK(Sha256File(agent.mnt("top.txt")) == Sha256File(src.path + "/a"));
   CHECK(Sha256File(agent.mnt("data/ref/inner/b.bin")) == Sha256File(src.path + "/b"));
+  CHECK(Sha256File(agent.mnt("azure/blobs/c.bin")) == Sha256File(src.path + "/c"));
+  // Written through the mount, each file lands in its own store.
+  WriteRandomFile(agent.mnt("azure/blobs/new.bin"), 3000, 4);
+  WriteRandomFile(agent.mnt("data/ref/new.bin"), 3000, 5);
+  CHECK(az->Fetch("blobs/new.bin") == ReadFile(agent.mnt("azure/blobs/new.bin")));
+  CHECK(ref->Fetch("new.bin") == ReadFile(agent.mnt("data/ref/new.bin")));
+  // Across stores a rename is EXDEV (mv copies instead).
+  CHECK(std::rename(agent.mnt("azure/blobs/new.bin").c_str(), agent.mnt("data/ref/moved.bin").c_str()) != 0);
+  CHECK(errno == EXDEV);
   auto st = agent.Stat();
-  REQUIRE(st["mounts"].size() == 2);
+  REQUIRE(st["mounts"].size() == 3);
   CHECK(st["mounts"][1]["path"] == "/data/ref");
   CHECK(st["mounts"][1]["bytes_fetched"] == 5000);
+  CHECK(st["mounts"][2]["path"] == "/azure");
+  CHECK(st["mounts"][2]["bytes_fetched"] == 7000);
 }
 
 TEST_CASE("--attrs-from-listing: ls -l sends no HEAD; modes kept in object metadata are not read",

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdio>
 #include <condition_variable>
 #include <functional>
 #include <filesystem>
@@ -19,6 +20,28 @@
 
 namespace strata::testing {
 namespace fs = std::filesystem;
+
+// Runs `node SCRIPT` with `input` on its stdin; its stdout (the test fails
+// when it exits non-zero). The cross-checks against the SDKs' signers.
+inline std::string RunNode(const std::string& script, const std::string& input) {
+  std::string in_path = "/tmp/strata-node-" + std::to_string(::getpid()) + ".json";
+  {
+    FILE* f = std::fopen(in_path.c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fwrite(input.data(), 1, input.size(), f);
+    std::fclose(f);
+  }
+  std::string cmd = "node " + script + " < " + in_path;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  int rc = ::pclose(p);
+  ::unlink(in_path.c_str());
+  REQUIRE(rc == 0);
+  return out;
+}
 
 inline std::string RandomBytes(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/base/hash.h"
+#include "tests/unit/rig.h"
 #include "ufs/s3/sigv4.h"
 
 using namespace strata::ufs::s3;
@@ -80,8 +81,8 @@ TEST_CASE("sigv4 matches the S3 documentation examples", "[unit]") {
 }
 
 TEST_CASE("canonical query encodes names and values and sorts them", "[unit]") {
-  CHECK(CanonicalQuery({{"b", "2"}, {"a", "1"}, {"A", "0"}}) == "A=0&a=1&b=2");
-  CHECK(CanonicalQuery({{"prefix", "dir a/x+y%z"}, {"continuation-token", "1/2=="}}) ==
+  CHECK(strata::EncodeQuery({{"b", "2"}, {"a", "1"}, {"A", "0"}}) == "A=0&a=1&b=2");
+  CHECK(strata::EncodeQuery({{"prefix", "dir a/x+y%z"}, {"continuation-token", "1/2=="}}) ==
         "continuation-token=1%2F2%3D%3D&prefix=dir%20a%2Fx%2By%25z");
   CHECK(AmzDate(1440938160) == "20150830T123600Z");
 }
@@ -129,18 +130,7 @@ TEST_CASE("sigv4 agrees with the AWS SDK signer on awkward keys", "[unit][sdk]")
                    {"access_key", kDocCreds.access_key},
                    {"secret_key", kDocCreds.secret_key}});
   }
-  std::string in_path = "/tmp/strata-sigv4-" + std::to_string(::getpid()) + ".json";
-  std::ofstream(in_path) << req.dump();
-  std::string cmd = "node tests/s3/sign.js < " + in_path;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
-  int rc = ::pclose(p);
-  ::unlink(in_path.c_str());
-  REQUIRE(rc == 0);
-  nlohmann::json theirs = nlohmann::json::parse(out);
+  nlohmann::json theirs = nlohmann::json::parse(strata::testing::RunNode("tests/s3/sign.js", req.dump()));
   REQUIRE(theirs.size() == ours.size());
   for (size_t i = 0; i < ours.size(); i++) {
     INFO("key: " << cases[i].key);

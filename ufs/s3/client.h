@@ -1,10 +1,5 @@
-// A signed S3 request over libcurl, with deadlines and retries.
-//
-// Each calling thread keeps its own CURL easy handle, so keep-alive
-// connections are reused across requests of that thread. Every request has an
-// overall deadline (S3Options::request_timeout_ms, retries included) and a
-// connect timeout; 5xx, SlowDown, throttling and connection errors are retried
-// with exponential backoff and full jitter.
+// A signed S3 request: the shared REST transport (ufs/rest.h: libcurl,
+// deadlines, retries) with SigV4 and S3's addressing (path or host style).
 //
 // Thread safety: Execute may be called from any thread at once.
 #pragma once
@@ -12,6 +7,7 @@
 #include <string>
 
 #include "agent/base/status.h"
+#include "ufs/rest.h"
 #include "ufs/s3/sigv4.h"
 #include "ufs/ufs.h"
 
@@ -33,18 +29,9 @@ struct Request {
   int max_attempts = 0;     // overrides S3Options::max_attempts when > 0
 };
 
-struct Response {
-  long http_status = 0;
-  std::string body;        // when no sink was given (errors, listings)
-  size_t sink_written = 0;
-  std::string etag;
-  std::string last_modified;
-  uint64_t content_length = 0;
-  std::string content_type;
-  Pairs meta;              // x-amz-meta-* headers, names lowercased without the prefix
-  std::string error_code;  // S3 <Code> from an error body ("NoSuchBucket"), also from a 200
-                           // answer that carries an <Error> (CompleteMultipartUpload, CopyObject)
-  std::string error_message;
+// The transport's answer, with S3's user metadata picked out.
+struct Response : rest::Response {
+  Pairs meta;  // x-amz-meta-* headers, names lowercased without the prefix
 };
 
 class Client {
@@ -57,17 +44,17 @@ class Client {
   const S3Options& options() const { return opts_; }
   // "http://127.0.0.1:4568/bucket/key" as sent, for error messages.
   std::string Url(const Request& req) const;
+  // rest::Client::ReadRange with S3's Range header.
+  Result<size_t> ReadRange(const Request& req, uint64_t off, size_t len, const std::string& etag, char* buf,
+                           const std::function<Status(const rest::Response&)>& error);
 
  private:
-  Status Once(const Request& req, Response* resp, long timeout_ms);
+  rest::Request ToRest(const Request& req) const;
 
   const S3Options opts_;
-  Counters* const counters_;
-  std::string scheme_;
-  std::string host_;  // host[:port] of the endpoint
+  rest::Client http_;
 };
 
-// True for answers worth retrying: 500, 502, 503, 504, SlowDown, throttling.
-bool Retryable(const Response& r);
+using rest::Retryable;
 
 }  // namespace strata::ufs::s3

@@ -29,47 +29,9 @@ using s3::Client;
 using s3::Request;
 using s3::Response;
 
-// s3fs-fuse's keys: mode, uid and gid in decimal, mtime in seconds (a
-// fraction is read, and written when the time has one).
 void AddMetaHeaders(const Attrs& a, Request* req) {
-  if (a.mode) req->headers.emplace_back("x-amz-meta-mode", std::to_string(a.mode));
-  if (a.uid != kNoId) req->headers.emplace_back("x-amz-meta-uid", std::to_string(a.uid));
-  if (a.gid != kNoId) req->headers.emplace_back("x-amz-meta-gid", std::to_string(a.gid));
-  if (a.mtime_ns) {
-    int64_t sec = a.mtime_ns / 1000000000, ns = a.mtime_ns % 1000000000;
-    char buf[40];
-    if (ns) std::snprintf(buf, sizeof(buf), "%lld.%09lld", static_cast<long long>(sec), static_cast<long long>(ns));
-    else std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(sec));
-    req->headers.emplace_back("x-amz-meta-mtime", buf);
-  }
+  for (auto& [k, v] : MetaPairs(a)) req->headers.emplace_back("x-amz-meta-" + k, std::move(v));
   if (!a.user.content_type.empty()) req->headers.emplace_back("Content-Type", a.user.content_type);
-  for (const auto& [k, v] : a.user.pairs) req->headers.emplace_back("x-amz-meta-" + k, v);
-}
-
-// Reads the s3fs keys; absent or malformed ones leave the defaults.
-void ApplyMeta(const s3::Pairs& meta, Entry* e) {
-  for (const auto& [k, v] : meta) {
-    char* end = nullptr;
-    if (k == "mode") {
-      unsigned long m = std::strtoul(v.c_str(), &end, 10);
-      if (end != v.c_str() && m <= 0xFFFFFF) e->attrs.mode = static_cast<uint32_t>(m);
-    } else if (k == "uid" || k == "gid") {
-      unsigned long id = std::strtoul(v.c_str(), &end, 10);
-      if (end != v.c_str() && id < kNoId) (k == "uid" ? e->attrs.uid : e->attrs.gid) = static_cast<uint32_t>(id);
-    } else if (k == "mtime") {
-      long long sec = std::strtoll(v.c_str(), &end, 10);
-      if (end == v.c_str() || sec <= 0 || sec > 9000000000LL) continue;
-      int64_t ns = 0, scale = 100000000;
-      if (*end == '.')
-        for (const char* p = end + 1; *p >= '0' && *p <= '9' && scale > 0; p++, scale /= 10) ns += (*p - '0') * scale;
-      e->attrs.mtime_ns = sec * 1000000000LL + ns;
-    } else if (!IsPosixMetaKey(k)) {
-      e->attrs.user.pairs.emplace_back(k, v);
-    }
-  }
-  std::sort(e->attrs.user.pairs.begin(), e->attrs.user.pairs.end());
-  if (e->attrs.mode) e->is_dir = S_ISDIR(e->attrs.mode);
-  if (e->attrs.mtime_ns) e->mtime_ns = e->attrs.mtime_ns;
 }
 
 bool UsableName(const std::string& name) {
@@ -117,7 +79,7 @@ class S3Ufs final : public Ufs {
       e.size = resp.content_length;
       e.etag = resp.etag;
       e.mtime_ns = std::max<int64_t>(0, s3::ParseHttpDateMs(resp.last_modified)) * 1000000;
-      ApplyMeta(resp.meta, &e);
+      ApplyMetaPairs(resp.meta, &e);
       // A store answers every object with some type; only one set by a writer is kept.
       if (resp.content_type != "binary/octet-stream" && resp.content_type != "application/octet-stream")
         e.attrs.user.content_type = resp.content_type;
@@ -139,7 +101,7 @@ class S3Ufs final : public Ufs {
     if (!page->objects.empty() && page->objects[0].key == Key(path) + "/") {
       // The marker keeps the directory's attributes.
       STRATA_RETURN_IF_ERROR(Head(Key(path) + "/", &resp));
-      if (resp.http_status == 200) ApplyMeta(resp.meta, &e);
+      if (resp.http_status == 200) ApplyMetaPairs(resp.meta, &e);
       e.is_dir = true;
       e.size = 0;
       e.etag.clear();
@@ -154,7 +116,7 @@ class S3Ufs final : public Ufs {
     std::unordered_set<std::string> dirs;
     std::string token;
     do {
-      Result<s3::ListPage> page = ListOnce(prefix, "/", token, 1000);
+      Result<s3::ListPage> page = ListOnce(prefix, "/", token, client_.options().list_page);
       if (!page.ok()) return page.status();
       for (const s3::ListedObject& o : page->objects) {
         if (o.key.size() <= prefix.size()) continue;  // the directory's own marker
@@ -196,38 +158,8 @@ class S3Ufs final : public Ufs {
 
   Result<size_t> ReadKey(const std::string& key, const std::string& etag, uint64_t off, size_t len,
                          char* buf) {
-    if (len == 0) return size_t{0};
-    Request req;
-    req.bucket = bucket_;
-    req.key = key;
-    req.headers.emplace_back("Range", "bytes=" + std::to_string(off) + "-" + std::to_string(off + len - 1));
-    if (!etag.empty()) req.headers.emplace_back("If-Match", etag);
-    req.sink = buf;
-    req.sink_len = len;
-    Response resp;
-    counters().get_requests++;
-    Status s = client_.Execute(req, &resp);
-    if (!s.ok()) {
-      counters().errors++;
-      return s;
-    }
-    if (resp.http_status == 206 || resp.http_status == 200) {
-      // A 200 means the store ignored the range: only valid from offset 0.
-      if (resp.http_status == 200 && off != 0) {
-        counters().errors++;
-        return Status::IOError("s3: GET " + client_.Url(req) + ": store ignored the Range header");
-      }
-      // Stores that ignore If-Match still send the version they served.
-      if (!etag.empty() && !resp.etag.empty() && resp.etag != etag)
-        return Status::Stale("s3: " + client_.Url(req) + " changed (ETag " + resp.etag + ", opened as " + etag + ")");
-      counters().bytes_read += resp.sink_written;
-      return resp.sink_written;
-    }
-    if (resp.http_status == 416) return size_t{0};  // at or past the end
-    counters().errors++;
-    if (resp.http_status == 412)
-      return Status::Stale("s3: " + client_.Url(req) + " changed since it was opened (412)");
-    return HttpError("GET", req, resp);
+    Request req = ObjectRequest("GET", key);
+    return client_.ReadRange(req, off, len, etag, buf, [&](const rest::Response& r) { return HttpError("GET", req, r); });
   }
 
   Result<Entry> Put(const std::string& path, uint64_t size, const ReadAt& src, const Attrs& attrs,
@@ -278,7 +210,7 @@ class S3Ufs final : public Ufs {
     std::vector<s3::ListedObject> all;
     std::string token;
     do {
-      Result<s3::ListPage> page = ListOnce(from_prefix, "", token, 1000);
+      Result<s3::ListPage> page = ListOnce(from_prefix, "", token, client_.options().list_page);
       if (!page.ok()) return page.status();
       all.insert(all.end(), page->objects.begin(), page->objects.end());
       token = page->truncated ? page->next_token : "";
@@ -442,41 +374,22 @@ class S3Ufs final : public Ufs {
     const uint64_t part = PartSize(size);
     const uint64_t parts = (size + part - 1) / part;
     std::vector<std::string> etags(parts);
-    std::atomic<uint64_t> next{0};
-    std::mutex mu;
-    Status failed;
-    auto worker = [&] {
-      std::vector<char> buf;
-      for (;;) {
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          if (!failed.ok()) return;
-        }
-        uint64_t i = next++;
-        if (i >= parts) return;
-        uint64_t off = i * part;
-        size_t len = static_cast<size_t>(std::min(part, size - off));
-        Status s;
-        std::optional<std::string> copied;
-        if (base != nullptr && !part_copy_unsupported_ && base->unchanged(off, len))
-          copied = CopyPart(key, *upload_id, i + 1, *base, off, len, &s);
-        if (copied.has_value()) {
-          etags[i] = *copied;
-        } else if (s.ok()) {
-          Result<std::string> etag = SendPart(key, *upload_id, i + 1, off, len, src, &buf);
-          if (etag.ok()) etags[i] = *etag;
-          else s = etag.status();
-        }
-        std::lock_guard<std::mutex> lock(mu);
-        if (!s.ok() && failed.ok()) failed = s;
+    Status failed = rest::RunParallel(parts, client_.options().upload_parallel, [&](uint64_t i, std::vector<char>* buf) {
+      uint64_t off = i * part;
+      size_t len = static_cast<size_t>(std::min(part, size - off));
+      Status s;
+      std::optional<std::string> copied;
+      if (base != nullptr && !part_copy_unsupported_ && base->unchanged(off, len))
+        copied = CopyPart(key, *upload_id, i + 1, *base, off, len, &s);
+      if (copied.has_value()) {
+        etags[i] = *copied;
+      } else if (s.ok()) {
+        Result<std::string> etag = SendPart(key, *upload_id, i + 1, off, len, src, buf);
+        if (etag.ok()) etags[i] = *etag;
+        else s = etag.status();
       }
-    };
-    int threads = static_cast<int>(std::min<uint64_t>(parts, std::max(1, client_.options().upload_parallel)));
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; t++) pool.emplace_back(worker);
-    worker();
-    for (std::thread& t : pool) t.join();
-
+      return s;
+    });
     Result<std::string> etag = failed.ok() ? CompleteUpload(key, *upload_id, etags) : Result<std::string>(failed);
     if (!etag.ok()) Abort(key, *upload_id);
     return etag;
@@ -531,7 +444,15 @@ class S3Ufs final : public Ufs {
     if (resp.http_status != 200 || !resp.error_code.empty()) return HttpError("CompleteMultipartUpload", done, resp);
     Result<s3::XmlNode> result = s3::ParseXml(resp.body);
     std::string etag = result.ok() ? result->ChildText("ETag") : "";
-    return etag.empty() ? resp.etag : etag;
+    if (etag.empty()) etag = resp.etag;
+    if (etag.empty()) {
+      // Ceph RGW (memstore) answers <ETag></ETag>: the object says it.
+      Response head;
+      STRATA_RETURN_IF_ERROR(Head(key, &head));
+      if (head.http_status != 200) return HttpError("HEAD after CompleteMultipartUpload", ObjectRequest("HEAD", key), head);
+      etag = head.etag;
+    }
+    return etag;
   }
 
   // UploadPartCopy of bytes [off, off+len) of the base version (pinned by
@@ -595,7 +516,7 @@ class S3Ufs final : public Ufs {
       Response head;
       STRATA_RETURN_IF_ERROR(Head(from, &head));
       Entry e;
-      ApplyMeta(head.meta, &e);
+      ApplyMetaPairs(head.meta, &e);
       ReadAt src = [&](uint64_t off, size_t len, char* buf) -> Status {
         Result<size_t> got = ReadKey(from, head.etag, off, len, buf);
         if (!got.ok()) return got.status();
@@ -641,7 +562,7 @@ class S3Ufs final : public Ufs {
   }
 
   // Turns an HTTP error answer into a Status that names the problem.
-  Status HttpError(const std::string& op, const Request& req, const Response& resp) const {
+  Status HttpError(const std::string& op, const Request& req, const rest::Response& resp) const {
     std::string where = op + " " + client_.Url(req) + ": " + std::to_string(resp.http_status) +
                         (resp.error_code.empty() ? "" : " " + resp.error_code) +
                         (resp.error_message.empty() ? "" : " (" + resp.error_message + ")");

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <map>
 
+#include "agent/base/clock.h"
 #include "agent/base/hash.h"
 
 namespace strata::ufs::s3 {
@@ -33,27 +34,7 @@ std::string TrimValue(const std::string& v) {
 
 }  // namespace
 
-std::string CanonicalQuery(const Pairs& query) {
-  std::vector<std::pair<std::string, std::string>> enc;
-  enc.reserve(query.size());
-  for (const auto& [k, v] : query) enc.emplace_back(UriEncode(k, false), UriEncode(v, false));
-  std::sort(enc.begin(), enc.end());
-  std::string out;
-  for (const auto& [k, v] : enc) {
-    if (!out.empty()) out.push_back('&');
-    out += k + "=" + v;
-  }
-  return out;
-}
-
-std::string AmzDate(long unix_seconds) {
-  time_t t = unix_seconds;
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
+std::string AmzDate(long unix_seconds) { return FormatUtc(unix_seconds, "%Y%m%dT%H%M%SZ"); }
 
 std::string SigningKey(const std::string& secret_key, const std::string& date, const std::string& region,
                        const std::string& service) {
@@ -81,7 +62,7 @@ Signature SignV4(const SignInput& in, const Credentials& creds) {
     sig.signed_headers += k;
   }
   std::string path = in.path.empty() ? "/" : in.path;
-  sig.canonical_request = in.method + "\n" + UriEncode(path, true) + "\n" + CanonicalQuery(in.query) +
+  sig.canonical_request = in.method + "\n" + UriEncode(path, true) + "\n" + EncodeQuery(in.query) +
                           "\n" + canonical_headers + "\n" + sig.signed_headers + "\n" +
                           in.payload_hash;
   std::string date = in.amz_date.substr(0, 8);

@@ -44,9 +44,6 @@ Signature SignV4(const SignInput& in, const Credentials& creds);
 // bytes): what SignV4 uses, and what checks aws-chunked chunk signatures.
 std::string SigningKey(const std::string& secret_key, const std::string& date, const std::string& region,
                        const std::string& service);
-// The canonical query string: names and values URI-encoded, sorted by name
-// then value, "a=1&b=2". Also what goes on the wire, so both agree.
-std::string CanonicalQuery(const Pairs& query);
 // "20150830T123600Z" for a Unix time in seconds.
 std::string AmzDate(long unix_seconds);
 
