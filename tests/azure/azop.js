@@ -11,6 +11,8 @@
 //   node azop.js ENDPOINT list CONTAINER PREFIX            one name per line (no delimiter)
 //   node azop.js ENDPOINT sas CONTAINER NAME               a URL of the blob with a SAS (read, write, create), valid 1 hour
 //   node azop.js ENDPOINT container-sas CONTAINER PERMS    a SAS token for the container (e.g. racwdl), valid 1 hour
+//   node azop.js ENDPOINT put-blocks CONTAINER NAME FILE   the SDK's parallel block upload (16 MiB blocks, 4 at once)
+//   node azop.js ENDPOINT get-ranges CONTAINER NAME FILE   the SDK's parallel ranged download (4 MiB ranges, 4 at once)
 // ENDPOINT is the blob endpoint with the account: http://127.0.0.1:PORT/devstoreaccount1.
 // Every request has a 60 s deadline.
 const fs = require('fs');
@@ -74,6 +76,12 @@ async function main() {
       process.stdout.write(url + '\n');
       return;
     }
+    case 'put-blocks':
+      await c.getBlockBlobClient(name).uploadFile(file, { blockSize: 16 << 20, concurrency: 4, maxSingleShotSize: 1 });
+      return;
+    case 'get-ranges':
+      await c.getBlobClient(name).downloadToFile(file, 0, undefined, { blockSize: 4 << 20, concurrency: 4 });
+      return;
     case 'container-sas': {
       const { ContainerSASPermissions } = require('@azure/storage-blob');
       const url = await c.generateSasUrl({
