@@ -28,6 +28,15 @@ bool IsPosixMetaKey(std::string_view key) {
   return key == "mode" || key == "uid" || key == "gid" || key == "mtime" || key == "atime" || key == "ctime";
 }
 
+bool UsableName(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.size() <= 255 && name.find('\0') == std::string::npos;
+}
+
+std::string KeyOf(const std::string& prefix, const std::string& path) {
+  if (prefix.empty()) return path;
+  return path.empty() ? prefix : prefix + "/" + path;
+}
+
 std::vector<std::pair<std::string, std::string>> MetaPairs(const Attrs& a) {
   std::vector<std::pair<std::string, std::string>> out;
   if (a.mode) out.emplace_back("mode", std::to_string(a.mode));

@@ -63,6 +63,11 @@ struct Entry {
   std::string link_target;  // symbolic links (S_IFLNK in attrs.mode)
 };
 
+// Object stores: whether a listed name can be a file name here (not empty,
+// "." or "..", no NUL, at most 255 bytes), and a path's key below a prefix.
+bool UsableName(const std::string& name);
+std::string KeyOf(const std::string& prefix, const std::string& path);
+
 // Attributes as object metadata, for the stores that keep them so (S3's
 // x-amz-meta-*, Azure's x-ms-meta-*): the POSIX keys s3fs-fuse uses (mode,
 // uid, gid in decimal; mtime in seconds, with a fraction when it has one)

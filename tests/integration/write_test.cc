@@ -460,7 +460,9 @@ uint64_t AwaitStreamedParts(const Agent& agent, uint64_t n) {
 
 TEST_CASE("through mode: a growing file's parts go while it is written; a rewrite or rename sends it whole",
           "[fuse][s3][write][stream]") {
-  auto store = MakeStore("s3");
+  std::string kind = GENERATE(from_range(StoreKinds()));
+  if (kind == "file") return;  // a file system is written whole
+  auto store = MakeStore(kind);
   Agent agent;
   std::vector<std::string> args = store->agent_args();
   args.insert(args.end(), {"--write-mode", "through", "--upload-part-size", "5MiB"});

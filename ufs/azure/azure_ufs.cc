@@ -16,6 +16,7 @@
 #include "agent/base/hash.h"
 #include "agent/base/log.h"
 #include "ufs/azure/shared_key.h"
+#include "ufs/part_stream.h"
 #include "ufs/rest.h"
 #include "ufs/s3/list.h"
 #include "ufs/s3/xml.h"
@@ -30,11 +31,6 @@ using azure::Credentials;
 constexpr uint64_t kMaxBlocks = 50000;
 constexpr char kFolderKey[] = "hdi_isfolder";  // ADLS / blobfuse2: a directory blob
 constexpr char kLinkKey[] = "is_symlink";      // blobfuse2: a symbolic link blob
-
-bool UsableName(const std::string& name) {
-  return !name.empty() && name != "." && name != ".." && name.size() <= 255 &&
-         name.find('\0') == std::string::npos;
-}
 
 // Azure's metadata names are C# identifiers.
 bool ValidMetaName(const std::string& k) {
@@ -111,6 +107,8 @@ Result<BlobPage> ParseBlobPage(const std::string& body) {
   }
   return page;
 }
+
+class AzurePartSink;
 
 class AzureUfs final : public Ufs {
  public:
@@ -380,10 +378,7 @@ class AzureUfs final : public Ufs {
   }
 
   // The blob name of a path.
-  std::string Key(const std::string& path) const {
-    if (prefix_.empty()) return path;
-    return path.empty() ? prefix_ : prefix_ + "/" + path;
-  }
+  std::string Key(const std::string& path) const { return KeyOf(prefix_, path); }
 
   Request BlobRequest(const std::string& method, const std::string& key) const {
     Request req;
@@ -516,52 +511,41 @@ class AzureUfs final : public Ufs {
     Status failed = rest::RunParallel(count, opts_.upload_parallel, [&](uint64_t i, std::vector<char>* buf) -> Status {
       uint64_t off = i * block;
       size_t len = static_cast<size_t>(std::min(block, size - off));
+      const bool copy = base != nullptr && !block_copy_unsupported_ && base->unchanged(off, len);
+      if (!copy) return PutBlock(key, BlockId(i), off, len, src, buf);
+      // Put Block From URL: the unchanged range from the stored version.
       Request req = BlobRequest("PUT", key);
       req.query.insert(req.query.end(), {{"comp", "block"}, {"blockid", BlockId(i)}});
-      bool copy = base != nullptr && !block_copy_unsupported_ && base->unchanged(off, len);
-      if (copy) {
-        // Put Block From URL: the unchanged range from the stored version.
-        req.headers.emplace_back("x-ms-copy-source", *source);
-        req.headers.emplace_back("x-ms-source-range", "bytes=" + std::to_string(off) + "-" + std::to_string(off + len - 1));
-        if (!base->etag.empty()) req.headers.emplace_back("x-ms-source-if-match", base->etag);
-      } else {
-        buf->resize(len);
-        STRATA_RETURN_IF_ERROR(src(off, len, buf->data()));
-        req.body = buf->data();
-        req.body_len = len;
-      }
+      req.headers.emplace_back("x-ms-copy-source", *source);
+      req.headers.emplace_back("x-ms-source-range", "bytes=" + std::to_string(off) + "-" + std::to_string(off + len - 1));
+      if (!base->etag.empty()) req.headers.emplace_back("x-ms-source-if-match", base->etag);
       Response resp;
       STRATA_RETURN_IF_ERROR(Send(req, &resp));
       if (resp.http_status == 201) {
-        if (copy) counters().part_copies++;
-        else counters().bytes_written += len;
+        counters().part_copies++;
         return Status::OK();
       }
-      if (copy && (resp.http_status == 412 || resp.error_code == "CannotVerifyCopySource"))
+      if (resp.http_status == 412 || resp.error_code == "CannotVerifyCopySource")
         return Status::Stale("azure: Put Block From URL of " + base->path + ": the stored version " + base->etag +
                              " changed (" + std::to_string(resp.http_status) + " " + resp.error_code + ")");
-      if (copy && (resp.http_status == 400 || resp.http_status == 501) && resp.error_code != "InvalidBlockId" &&
+      if ((resp.http_status == 400 || resp.http_status == 501) && resp.error_code != "InvalidBlockId" &&
           !block_copy_unsupported_.exchange(true)) {
         LOG_WARN("azure: %s cannot copy blocks from a URL (%ld %s): unchanged ranges are uploaded instead",
                  creds_.endpoint.c_str(), resp.http_status, resp.error_code.c_str());
-        buf->resize(len);
-        STRATA_RETURN_IF_ERROR(src(off, len, buf->data()));
-        Request again = BlobRequest("PUT", key);
-        again.query = req.query;
-        again.body = buf->data();
-        again.body_len = len;
-        STRATA_RETURN_IF_ERROR(Send(again, &resp));
-        if (resp.http_status == 201) {
-          counters().bytes_written += len;
-          return Status::OK();
-        }
-        return HttpError("Put Block", again, resp);
+        return PutBlock(key, BlockId(i), off, len, src, buf);
       }
-      return HttpError(copy ? "Put Block From URL" : "Put Block", req, resp);
+      return HttpError("Put Block From URL", req, resp);
     });
     if (!failed.ok()) return failed;
+    std::vector<std::string> ids;
+    for (uint64_t i = 0; i < count; i++) ids.push_back(BlockId(i));
+    return CommitBlocks(key, ids, a);
+  }
+
+  // Put Block List: the blocks, in order, become the blob.
+  Result<std::string> CommitBlocks(const std::string& key, const std::vector<std::string>& ids, const Attrs& a) {
     std::string xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
-    for (uint64_t i = 0; i < count; i++) xml += "<Latest>" + BlockId(i) + "</Latest>";
+    for (const std::string& id : ids) xml += "<Latest>" + id + "</Latest>";
     xml += "</BlockList>";
     Request commit = BlobRequest("PUT", key);
     commit.query.emplace_back("comp", "blocklist");
@@ -574,6 +558,24 @@ class AzureUfs final : public Ufs {
     if (resp.http_status != 201) return HttpError("Put Block List", commit, resp);
     return resp.etag;
   }
+
+  // Put Block of bytes [off, off + len) of `src` as block `id`.
+  Status PutBlock(const std::string& key, const std::string& id, uint64_t off, size_t len, const ReadAt& src,
+                  std::vector<char>* buf) {
+    buf->resize(len);
+    STRATA_RETURN_IF_ERROR(src(off, len, buf->data()));
+    Request req = BlobRequest("PUT", key);
+    req.query.insert(req.query.end(), {{"comp", "block"}, {"blockid", id}});
+    req.body = buf->data();
+    req.body_len = len;
+    Response resp;
+    STRATA_RETURN_IF_ERROR(Send(req, &resp));
+    if (resp.http_status != 201) return HttpError("Put Block", req, resp);
+    counters().bytes_written += len;
+    return Status::OK();
+  }
+
+  std::unique_ptr<StreamUpload> StartStream(const std::string& path, ReadAt src, const Attrs& attrs) override;
 
   Status SetMetadata(const std::string& key, const Attrs& a, const MetaList& extra) {
     Request req = BlobRequest("PUT", key);
@@ -657,6 +659,8 @@ class AzureUfs final : public Ufs {
     return Status::IOError("azure: " + where);
   }
 
+  friend class AzurePartSink;
+
   const std::string uri_;
   const std::string container_;
   const std::string prefix_;  // no leading or trailing slash
@@ -667,6 +671,39 @@ class AzureUfs final : public Ufs {
   rest::Client http_;
   std::atomic<bool> block_copy_unsupported_{false};
 };
+
+// Blocks sent while the file is written, committed with Put Block List.
+// An unfinished stream leaves only uncommitted blocks (Azure drops them).
+class AzurePartSink final : public PartSink {
+ public:
+  AzurePartSink(AzureUfs* ufs, std::string path, const Attrs& attrs) : ufs_(ufs), path_(std::move(path)), attrs_(attrs) {}
+  Result<std::string> SendPart(uint64_t number, uint64_t off, size_t len, const ReadAt& src,
+                               std::vector<char>* buf) override {
+    std::string id = AzureUfs::BlockId(number - 1);
+    STRATA_RETURN_IF_ERROR(ufs_->PutBlock(ufs_->Key(path_), id, off, len, src, buf));
+    return id;
+  }
+  Result<std::string> Complete(const std::vector<std::string>& parts) override {
+    Attrs a = attrs_;
+    a.mtime_ns = NowUnixMs() * 1000000;
+    return ufs_->CommitBlocks(ufs_->Key(path_), parts, a);
+  }
+  void Abort() override {}
+  Result<Entry> PutWhole(uint64_t size, const ReadAt& src, const Attrs& attrs) override {
+    return ufs_->Put(path_, size, src, attrs, nullptr);
+  }
+
+ private:
+  AzureUfs* const ufs_;
+  const std::string path_;
+  const Attrs attrs_;
+};
+
+std::unique_ptr<StreamUpload> AzureUfs::StartStream(const std::string& path, ReadAt src, const Attrs& attrs) {
+  if (!CheckMeta(attrs).ok()) return nullptr;  // Put says why
+  return NewPartStream(std::make_unique<AzurePartSink>(this, path, attrs), path, std::move(src), attrs,
+                       std::max<uint64_t>(opts_.block_size, 1u << 20), opts_.upload_parallel, &counters());
+}
 
 }  // namespace
 

@@ -19,6 +19,7 @@
 #include "agent/base/log.h"
 #include "ufs/s3/xml.h"
 
+#include "ufs/part_stream.h"
 #include "ufs/s3/client.h"
 #include "ufs/s3/list.h"
 
@@ -34,12 +35,7 @@ void AddMetaHeaders(const Attrs& a, Request* req) {
   if (!a.user.content_type.empty()) req->headers.emplace_back("Content-Type", a.user.content_type);
 }
 
-bool UsableName(const std::string& name) {
-  return !name.empty() && name != "." && name != ".." && name.size() <= 255 &&
-         name.find('\0') == std::string::npos;
-}
-
-class S3Stream;
+class S3PartSink;
 
 class S3Ufs final : public Ufs {
  public:
@@ -260,10 +256,7 @@ class S3Ufs final : public Ufs {
 
  private:
   // The object key of a path.
-  std::string Key(const std::string& path) const {
-    if (prefix_.empty()) return path;
-    return path.empty() ? prefix_ : prefix_ + "/" + path;
-  }
+  std::string Key(const std::string& path) const { return KeyOf(prefix_, path); }
   std::string Endpoint() const {
     const S3Options& o = client_.options();
     return o.endpoint.empty() ? "https://s3." + o.region + ".amazonaws.com" : o.endpoint;
@@ -395,7 +388,7 @@ class S3Ufs final : public Ufs {
     return etag;
   }
 
-  // The three steps of a multipart upload (PutMultipart and S3Stream).
+  // The three steps of a multipart upload (PutMultipart and S3PartSink).
   Result<std::string> CreateUpload(const std::string& key, const Attrs& a) {
     Request create = ObjectRequest("POST", key);
     create.query = {{"uploads", ""}};
@@ -580,7 +573,7 @@ class S3Ufs final : public Ufs {
     return Status::IOError("s3: " + where);
   }
 
-  friend class S3Stream;
+  friend class S3PartSink;
 
   const std::string uri_;
   const std::string bucket_;
@@ -591,92 +584,31 @@ class S3Ufs final : public Ufs {
   std::atomic<bool> copy_source_literal_{false};
 };
 
-// A multipart upload fed while its file is written. Parts are numbered in
-// order; their size starts at the configured part size and doubles every
-// 1,000 parts (the final size is not known, and S3 allows 10,000 parts).
-class S3Stream final : public StreamUpload {
+// S3's multipart upload as the parts of a stream: created by the first part
+// that needs it.
+class S3PartSink final : public PartSink {
  public:
-  S3Stream(S3Ufs* ufs, std::string path, ReadAt src, const Attrs& attrs)
-      : ufs_(ufs),
-        path_(std::move(path)),
-        key_(ufs->Key(path_)),
-        src_(std::move(src)),
-        attrs_{attrs.mode, attrs.uid, attrs.gid, 0},  // the time is the completion's
-        first_part_(std::max<uint64_t>(ufs->client_.options().part_size, 5u << 20)),
-        parallel_(std::max(1, ufs->client_.options().upload_parallel)) {}
+  S3PartSink(S3Ufs* ufs, std::string path, const Attrs& attrs)
+      : ufs_(ufs), path_(std::move(path)), key_(ufs->Key(path_)), attrs_{attrs.mode, attrs.uid, attrs.gid, 0, attrs.user} {}
 
-  ~S3Stream() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-      todo_.clear();
-    }
-    cv_.notify_all();
-    for (std::thread& t : workers_) t.join();
-    if (!finished_ && !upload_id_.empty()) ufs_->Abort(key_, upload_id_);
+  Result<std::string> SendPart(uint64_t number, uint64_t off, size_t len, const ReadAt& src,
+                               std::vector<char>* buf) override {
+    Result<std::string> id = UploadId();
+    if (!id.ok()) return id.status();
+    return ufs_->SendPart(key_, *id, number, off, len, src, buf);
   }
-
-  void Advance(uint64_t n) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!failed_.ok()) return;
-    while (queued_end_ + NextPartLen() <= n) QueueLocked(NextPartLen());
+  Result<std::string> Complete(const std::vector<std::string>& parts) override {
+    return ufs_->CompleteUpload(key_, upload_id_, parts);
   }
-
-  uint64_t sent_end() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return queued_end_;
+  void Abort() override {
+    std::lock_guard<std::mutex> lock(create_mu_);
+    if (!upload_id_.empty()) ufs_->Abort(key_, upload_id_);
   }
-
-  Status status() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return failed_;
-  }
-
-  Result<Entry> Finish(uint64_t size, const Attrs& attrs) override {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (size < queued_end_)
-        return Status::InvalidArgument("s3: stream of " + key_ + ": " + std::to_string(size) +
-                                       " bytes, fewer than the parts sent");
-      if (queued_end_ == 0) {
-        lock.unlock();
-        return ufs_->Put(path_, size, src_, attrs, nullptr);  // nothing went yet: one plain PUT
-      }
-      while (failed_.ok() && queued_end_ < size) QueueLocked(std::min(NextPartLen(), size - queued_end_));
-      cv_.wait(lock, [&] { return todo_.empty() && busy_ == 0; });
-      if (!failed_.ok()) return failed_;
-    }
-    Result<std::string> etag = ufs_->CompleteUpload(key_, upload_id_, etags_);
-    if (!etag.ok()) return etag.status();
-    finished_ = true;
-    Entry e;
-    e.name = SplitPath(path_).second;
-    e.size = size;
-    e.etag = *etag;
-    e.attrs = attrs_;
-    e.mtime_ns = e.attrs.mtime_ns = NowUnixMs() * 1000000;
-    return e;
+  Result<Entry> PutWhole(uint64_t size, const ReadAt& src, const Attrs& attrs) override {
+    return ufs_->Put(path_, size, src, attrs, nullptr);
   }
 
  private:
-  struct Part {
-    uint64_t number = 0;
-    uint64_t off = 0;
-    size_t len = 0;
-  };
-
-  // Caller holds mu_.
-  uint64_t NextPartLen() const { return first_part_ << std::min<size_t>(etags_.size() / 1000, 10); }
-
-  void QueueLocked(uint64_t len) {
-    etags_.emplace_back();
-    todo_.push_back({etags_.size(), queued_end_, static_cast<size_t>(len)});
-    queued_end_ += len;
-    if (static_cast<int>(workers_.size()) < parallel_) workers_.emplace_back([this] { Work(); });
-    cv_.notify_one();
-  }
-
-  // The upload id, the upload created by the first part that needs it.
   Result<std::string> UploadId() {
     std::lock_guard<std::mutex> lock(create_mu_);
     if (upload_id_.empty()) {
@@ -687,58 +619,18 @@ class S3Stream final : public StreamUpload {
     return upload_id_;
   }
 
-  void Work() {
-    std::vector<char> buf;
-    for (;;) {
-      Part p;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || !todo_.empty(); });
-        if (stop_) return;
-        p = todo_.front();
-        todo_.pop_front();
-        busy_++;
-      }
-      Result<std::string> id = UploadId();
-      Result<std::string> etag = id.ok() ? ufs_->SendPart(key_, *id, p.number, p.off, p.len, src_, &buf)
-                                         : Result<std::string>(id.status());
-      if (etag.ok()) ufs_->counters().streamed_parts++;
-      std::lock_guard<std::mutex> lock(mu_);
-      busy_--;
-      if (etag.ok()) {
-        etags_[p.number - 1] = *etag;
-      } else if (failed_.ok()) {
-        failed_ = etag.status();
-        todo_.clear();
-      }
-      cv_.notify_all();
-    }
-  }
-
   S3Ufs* const ufs_;
   const std::string path_;
   const std::string key_;
-  const ReadAt src_;
-  const Attrs attrs_;  // sent with the create
-  const uint64_t first_part_;
-  const int parallel_;
-
-  mutable std::mutex mu_;
-  std::condition_variable cv_;       // parts queued, parts done
-  std::deque<Part> todo_;            // guarded by mu_
-  std::vector<std::string> etags_;   // guarded by mu_; one per part queued
-  uint64_t queued_end_ = 0;          // guarded by mu_
-  int busy_ = 0;                     // guarded by mu_: parts being sent
-  bool stop_ = false;                // guarded by mu_
-  Status failed_;                    // guarded by mu_
+  const Attrs attrs_;  // sent with the create (the time is the completion's)
   std::mutex create_mu_;
-  std::string upload_id_;            // written once under create_mu_, before any part is sent
-  bool finished_ = false;
-  std::vector<std::thread> workers_;  // started by QueueLocked (caller's thread)
+  std::string upload_id_;  // written once under create_mu_, before any part is sent
 };
 
 std::unique_ptr<StreamUpload> S3Ufs::StartStream(const std::string& path, ReadAt src, const Attrs& attrs) {
-  return std::make_unique<S3Stream>(this, path, std::move(src), attrs);
+  const S3Options& o = client_.options();
+  return NewPartStream(std::make_unique<S3PartSink>(this, path, attrs), path, std::move(src), attrs,
+                       std::max<uint64_t>(o.part_size, 5u << 20), o.upload_parallel, &counters());
 }
 
 }  // namespace
