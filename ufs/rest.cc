@@ -84,6 +84,7 @@ size_t OnHeader(char* data, size_t size, size_t n, void* arg) noexcept {
     // A new response (after 100-continue or a redirect): keep only the last.
     size_t sp = line.find(' ');
     t->resp->http_status = sp == std::string::npos ? 0 : std::atol(line.c_str() + sp + 1);
+    t->resp->headers.clear();
     return len;
   }
   size_t colon = line.find(':');

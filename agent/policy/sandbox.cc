@@ -3,6 +3,8 @@
 #include <lua.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
+#include <string>
 
 namespace strata::policy {
 namespace {
@@ -20,6 +22,73 @@ void WhereInto(lua_State* L, char* out, size_t size) {
     }
   }
 }
+
+// What a policy may reach, by name: everything else the libraries define is
+// left out (an allow-list, so a name a newer Lua adds stays out too).
+constexpr const char* kBase[] = {"assert", "error",  "ipairs",   "next",   "pairs", "pcall", "select",
+                                 "tonumber", "tostring", "type", "xpcall", "_VERSION"};
+constexpr const char* kString[] = {"byte", "char", "find", "format", "gmatch", "gsub", "len", "lower",
+                                   "match", "rep", "reverse", "sub", "upper"};  // not dump, pack, unpack
+constexpr const char* kTable[] = {"concat", "insert", "move", "remove", "sort", "unpack"};
+constexpr const char* kMath[] = {"abs", "ceil", "exp", "floor", "fmod", "huge", "log", "max", "maxinteger",
+                                 "min", "mininteger", "modf", "pi", "random", "sqrt", "tointeger", "type", "ult"};
+constexpr const char* kUtf8[] = {"char", "charpattern", "codepoint", "codes", "len", "offset"};
+
+// Copies the allowed fields of the table at `from` into the table on top.
+template <size_t N>
+void CopyFields(lua_State* L, int from, const char* const (&names)[N]) {
+  for (const char* n : names) {
+    lua_getfield(L, from, n);
+    lua_setfield(L, -2, n);
+  }
+}
+
+// Replaces the globals with a table of the allowed names only, and points
+// strings' methods (s:rep()) at the allowed string functions.
+void AllowOnly(lua_State* L) {
+  lua_pushglobaltable(L);
+  const int full = lua_gettop(L);
+  lua_newtable(L);  // the new globals
+  CopyFields(L, full, kBase);
+  struct Lib {
+    const char* name;
+    const char* const* fields;
+    size_t count;
+  };
+  const Lib libs[] = {{"string", kString, std::size(kString)},
+                      {"table", kTable, std::size(kTable)},
+                      {"math", kMath, std::size(kMath)},
+                      {"utf8", kUtf8, std::size(kUtf8)}};
+  for (const Lib& lib : libs) {
+    lua_getfield(L, full, lib.name);
+    const int src = lua_gettop(L);
+    lua_newtable(L);
+    for (size_t i = 0; i < lib.count; i++) {
+      lua_getfield(L, src, lib.fields[i]);
+      lua_setfield(L, -2, lib.fields[i]);
+    }
+    if (std::string(lib.name) == "string") {
+      // The metatable every string shares: its __index is the library.
+      lua_pushliteral(L, "");
+      if (lua_getmetatable(L, -1)) {
+        lua_pushvalue(L, -3);
+        lua_setfield(L, -2, "__index");
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+    lua_setfield(L, -3, lib.name);  // new globals [name] = filtered table
+    lua_pop(L, 1);                  // the full library
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "_G");
+  lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  lua_pop(L, 1);  // the full globals
+  // The loaded-libraries table still holds the full ones: empty it.
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+}
+
 }  // namespace
 
 void* Sandbox::Alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
@@ -66,10 +135,7 @@ Sandbox::Sandbox(SandboxLimits limits) : limits_(limits) {
     luaL_requiref(L, lib.name, lib.func, 1);
     lua_pop(L, 1);
   }
-  for (const char* name : {"load", "loadfile", "dofile"}) {
-    lua_pushnil(L);
-    lua_setglobal(L, name);
-  }
+  AllowOnly(L);
   L_ = L;  // from here on the memory cap applies
 }
 

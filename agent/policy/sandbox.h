@@ -1,8 +1,11 @@
 // A Lua 5.4 state for policy scripts, fenced in.
 //
-// Libraries: base (without load, loadfile, dofile), string, table, math,
-// utf8; no io, os, debug, package, coroutine. Text chunks only (no
-// bytecode). Memory: a custom allocator refuses to pass the cap. Time: an
+// What a script reaches is an allow-list (sandbox.cc): from base assert,
+// error, ipairs, next, pairs, pcall, select, tonumber, tostring, type,
+// xpcall; string without dump/pack/unpack (strings' methods too), table,
+// math (no randomseed), utf8. Nothing else: no load, require, rawset,
+// setmetatable, getmetatable, collectgarbage, print, io, os, debug, package,
+// coroutine. Text chunks only (no bytecode). Memory: a custom allocator refuses to pass the cap. Time: an
 // instruction-count hook ends a call that runs over its budget; once over,
 // the hook fires at every instruction, so a script's own pcall can catch the
 // error only until control is back in unprotected code, which is at once.

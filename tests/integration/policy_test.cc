@@ -22,14 +22,18 @@ namespace {
 // 2026-11-18 11:06:40 UTC.
 constexpr int64_t kStart = 1'795'000'000;
 
-// A store directory with files, a policy directory, an agent on a test clock.
+// A store with files (a directory unless another kind is asked for), a
+// policy directory, an agent on a test clock.
 struct PolicySetup {
-  TempDir store, pol;
+  explicit PolicySetup(const std::string& kind = "file") : store(MakeStore(kind)) {}
+  std::unique_ptr<Store> store;
+  TempDir src, pol;  // src: what was put in the store
   Agent agent;
 
   void File(const std::string& rel, uint64_t size, uint32_t seed) {
-    fs::create_directories(fs::path(store.path + "/" + rel).parent_path());
-    WriteRandomFile(store.path + "/" + rel, size, seed);
+    fs::create_directories(fs::path(src.path + "/" + rel).parent_path());
+    WriteRandomFile(src.path + "/" + rel, size, seed);
+    store->Put(rel, src.path + "/" + rel);
   }
   // A shipped policy, with `from` replaced by `to` (its configuration).
   void Ship(const std::string& name, const std::string& from = "", const std::string& to = "") {
@@ -45,8 +49,9 @@ struct PolicySetup {
   void Start(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"--policy-dir", pol.path, "--test-clock", std::to_string(kStart),
                                      "--block-size", "64KiB"};
+    for (const std::string& a : store->agent_args()) args.push_back(a);
     args.insert(args.end(), extra.begin(), extra.end());
-    agent.Start("file://" + store.path, args);
+    agent.Start(store->uri(), args);
   }
   void Advance(const std::string& d) {
     std::string out = RawUnixRequest(agent.socket(), "POST /v1/clock?advance=" + d + " HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -60,13 +65,13 @@ struct PolicySetup {
     }
     return false;
   }
-  bool Same(const std::string& rel) { return Sha256File(agent.mnt(rel)) == Sha256File(store.path + "/" + rel); }
+  bool Same(const std::string& rel) { return Sha256File(agent.mnt(rel)) == Sha256File(src.path + "/" + rel); }
 };
 
 }  // namespace
 
-TEST_CASE("a scheduled preload fires at its time; the files are then read with zero GETs", "[fuse][policy]") {
-  PolicySetup p;
+TEST_CASE("a scheduled preload fires at its time; the files are then read with zero GETs", "[fuse][policy][s3]") {
+  PolicySetup p(GENERATE(from_range(StoreKinds())));
   p.File("data/a.bin", 1 << 20, 1);
   p.File("data/sub/b.bin", 300'000, 2);
   p.File("other.bin", 100'000, 3);
