@@ -123,7 +123,7 @@ Status Agent::Start() {
   control::Api* api = api_.get();
   server_ = std::make_unique<control::Server>(
       loop_.get(), [api](const control::HttpRequest& r, control::Server::Reply reply) { api->Handle(r, std::move(reply)); });
-  STRATA_RETURN_IF_ERROR(server_->ListenUnix(s_.socket));
+  STRATA_RETURN_IF_ERROR(server_->ListenUnix(s_.socket, s_.control_group));
   if (!s_.metrics_addr.empty()) STRATA_RETURN_IF_ERROR(server_->ListenTcp(s_.metrics_addr));
   loop_->Start();
   loop_running_ = true;

@@ -71,6 +71,7 @@ struct AgentSettings {
   ufs::AzureOptions azure;
   std::string cache_dir;
   std::string socket;        // the control socket
+  std::string control_group = "strata";  // may use the control socket, beside root and the agent's user
   std::string metrics_addr;  // also /metrics on HOST:PORT; "" = none
   double metadata_ttl_s = 60;
   bool attrs_from_listing = false;  // no HEAD per listed object (Metadata::SetAttrsFromListing)

@@ -31,6 +31,7 @@ struct Config {
   std::string cache_size;
   std::string block_size = "4MiB";
   std::string socket;
+  std::string control_group = "strata";
   double metadata_ttl = 60;
   bool attrs_from_listing = false;
   bool foreground = false;
@@ -146,6 +147,10 @@ int Run(int argc, char** argv) {
   app.add_option("--cache-size", c.cache_size, "cache capacity, e.g. 512MiB, 10GiB")->required();
   app.add_option("--block-size", c.block_size, "cache block size")->capture_default_str();
   app.add_option("--socket", c.socket, "control socket (default /run/strata/agent.sock as root)");
+  app.add_option("--control-group", c.control_group,
+                 "besides root and the agent's user, members of this group may use the control socket (checked by "
+                 "the peer's credentials; the socket file gets the group)")
+      ->capture_default_str();
   app.add_option("--metadata-ttl", c.metadata_ttl, "seconds attributes and listings are trusted")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_flag("-f,--foreground", c.foreground, "stay in the foreground (logs to stderr)");
@@ -374,6 +379,7 @@ int Run(int argc, char** argv) {
   }
   as.cache_dir = c.cache_dir;
   as.socket = c.socket.empty() ? DefaultSocketPath() : c.socket;
+  as.control_group = c.control_group;
   as.metrics_addr = c.metrics_addr;
   as.metadata_ttl_s = c.metadata_ttl;
   as.attrs_from_listing = c.attrs_from_listing;

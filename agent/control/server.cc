@@ -1,12 +1,16 @@
 #include "agent/control/server.h"
 
-#include <uv.h>
+#include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include <atomic>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "agent/base/fd.h"
 #include "agent/base/log.h"
@@ -37,6 +41,33 @@ bool SomeoneListens(const std::string& path) {
   std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
   return ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
 }
+// Whether the process at the other end of a Unix socket may use the
+// control API: root, the agent's own user, or a member of `gid` (its
+// primary group or one of its supplementary groups).
+bool PeerAllowed(int fd, int gid, std::string* who) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    *who = "a peer whose credentials could not be read";
+    return false;
+  }
+  *who = "uid " + std::to_string(cred.uid) + " (pid " + std::to_string(cred.pid) + ")";
+  if (cred.uid == 0 || cred.uid == ::geteuid()) return true;
+  if (gid < 0) return false;
+  if (cred.gid == static_cast<gid_t>(gid)) return true;
+  // The supplementary groups of the peer process as the kernel has them.
+  std::ifstream status("/proc/" + std::to_string(cred.pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Groups:", 0) != 0) continue;
+    std::istringstream groups(line.substr(7));
+    long g;
+    while (groups >> g)
+      if (g == gid) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 // One client connection. Freed when both of its handles are closed.
@@ -50,6 +81,8 @@ struct Server::Conn {
   uv_timer_t timer;
   HttpParser parser;
   bool metrics_only = false;  // accepted on the TCP listener
+  bool refused = false;       // a peer the control API is not for
+  std::string peer;           // who it is: uid N (pid P)
   int open_handles = 2;
   // Shared with pending Reply callbacks: false once the connection closed.
   std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
@@ -99,7 +132,8 @@ Server::~Server() {
   if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
 }
 
-Status Server::ListenUnix(const std::string& path) {
+Status Server::ListenUnix(const std::string& path, const std::string& group) {
+  if (const ::group* g = group.empty() ? nullptr : ::getgrnam(group.c_str())) group_gid_ = static_cast<int>(g->gr_gid);
   if (path.size() >= sizeof(sockaddr_un::sun_path))
     return Status::InvalidArgument("socket path too long: " + path);
   size_t slash = path.rfind('/');
@@ -120,6 +154,8 @@ Status Server::ListenUnix(const std::string& path) {
   ::umask(old);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(pipe_), 64, &Server::OnConnection);
   if (rc != 0) return FromUv(rc, "control socket " + path);
+  if (group_gid_ >= 0 && ::chown(path.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(group_gid_)) != 0)
+    LOG_WARN("control socket %s: cannot give it group %s: %s", path.c_str(), group.c_str(), std::strerror(errno));
   unix_path_ = path;
   return Status::OK();
 }
@@ -171,6 +207,13 @@ void Server::OnConnection(uv_stream_t* listener, int status) {
     c->Close();
     return;
   }
+  if (l->is_pipe) {
+    // Judged now, answered once the request is read (a client still
+    // writing would see a reset instead of the reason).
+    uv_os_fd_t fd = -1;
+    c->refused = uv_fileno(reinterpret_cast<uv_handle_t*>(c->stream()), &fd) != 0 ||
+                 !PeerAllowed(fd, c->server->group_gid_, &c->peer);
+  }
   uv_timer_start(&c->timer, [](uv_timer_t* t) {
     auto* c = static_cast<Conn*>(t->data);
     if (!c->replied) c->Send(HttpResponse(400, "text/plain", "request timed out\n"));
@@ -194,6 +237,15 @@ void Server::OnConnection(uv_stream_t* listener, int status) {
         } else if (st == HttpParser::State::kDone) {
           uv_read_stop(s);
           uv_timer_stop(&c->timer);
+          if (c->refused) {
+            LOG_WARN("control socket: refused %s (the API is for root, the agent's user and the control group)",
+                     c->peer.c_str());
+            // As the API's errors are: JSON, which agentctl prints (the text holds no quotes).
+            c->Send(HttpResponse(403, "application/json",
+                                 "{\"error\": \"forbidden: the control API is for root, the agent's user and the "
+                                 "control group; " + c->peer + " is none of them\"}\n"));
+            return;
+          }
           // The TCP listener is for scrapers: the control API stays on the
           // Unix socket, whose file permissions say who may use it.
           if (c->metrics_only && c->parser.request().path != "/metrics") {

@@ -30,8 +30,11 @@ class Server {
   Server(loop::Loop* loop, Handler handler);
   ~Server();
   // Listens on a Unix socket. A stale socket file is replaced; one another
-  // live agent answers on is an error.
-  Status ListenUnix(const std::string& path);
+  // live agent answers on is an error. Who may talk on it is decided by the
+  // peer's credentials (SO_PEERCRED), not only by the file's mode: root,
+  // the agent's own user, and members of `group` (when it exists; the
+  // socket file is then given that group). Anyone else is answered 403.
+  Status ListenUnix(const std::string& path, const std::string& group = "strata");
   // "127.0.0.1:9464": serves /metrics only.
   Status ListenTcp(const std::string& addr);
   // Closes the listeners (loop thread).
@@ -46,6 +49,7 @@ class Server {
   uv_pipe_t* pipe_ = nullptr;
   uv_tcp_t* tcp_ = nullptr;
   std::string unix_path_;
+  int group_gid_ = -1;  // the control group, -1 when it does not exist
 };
 
 }  // namespace strata::control

@@ -161,3 +161,33 @@ TEST_CASE("a full cache disk: reads keep working, uncached, and the agent says s
   agent.Stop();
   Run("umount " + agent.cache_dir());
 }
+
+TEST_CASE("the control socket serves root, the agent's user and the control group only, by peer credentials",
+          "[fuse][errors][security]") {
+  auto store = MakeStore("file");
+  Agent agent;
+  agent.Start(store->uri(), {"--control-group", "nogroup"});
+  struct stat st;
+  REQUIRE(::stat(agent.socket().c_str(), &st) == 0);
+  CHECK(st.st_gid == 65534);  // the socket file has the control group
+  // Open the file modes wide, so only the peer-credential check stands
+  // between an unprivileged caller and the API.
+  for (std::string d = agent.socket(); (d = fs::path(d).parent_path().string()) != "/tmp";) ::chmod(d.c_str(), 0755);
+  ::chmod(agent.socket().c_str(), 0666);
+  auto as = [&](const std::string& ids) {
+    return Run("setpriv " + ids + " " + fs::absolute("build/agentctl").string() + " --socket " + agent.socket() +
+               " stat 2>&1");
+  };
+  CmdResult member = as("--reuid=nobody --regid=nogroup --clear-groups");
+  INFO(member.out);
+  CHECK(member.code == 0);
+  CmdResult supplementary = as("--reuid=nobody --regid=users --groups=nogroup");
+  INFO(supplementary.out);
+  CHECK(supplementary.code == 0);
+  CmdResult stranger = as("--reuid=nobody --regid=users --clear-groups");
+  INFO(stranger.out);
+  CHECK(stranger.code != 0);
+  CHECK(stranger.out.find("forbidden") != std::string::npos);
+  CHECK(agent.log().find("control socket: refused uid 65534") != std::string::npos);
+  CHECK(agent.Ctl("stat").code == 0);  // root
+}
