@@ -83,28 +83,34 @@ deps:
 run: all
 	bash packaging/run-default.sh
 
-FUZZERS := $(BUILD)/gossip_fuzz $(BUILD)/gateway_fuzz
+FUZZERS := $(BUILD)/gossip_fuzz $(BUILD)/gateway_fuzz $(BUILD)/parsers_fuzz
 test: all $(BUILD)/unit_tests $(BUILD)/integration_tests $(BUILD)/shaper $(FUZZERS)
 	bash packaging/install-deps.sh --test
 	bash tests/run.sh $(BUILD)
 
-# The network decoders under libFuzzer + ASan/UBSan (clang from Debian):
-# the gossip packets and peer frames, and the gateway's request heads and
-# SigV4 check. `make test` runs each for FUZZ_SECONDS=20, `make fuzz` for 300.
+# The decoders of outside input under libFuzzer + ASan/UBSan (clang from
+# Debian): the gossip packets and peer frames; the gateway's request heads
+# and SigV4 check; the S3 XML and listing parsers, the control HTTP parser,
+# cron schedules, sizes and durations, Azure connection strings. `make test`
+# runs each (the first two 20 s, the last 10 s), `make fuzz` for 300 s, both
+# starting from the seeds in tests/fuzz/corpus/NAME.
 FUZZ_SRCS_gossip := tests/fuzz/gossip_fuzz.cc agent/gossip/wire.cc agent/gossip/membership.cc agent/gossip/keyring.cc \
   agent/peer/frames.cc agent/base/status.cc
 FUZZ_SRCS_gateway := tests/fuzz/gateway_fuzz.cc agent/gateway/request.cc agent/gateway/auth.cc ufs/s3/sigv4.cc \
   agent/base/hash.cc agent/base/status.cc
+FUZZ_SRCS_parsers := tests/fuzz/parsers_fuzz.cc ufs/s3/xml.cc ufs/s3/list.cc agent/control/http.cc \
+  agent/policy/cron.cc agent/base/units.cc ufs/azure/shared_key.cc agent/base/hash.cc agent/base/status.cc
 .SECONDEXPANSION:
 FUZZ_SECONDS ?= 300
-$(BUILD)/%_fuzz: $$(FUZZ_SRCS_$$*) $(wildcard agent/gossip/*.h agent/peer/*.h agent/gateway/*.h)
+$(BUILD)/%_fuzz: $$(FUZZ_SRCS_$$*) $(wildcard agent/gossip/*.h agent/peer/*.h agent/gateway/*.h ufs/s3/*.h agent/control/*.h)
 	@mkdir -p $(dir $@)
 	@command -v clang++ >/dev/null && ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 \
 	  || bash packaging/install-deps.sh --test
 	clang++ -std=c++20 -O1 -g -I. -fsanitize=fuzzer,address,undefined $(FUZZ_SRCS_$*) -lcrypto -lxxhash -o $@
 fuzz: $(FUZZERS)
-	@for f in $(FUZZERS); do mkdir -p $(BUILD)/fuzz-corpus/$$(basename $$f) && \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz-corpus/$$(basename $$f) || exit 1; done
+	@for f in $(FUZZERS); do n=$$(basename $$f); mkdir -p $(BUILD)/fuzz-corpus/$$n && \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz-corpus/$$n \
+	    $$( [ -d tests/fuzz/corpus/$$n ] && echo tests/fuzz/corpus/$$n ) || exit 1; done
 
 # The slow soak: two minutes of the engine stress test.
 soak: $(BUILD)/unit_tests

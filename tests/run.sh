@@ -37,12 +37,16 @@ run_suite() {
 }
 
 run_suite "unit tests" "$build/unit_tests"
-for fuzzer in gossip_fuzz gateway_fuzz; do
+for fuzzer in gossip_fuzz gateway_fuzz parsers_fuzz; do
   [ -x "$build/$fuzzer" ] && [ -z "$filter" ] || continue
-  # The network decoders under libFuzzer for a bounded time (make fuzz: longer).
-  echo "== fuzzing with $fuzzer (${FUZZ_SECONDS:-20} s)"
+  # The decoders of outside input under libFuzzer for a bounded time (make
+  # fuzz: longer), from the seeds kept in the tree.
+  seconds=${FUZZ_SECONDS:-20}
+  [ "$fuzzer" = parsers_fuzz ] && seconds=${FUZZ_SECONDS:-10}
+  echo "== fuzzing with $fuzzer ($seconds s)"
   corpus=$(mktemp -d)
-  if "$build/$fuzzer" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=4096 "$corpus" >"$corpus.log" 2>&1; then
+  [ -d "tests/fuzz/corpus/$fuzzer" ] && cp tests/fuzz/corpus/$fuzzer/* "$corpus/"
+  if "$build/$fuzzer" -max_total_time="$seconds" -max_len=4096 "$corpus" >"$corpus.log" 2>&1; then
     passed=$((passed + 1)); tail -n 2 "$corpus.log"
   else
     failed=$((failed + 1)) status=1; tail -n 40 "$corpus.log"
