@@ -517,3 +517,37 @@ TEST_CASE("SIGHUP re-reads the gateway's credentials: a new key works, a removed
   CHECK(g.Aws("s3 ls s3://data/", "AKIDNEW", "new-secret").code == 0);
   CHECK(g.agent.log().find("the credentials in force stay") != std::string::npos);
 }
+
+TEST_CASE("the gateway over an Azure Blob store: the AWS CLI writes and reads, the blobs are in Azurite", "[gateway][azure]") {
+  auto store = MakeStore("azure");
+  TempDir t;
+  std::ofstream(t.path + "/creds.json") << "{\"keys\": [{\"access_key\": \"" << kAk << "\", \"secret_key\": \"" << kSk << "\"}]}";
+  WriteRandomFile(t.path + "/seed", 3000, 1);
+  store->Put("data/seed.bin", t.path + "/seed");
+  int port = FreePort();
+  std::vector<std::string> args = store->agent_args();
+  args.insert(args.end(), {"--gateway-addr", "127.0.0.1:" + std::to_string(port), "--gateway-credentials",
+                           t.path + "/creds.json", "--upload-part-size", "5MiB"});
+  Agent agent;
+  agent.Start(store->uri(), args);
+  auto aws = [&](const std::string& a) {
+    return Run(std::string("AWS_ACCESS_KEY_ID=") + kAk + " AWS_SECRET_ACCESS_KEY=" + ShellQuote(kSk) +
+               " AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null "
+               "AWS_EC2_METADATA_DISABLED=true /usr/bin/aws --endpoint-url http://127.0.0.1:" + std::to_string(port) +
+               " " + a);
+  };
+  WriteRandomFile(t.path + "/big", 12u << 20, 2);  // multipart through the gateway, blocks in the store
+  CmdResult up = aws("s3 cp --only-show-errors --metadata color=blue " + t.path + "/big s3://data/in/big.bin");
+  INFO(up.out);
+  REQUIRE(up.code == 0);
+  CHECK(store->Fetch("data/in/big.bin") == ReadFile(t.path + "/big"));
+  CHECK(store->Meta("data/in/big.bin")["color"] == "blue");
+  CHECK(aws("s3 cp --only-show-errors s3://data/seed.bin " + t.path + "/seed.back").code == 0);
+  CHECK(ReadFile(t.path + "/seed.back") == ReadFile(t.path + "/seed"));
+  CmdResult ls = aws("s3 ls --recursive s3://data/");
+  CHECK(ls.out.find("in/big.bin") != std::string::npos);
+  // A name Azure cannot keep as metadata is refused with the reason, and nothing is written.
+  CmdResult bad = aws("s3api put-object --bucket data --key in/bad --body " + t.path + "/seed --metadata my-key=1");
+  CHECK(bad.code != 0);
+  CHECK_FALSE(store->Fetch("data/in/bad").has_value());
+}
