@@ -70,6 +70,8 @@ $(BUILD)/restart_bench: $(BUILD)/obj/tests/bench/restart_bench.o $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/shaper: $(BUILD)/obj/tests/bench/shaper.o
 	$(CXX) $(CXXFLAGS) $^ -pthread -o $@
+$(BUILD)/chaos_proxy: $(BUILD)/obj/tests/chaos/chaos_proxy.o
+	$(CXX) $(CXXFLAGS) $^ -pthread -o $@
 $(BUILD)/gossip_node: $(BUILD)/obj/tests/bench/gossip_node.o $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/policy_bench: $(BUILD)/obj/tests/bench/policy_bench.o $(LIBS)
@@ -84,7 +86,7 @@ run: all
 	bash packaging/run-default.sh
 
 FUZZERS := $(BUILD)/gossip_fuzz $(BUILD)/gateway_fuzz $(BUILD)/parsers_fuzz
-test: all $(BUILD)/unit_tests $(BUILD)/integration_tests $(BUILD)/shaper $(FUZZERS)
+test: all $(BUILD)/unit_tests $(BUILD)/integration_tests $(BUILD)/shaper $(BUILD)/chaos_proxy $(FUZZERS)
 	bash packaging/install-deps.sh --test
 	bash tests/run.sh $(BUILD)
 

@@ -53,6 +53,7 @@ struct Config {
   int upload_threads = 4;
   std::string part_size = "16MiB";
   int upload_parallel = 4;
+  int list_chunk = 1000;
   uint32_t uid = ::getuid(), gid = ::getgid();
   std::string file_mode = "0644", dir_mode = "0755";
   std::string mem_size;
@@ -166,6 +167,10 @@ int Run(int argc, char** argv) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--s3-retries", c.s3_retries, "tries per S3 or Azure request on 5xx / SlowDown / ServerBusy / network errors")
       ->capture_default_str()->check(CLI::Range(1, 20));
+  app.add_option("--list-chunk", c.list_chunk,
+                 "keys per S3 ListObjectsV2 / Azure List Blobs page (S3 allows 1,000, Azure 5,000; smaller pages "
+                 "for stores that choke on large ones)")
+      ->capture_default_str()->check(CLI::Range(1, 5000));
   app.add_option("--metrics-addr", c.metrics_addr, "also serve /metrics on HOST:PORT");
   app.add_option("--fetch-threads", c.fetch_threads, "parallel block fetches")->capture_default_str()->check(CLI::Range(1, 256));
   app.add_flag("--attrs-from-listing", c.attrs_from_listing,
@@ -347,12 +352,14 @@ int Run(int argc, char** argv) {
   s3.max_attempts = c.s3_retries;
   s3.part_size = *part_size;
   s3.upload_parallel = c.upload_parallel;
+  s3.list_page = std::min(c.list_chunk, 1000);
   ufs::AzureOptions& az = as.azure;
   az.endpoint = c.azure_endpoint;
   az.request_timeout_ms = s3.request_timeout_ms;
   az.max_attempts = s3.max_attempts;
   az.block_size = s3.part_size;
   az.upload_parallel = s3.upload_parallel;
+  if (c.list_chunk != 1000) az.list_page = c.list_chunk;
   az.ca_bundle = s3.ca_bundle;
   if (!az.endpoint.empty() && az.endpoint.find("://") == std::string::npos)
     return Fail("bad Azure endpoint '" + az.endpoint + "': use http://host:port[/account] or https://host");

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include "agent/base/clock.h"
 #include "agent/base/hash.h"
 #include "agent/base/log.h"
+#include "agent/base/thread_pool.h"
 #include "ufs/s3/xml.h"
 
 namespace strata::ufs::rest {
@@ -40,7 +42,40 @@ struct Transfer {
   Response* resp;
   bool overflow = false;
   size_t sent = 0;  // of req->body
+  // Stall detection: when bytes last moved either way, and how long they may not.
+  int64_t moved_ms = 0;
+  curl_off_t moved_total = -1;
+  int64_t stall_ms = 0;
+  bool stalled = false;
 };
+
+// curl can resend a body (a reused connection found dead, a redirect): it
+// rewinds here.
+int OnSeek(void* arg, curl_off_t offset, int origin) noexcept {
+  auto* t = static_cast<Transfer*>(arg);
+  if (origin != SEEK_SET || offset < 0 || static_cast<size_t>(offset) > t->req->body_len) return CURL_SEEKFUNC_FAIL;
+  t->sent = static_cast<size_t>(offset);
+  return CURL_SEEKFUNC_OK;
+}
+
+// Fails a try when no byte has moved for stall_ms: a store that sends its
+// headers and then nothing (or stops mid-body) costs a fraction of the
+// deadline, and the retry still fits in it. curl's low-speed limit averages
+// over whole seconds and would let a stall eat the whole deadline.
+int OnProgress(void* arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) noexcept {
+  (void)dltotal, (void)ultotal;
+  auto* t = static_cast<Transfer*>(arg);
+  int64_t now = NowMonoMs();
+  curl_off_t total = dlnow + ulnow;
+  if (total != t->moved_total) {
+    t->moved_total = total;
+    t->moved_ms = now;
+    return 0;
+  }
+  if (now - t->moved_ms < t->stall_ms) return 0;
+  t->stalled = true;
+  return 1;  // aborts with CURLE_ABORTED_BY_CALLBACK
+}
 
 size_t OnUpload(char* out, size_t size, size_t n, void* arg) noexcept {
   auto* t = static_cast<Transfer*>(arg);
@@ -142,6 +177,35 @@ Status RunParallel(uint64_t n, int threads, const std::function<Status(uint64_t 
   return failed;
 }
 
+void RunBeside(const std::function<void()>& aside, const std::function<void()>& here) {
+  // Never destroyed: a caller may still be waiting on it at exit.
+  static ThreadPool* pool = new ThreadPool(8, "ufs-aside");
+  struct Shared {
+    std::atomic<bool> claimed{false};
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;  // guarded by mu
+  };
+  auto shared = std::make_shared<Shared>();
+  const std::function<void()>* fn = &aside;  // lives until the caller returns, which waits for it
+  pool->Submit(
+      [shared, fn] {
+        if (shared->claimed.exchange(true)) return;
+        (*fn)();
+        std::lock_guard<std::mutex> lock(shared->mu);
+        shared->done = true;
+        shared->cv.notify_one();
+      },
+      true);
+  here();
+  if (!shared->claimed.exchange(true)) {
+    aside();
+    return;
+  }
+  std::unique_lock<std::mutex> lock(shared->mu);
+  shared->cv.wait(lock, [&] { return shared->done; });
+}
+
 Client::Client(Options opts, Counters* counters, Signer sign, std::string name)
     : opts_(std::move(opts)), counters_(counters), sign_(std::move(sign)), name_(std::move(name)) {
   const std::string& ep = opts_.endpoint;
@@ -207,6 +271,10 @@ Status Client::Execute(const Request& req, Response* resp) {
     }
     *resp = Response();
     last = Once(req, resp, left);
+    if (last.ok() && resp->http_status / 100 == 2 && req.check_body && !req.check_body(*resp)) {
+      last = Status::Corrupt("a " + std::to_string(resp->http_status) + " answer with a damaged body (" +
+                             std::to_string(resp->body.size()) + " bytes)");
+    }
     bool retry = !last.ok() ? last.code() != Status::Code::kInvalidArgument : Retryable(*resp);
     if (!retry) {
       if (last.ok() || last.code() == Status::Code::kInvalidArgument) return last;
@@ -224,7 +292,7 @@ Status Client::Execute(const Request& req, Response* resp) {
     int64_t cap = std::min<int64_t>(5000, 100LL << std::min(attempt, 10));
     int64_t sleep_ms = std::uniform_int_distribution<int64_t>(cap / 4, cap)(rng);
     sleep_ms = std::min<int64_t>(sleep_ms, std::max<int64_t>(0, deadline - NowMonoMs()));
-    LOG_DEBUG("%s: %s %s: %s, retry %d in %lld ms", name_.c_str(), req.method.c_str(), req.path.c_str(),
+    LOG_INFO("%s: %s %s: %s, retry %d in %lld ms", name_.c_str(), req.method.c_str(), req.path.c_str(),
               last.message().c_str(), attempt, static_cast<long long>(sleep_ms));
     std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
   }
@@ -250,6 +318,9 @@ Status Client::Once(const Request& req, Response* resp, long timeout_ms) {
   add("Expect:");
 
   Transfer t{&req, resp};
+  // A third of the try's time, 2 to 10 s, without a byte either way is a stall.
+  t.stall_ms = std::clamp<int64_t>(timeout_ms / 3, 2000, 10000);
+  t.moved_ms = NowMonoMs();
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, list.get());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -257,10 +328,9 @@ Status Client::Once(const Request& req, Response* resp, long timeout_ms) {
   curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);  // fewer callbacks for block-sized GETs
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<long>(opts_.connect_timeout_ms, timeout_ms)));
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-  // A stalled transfer (under 1 KiB/s for 10 s) counts as a failure even
-  // inside the overall deadline.
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 10L);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
@@ -273,6 +343,8 @@ Status Client::Once(const Request& req, Response* resp, long timeout_ms) {
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(c, CURLOPT_READFUNCTION, OnUpload);
     curl_easy_setopt(c, CURLOPT_READDATA, &t);
+    curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, OnSeek);
+    curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
     curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_len));
     if (req.method == "POST") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "POST");
   } else if (req.method != "GET") {
@@ -285,6 +357,7 @@ Status Client::Once(const Request& req, Response* resp, long timeout_ms) {
   if (rc != CURLE_OK) {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->http_status);
     std::string what = curl_easy_strerror(rc);
+    if (t.stalled) return Status::Timeout("no byte moved for " + std::to_string(t.stall_ms) + " ms (stalled)");
     if (rc == CURLE_OPERATION_TIMEDOUT) return Status::Timeout(what);
     if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL)
       return Status::InvalidArgument(name_ + ": bad endpoint URL " + url + ": " + what);

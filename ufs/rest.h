@@ -34,6 +34,8 @@ struct Options {
   std::string ca_bundle;
 };
 
+struct Response;
+
 struct Request {
   std::string method = "GET";
   std::string host;     // host[:port]; empty: the endpoint's
@@ -46,6 +48,9 @@ struct Request {
   size_t body_len = 0;
   int timeout_ms = 0;    // overrides Options::request_timeout_ms when > 0
   int max_attempts = 0;  // overrides Options::max_attempts when > 0
+  // When set, a 2xx answer whose body it refuses (a listing cut short or
+  // garbled on the way) is retried like a 503.
+  std::function<bool(const Response&)> check_body;
 };
 
 struct Response {
@@ -106,6 +111,12 @@ class Client {
 // caller's among them), each with its own scratch buffer. After the first
 // failure no further part starts; that failure is returned.
 Status RunParallel(uint64_t n, int threads, const std::function<Status(uint64_t i, std::vector<char>* scratch)>& fn);
+
+// Runs `aside` on a long-lived pool thread (which keeps its keep-alive
+// connections) while `here` runs on the caller's thread, and returns when
+// both are done. When no pool thread has taken `aside` by the time `here`
+// ends, the caller runs it itself: a busy pool costs latency, never a wait.
+void RunBeside(const std::function<void()>& aside, const std::function<void()>& here);
 
 // True for answers worth retrying: 500, 502, 503, 504, 429, SlowDown,
 // ServerBusy, throttling, timeouts.

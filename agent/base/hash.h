@@ -11,6 +11,7 @@
 namespace strata {
 
 std::string Sha256(std::string_view data);                          // raw 32 bytes
+std::string Md5(std::string_view data);                             // raw 16 bytes
 std::string HmacSha256(std::string_view key, std::string_view data);  // raw 32 bytes
 std::string Hex(std::string_view raw);                               // lowercase
 uint64_t Xxh64(const void* data, size_t len);                        // XXH3 64-bit

@@ -233,8 +233,18 @@ void ReplyEntry(fuse_req_t req, Frontend::Impl* self, const std::string& path,
   if (fuse_reply_entry(req, &e) != 0) self->Forget(e.ino, 1);  // the kernel did not take it
 }
 
+// A name longer than NAME_MAX (255; FUSE passes up to 1,024): ENAMETOOLONG
+// replied, as local file systems do; stores cannot hold such a segment
+// everywhere, and listings leave them out.
+bool NameTooLong(fuse_req_t req, const char* name) {
+  if (std::strlen(name) <= 255) return false;
+  fuse_reply_err(req, ENAMETOOLONG);
+  return true;
+}
+
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   auto* self = Self(req);
+  if (NameTooLong(req, name)) return;
   std::string dir;
   if (!self->PathOf(parent, &dir)) return (void)fuse_reply_err(req, ESTALE);
   std::string path = JoinPath(dir, name);
@@ -357,6 +367,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) noexcept {
   auto* self = Self(req);
+  if (NameTooLong(req, name)) return;
   std::string dir;
   if (!self->PathOf(parent, &dir)) return (void)fuse_reply_err(req, ESTALE);
   std::string path = JoinPath(dir, name);
@@ -450,6 +461,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
 
 // The path of (parent, name), or false after replying ESTALE.
 bool ChildPath(fuse_req_t req, fuse_ino_t parent, const char* name, std::string* path) {
+  if (NameTooLong(req, name)) return false;
   std::string dir;
   if (!Self(req)->PathOf(parent, &dir)) {
     fuse_reply_err(req, ESTALE);

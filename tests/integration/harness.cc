@@ -35,6 +35,7 @@ const char* Bin(const char* env, const char* fallback) {
 const char* const kAgent = Bin("STRATA_AGENT", "build/strata-agent");
 const char* const kCtl = Bin("STRATA_AGENTCTL", "build/agentctl");
 const char* const kShaper = Bin("STRATA_SHAPER", "build/shaper");
+const char* const kChaosProxy = Bin("STRATA_CHAOS_PROXY", "build/chaos_proxy");
 
 
 bool PortOpen(int port) {
@@ -227,8 +228,10 @@ void S3Server::CreateBucket(const std::string& bucket) {
 }
 
 void S3Server::Put(const std::string& bucket, const std::string& key, const std::string& file) {
-  CmdResult r = Run("curl -sS -f -X PUT -T " + ShellQuote(file) + " " +
-                    ShellQuote(endpoint() + "/" + bucket + "/" + UrlKey(key)));
+  // curl -T to a URL ending in '/' appends the file's name: markers go as data.
+  std::string body = key.ends_with('/') ? "--data-binary @" + ShellQuote(file) + " -H 'Content-Type: application/octet-stream'"
+                                        : "-T " + ShellQuote(file);
+  CmdResult r = Run("curl -sS -f -X PUT " + body + " " + ShellQuote(endpoint() + "/" + bucket + "/" + UrlKey(key)));
   INFO(r.out);
   REQUIRE(r.code == 0);
 }
@@ -237,9 +240,15 @@ void S3Server::PutMany(const std::string& bucket,
                        const std::vector<std::pair<std::string, std::string>>& key_file) {
   TempDir d;
   std::ofstream cfg(d.path + "/curl.cfg");
-  for (auto& [key, file] : key_file)
-    cfg << "upload-file = \"" << file << "\"\nurl = \"" << endpoint() << "/" << bucket << "/" << UrlKey(key)
-        << "\"\noutput = \"/dev/null\"\n";
+  for (auto& [key, file] : key_file) {
+    // As in Put: a marker's bytes go as data, else curl appends the file's name.
+    if (key.ends_with('/'))
+      cfg << "request = \"PUT\"\ndata-binary = \"@" << file << "\"\nheader = \"Content-Type: application/octet-stream\"\n";
+    else
+      cfg << "upload-file = \"" << file << "\"\n";
+    cfg << "url = \"" << endpoint() << "/" << bucket << "/" << UrlKey(key) << "\"\noutput = \"/dev/null\"\n";
+    if (&key != &key_file.back().first) cfg << "next\n";
+  }
   cfg.close();
   CmdResult r = Run("curl -sS -f --no-progress-meter --parallel --parallel-max 32 -K " + d.path + "/curl.cfg");
   INFO(r.out.substr(0, 2000));
@@ -262,6 +271,34 @@ Shaper::~Shaper() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGKILL);
   ::waitpid(pid_, nullptr, 0);
+}
+
+ChaosProxy::ChaosProxy(const std::string& upstream_endpoint) {
+  port_ = FreePort();
+  std::string up = upstream_endpoint.substr(upstream_endpoint.rfind(':') + 1);
+  pid_ = Spawn({kChaosProxy, std::to_string(port_), up}, dir_.path + "/proxy.log", {});
+  for (int i = 0; i < 100 && !PortOpen(port_); i++) std::this_thread::sleep_for(50ms);
+  INFO(ReadFile(dir_.path + "/proxy.log"));
+  REQUIRE(PortOpen(port_));
+}
+
+ChaosProxy::~ChaosProxy() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+}
+
+void ChaosProxy::Set(const std::string& query) const {
+  CmdResult r = Run("curl -sS -f -m 5 " + ShellQuote(endpoint() + "/__chaos/set?" + query));
+  INFO(query << ": " << r.out);
+  REQUIRE(r.code == 0);
+}
+
+nlohmann::json ChaosProxy::Stats() const {
+  CmdResult r = Run("curl -sS -f -m 5 " + ShellQuote(endpoint() + "/__chaos/stats"));
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  return nlohmann::json::parse(r.out);
 }
 
 bool UsingRgw() {

@@ -84,6 +84,23 @@ class Shaper {
   int port_ = 0;
 };
 
+// tests/chaos/chaos_proxy.cc in front of an endpoint: faults on demand.
+class ChaosProxy {
+ public:
+  explicit ChaosProxy(const std::string& upstream_endpoint);
+  ~ChaosProxy();
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // "kind=stall&every=2&skip=..." (see chaos_proxy.cc); REQUIREs it taken.
+  void Set(const std::string& query) const;
+  // What it has injected: {"requests":N,"injected":N,"<kind>":N,...}.
+  nlohmann::json Stats() const;
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
 // The shared server most tests use (started on first use).
 S3Server& SharedS3();
 

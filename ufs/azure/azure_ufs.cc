@@ -147,26 +147,36 @@ class AzureUfs final : public Ufs {
       e.is_dir = true;
       return e;
     }
+    // The blob and the directory are asked at once (as on S3): a directory
+    // shadows a same-named file blob; a folder blob (hdi_isfolder) keeps its
+    // attributes.
     Response resp;
-    STRATA_RETURN_IF_ERROR(Head(Key(path), &resp));
+    Status head;
+    Result<BlobPage> page = Status::Unavailable("azure: listing not sent");
+    rest::RunBeside([&] { page = ListOnce(Key(path) + "/", "/", "", 1); }, [&] { head = Head(Key(path), &resp); });
+    STRATA_RETURN_IF_ERROR(head);
+    if (resp.http_status != 200 && resp.http_status != 404)
+      return HttpError("Get Blob Properties", BlobRequest("HEAD", Key(path)), resp);
     if (resp.http_status == 200) {
       STRATA_RETURN_IF_ERROR(FromProperties(resp, &e));
-      if (!e.is_dir && S_ISLNK(e.attrs.mode)) {
-        Result<std::string> target = GetSmall(Key(path), e.etag);
-        if (!target.ok()) return target.status();
-        e.link_target = *target;
-      }
-      return e;
+      if (e.is_dir) return e;
     }
-    if (resp.http_status != 404) return HttpError("Get Blob Properties", BlobRequest("HEAD", Key(path)), resp);
-    // A directory: "dir/" or any blob below it (the first listed is the marker when there is one).
-    Result<BlobPage> page = ListOnce(Key(path) + "/", "/", "", 1);
     if (!page.ok()) return page.status();
-    if (page->blobs.empty() && page->prefixes.empty())
-      return Status::NotFound("azure: no such blob or prefix: " + uri_ + "/" + path);
-    e.is_dir = true;
-    if (!page->blobs.empty() && page->blobs[0].name == Key(path) + "/") ApplyMetaPairs(page->blobs[0].meta, &e);
-    e.is_dir = true;
+    if (!page->blobs.empty() || !page->prefixes.empty()) {
+      Entry dir;
+      dir.name = e.name;
+      dir.is_dir = true;
+      // "dir/" marker: the first listed blob when there is one.
+      if (!page->blobs.empty() && page->blobs[0].name == Key(path) + "/") ApplyMetaPairs(page->blobs[0].meta, &dir);
+      dir.is_dir = true;
+      return dir;
+    }
+    if (resp.http_status == 404) return Status::NotFound("azure: no such blob or prefix: " + uri_ + "/" + path);
+    if (S_ISLNK(e.attrs.mode)) {
+      Result<std::string> target = GetSmall(Key(path), e.etag);
+      if (!target.ok()) return target.status();
+      e.link_target = *target;
+    }
     return e;
   }
 
@@ -628,6 +638,8 @@ class AzureUfs final : public Ufs {
                                        {"maxresults", std::to_string(max_results)}, {"prefix", prefix}});
     if (!delimiter.empty()) req.query.emplace_back("delimiter", delimiter);
     if (!marker.empty()) req.query.emplace_back("marker", marker);
+    // A page cut short or damaged on the way is asked for again.
+    req.check_body = [](const Response& r) { return ParseBlobPage(r.body).ok(); };
     Response resp;
     counters().list_requests++;
     Status s = http_.Execute(req, &resp);

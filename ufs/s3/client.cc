@@ -56,6 +56,7 @@ rest::Request Client::ToRest(const Request& req) const {
   r.body_len = req.body_len;
   r.timeout_ms = req.timeout_ms;
   r.max_attempts = req.max_attempts;
+  r.check_body = req.check_body;
   return r;
 }
 

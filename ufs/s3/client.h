@@ -27,6 +27,7 @@ struct Request {
   size_t body_len = 0;
   int timeout_ms = 0;       // overrides S3Options::request_timeout_ms when > 0
   int max_attempts = 0;     // overrides S3Options::max_attempts when > 0
+  std::function<bool(const rest::Response&)> check_body;  // see rest::Request
 };
 
 // The transport's answer, with S3's user metadata picked out.

@@ -67,40 +67,38 @@ class S3Ufs final : public Ufs {
       e.is_dir = true;
       return e;
     }
-    // A directory shadows a same-named object, so look for children first only
-    // when the object is missing: the common case (a file) costs one HEAD.
+    // The object and the directory are asked at once (a HEAD and a one-key
+    // listing of "path/"), as mountpoint-s3 does: a directory shadows a
+    // same-named object, as in listings, and a file costs no extra latency.
     Response resp;
-    STRATA_RETURN_IF_ERROR(Head(Key(path), &resp));
-    if (resp.http_status == 200) {
-      e.size = resp.content_length;
-      e.etag = resp.etag;
-      e.mtime_ns = std::max<int64_t>(0, s3::ParseHttpDateMs(resp.last_modified)) * 1000000;
-      ApplyMetaPairs(resp.meta, &e);
-      // A store answers every object with some type; only one set by a writer is kept.
-      if (resp.content_type != "binary/octet-stream" && resp.content_type != "application/octet-stream")
-        e.attrs.user.content_type = resp.content_type;
-      if (S_ISLNK(e.attrs.mode)) {
-        Result<std::string> target = GetSmall(Key(path), e.etag);
-        if (!target.ok()) return target.status();
-        e.link_target = *target;
+    Status head;
+    Result<s3::ListPage> page = Status::Unavailable("s3: listing not sent");
+    rest::RunBeside([&] { page = ListOnce(Key(path) + "/", "/", "", 1); }, [&] { head = Head(Key(path), &resp); });
+    if (!page.ok()) return page.status();
+    if (!page->objects.empty() || !page->common_prefixes.empty()) {
+      e.is_dir = true;
+      if (!page->objects.empty() && page->objects[0].key == Key(path) + "/") {
+        // The marker ("dir/", as s3fs and the consoles make them) keeps the directory's attributes.
+        STRATA_RETURN_IF_ERROR(Head(Key(path) + "/", &resp));
+        if (resp.http_status == 200) ApplyMetaPairs(resp.meta, &e);
+        e.is_dir = true;
       }
       return e;
     }
-    if (resp.http_status != 404) return HttpError("HEAD", ObjectRequest("HEAD", Key(path)), resp);
-    // One listing tells a directory from nothing: its first key is the
-    // marker ("dir/", as s3fs and the consoles make them) when there is one.
-    Result<s3::ListPage> page = ListOnce(Key(path) + "/", "/", "", 1);
-    if (!page.ok()) return page.status();
-    if (page->objects.empty() && page->common_prefixes.empty())
-      return Status::NotFound("s3: no such object or prefix: " + uri_ + "/" + path);
-    e.is_dir = true;
-    if (!page->objects.empty() && page->objects[0].key == Key(path) + "/") {
-      // The marker keeps the directory's attributes.
-      STRATA_RETURN_IF_ERROR(Head(Key(path) + "/", &resp));
-      if (resp.http_status == 200) ApplyMetaPairs(resp.meta, &e);
-      e.is_dir = true;
-      e.size = 0;
-      e.etag.clear();
+    STRATA_RETURN_IF_ERROR(head);
+    if (resp.http_status == 404) return Status::NotFound("s3: no such object or prefix: " + uri_ + "/" + path);
+    if (resp.http_status != 200) return HttpError("HEAD", ObjectRequest("HEAD", Key(path)), resp);
+    e.size = resp.content_length;
+    e.etag = resp.etag;
+    e.mtime_ns = std::max<int64_t>(0, s3::ParseHttpDateMs(resp.last_modified)) * 1000000;
+    ApplyMetaPairs(resp.meta, &e);
+    // A store answers every object with some type; only one set by a writer is kept.
+    if (resp.content_type != "binary/octet-stream" && resp.content_type != "application/octet-stream")
+      e.attrs.user.content_type = resp.content_type;
+    if (S_ISLNK(e.attrs.mode)) {
+      Result<std::string> target = GetSmall(Key(path), e.etag);
+      if (!target.ok()) return target.status();
+      e.link_target = *target;
     }
     return e;
   }
@@ -433,6 +431,24 @@ class S3Ufs final : public Ufs {
     done.body_len = xml.size();
     Response resp;
     STRATA_RETURN_IF_ERROR(Send(done, &resp));
+    if (resp.error_code == "NoSuchUpload") {
+      // An earlier try may have completed it and lost the answer on the way:
+      // the object then carries S3's multipart ETag of exactly these parts
+      // (the MD5 of the parts' MD5s, "-" and the count).
+      std::string md5s;
+      for (const std::string& e : etags) {
+        std::string hex = e.size() >= 2 && e.front() == '"' ? e.substr(1, e.size() - 2) : e;
+        for (size_t i = 0; i + 1 < hex.size(); i += 2)
+          md5s.push_back(static_cast<char>(HexValue(hex[i]) * 16 + HexValue(hex[i + 1])));
+      }
+      std::string expect = "\"" + Hex(Md5(md5s)) + "-" + std::to_string(etags.size()) + "\"";
+      Response head;
+      STRATA_RETURN_IF_ERROR(Head(key, &head));
+      if (head.http_status == 200 && head.etag == expect) {
+        LOG_INFO("s3: %s: completed by an earlier try whose answer was lost (ETag %s)", key.c_str(), expect.c_str());
+        return head.etag;
+      }
+    }
     // A 200 may still carry an error (S3 sends it after a long-running complete).
     if (resp.http_status != 200 || !resp.error_code.empty()) return HttpError("CompleteMultipartUpload", done, resp);
     Result<s3::XmlNode> result = s3::ParseXml(resp.body);
@@ -540,6 +556,8 @@ class S3Ufs final : public Ufs {
     req.query = {{"list-type", "2"}, {"encoding-type", "url"}, {"max-keys", std::to_string(max_keys)},
                  {"prefix", prefix}, {"delimiter", delimiter}};
     if (!token.empty()) req.query.emplace_back("continuation-token", token);
+    // A page cut short or damaged on the way is asked for again.
+    req.check_body = [](const rest::Response& r) { return s3::ParseListPage(r.body).ok(); };
     Response resp;
     counters().list_requests++;
     Status s = client_.Execute(req, &resp);
