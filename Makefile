@@ -72,6 +72,8 @@ $(BUILD)/shaper: $(BUILD)/obj/tests/bench/shaper.o
 	$(CXX) $(CXXFLAGS) $^ -pthread -o $@
 $(BUILD)/chaos_proxy: $(BUILD)/obj/tests/chaos/chaos_proxy.o
 	$(CXX) $(CXXFLAGS) $^ -pthread -o $@
+$(BUILD)/faultfs: $(BUILD)/obj/tests/chaos/faultfs.o
+	$(CXX) $(CXXFLAGS) $^ $(PKG_LIBS) -pthread -o $@
 $(BUILD)/gossip_node: $(BUILD)/obj/tests/bench/gossip_node.o $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/policy_bench: $(BUILD)/obj/tests/bench/policy_bench.o $(LIBS)
@@ -86,7 +88,7 @@ run: all
 	bash packaging/run-default.sh
 
 FUZZERS := $(BUILD)/gossip_fuzz $(BUILD)/gateway_fuzz $(BUILD)/parsers_fuzz
-test: all $(BUILD)/unit_tests $(BUILD)/integration_tests $(BUILD)/shaper $(BUILD)/chaos_proxy $(FUZZERS)
+test: all $(BUILD)/unit_tests $(BUILD)/integration_tests $(BUILD)/shaper $(BUILD)/chaos_proxy $(BUILD)/faultfs $(FUZZERS)
 	bash packaging/install-deps.sh --test
 	bash tests/run.sh $(BUILD)
 

@@ -494,6 +494,12 @@ void Engine::DropBad(const BlockKey& key, uint64_t gen, const std::string& probl
   Release(detached);
 }
 
+void Engine::DropUnreadable(const Slice& s, const std::string& problem) {
+  if (s.engine != this) return;
+  block_file_errors_++;
+  DropBad(s.key, s.gen, problem, false);
+}
+
 uint64_t Engine::Scrub(uint64_t max_bytes) {
   uint64_t checked = 0;
   std::lock_guard<std::mutex> pass_lock(scrub_mu_);
@@ -612,7 +618,7 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     problem = tier::SsdTier::ReadChecked(fd.get(), sums, chunk_, c0, c1, blen, buf.get(), &bad_checksum);
     out = Slice{std::move(buf), off - start, len};
   } else if (problem.empty()) {
-    out = Slice{nullptr, off, len, fd};
+    out = Slice{nullptr, off, len, fd, this, key, gen};
   }
   if (!problem.empty()) {
     DropBad(key, gen, problem, bad_checksum);
@@ -1180,6 +1186,7 @@ EngineStats Engine::Stats() {
   st.evicted_blocks = evicted_blocks_;
   st.evicted_bytes = evicted_bytes_;
   st.checksum_failures = checksum_failures_;
+  st.block_file_errors = block_file_errors_;
   st.verified_blocks = verified_blocks_;
   st.scrubbed_blocks = scrubbed_blocks_;
   st.fetched_bytes_by_source = fetcher_.BytesBySource();

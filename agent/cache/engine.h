@@ -152,6 +152,7 @@ struct EngineStats {
   uint64_t evicted_blocks = 0;
   uint64_t evicted_bytes = 0;
   uint64_t checksum_failures = 0;
+  uint64_t block_file_errors = 0;  // block files a reader could not read (disk errors, cut short): dropped
   uint64_t verified_blocks = 0;  // blocks found at start, every chunk since checked by a read
   uint64_t scrubbed_blocks = 0;  // blocks checked by the background scrub
   // Bytes fetched, by the name of the source that answered ("store", "peer").
@@ -210,6 +211,10 @@ class Engine {
   Status Load(const FileRef& f, int parallel, const std::function<void(uint64_t)>& progress,
               const std::atomic<bool>* cancel = nullptr, std::optional<Tier> tier = std::nullopt,
               const std::function<bool(uint64_t)>& only = nullptr);
+  // A front end could not read the block file of fd slice `s` (an I/O
+  // error, fewer bytes than promised): that copy is dropped, counted and
+  // logged, so the next read fetches the block again. Any thread.
+  void DropUnreadable(const Slice& s, const std::string& problem);
   // Drops the cached blocks of a file version (pinned ones too). Returns the
   // bytes freed.
   uint64_t EvictFile(uint64_t file_id, uint64_t* blocks_freed);
@@ -391,7 +396,7 @@ class Engine {
   std::atomic<uint64_t> bytes_read_{0}, fetched_blocks_{0}, fetch_errors_{0}, uncached_fetches_{0},
       evicted_blocks_{0}, evicted_bytes_{0}, checksum_failures_{0}, promotions_{0}, demotions_{0},
       not_admitted_{0}, scorer_rankings_{0}, scorer_failures_{0}, verified_blocks_{0},
-      scrubbed_blocks_{0};
+      scrubbed_blocks_{0}, block_file_errors_{0};
   std::atomic<uint64_t> served_[kTierCount] = {}, tier_evicted_[kTierCount] = {};
 };
 

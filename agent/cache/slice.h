@@ -7,11 +7,14 @@
 #include <memory>
 #include <vector>
 
+#include "agent/base/block_key.h"
 #include "agent/base/buffer.h"
 #include "agent/base/fd.h"
 #include "agent/base/status.h"
 
 namespace strata::cache {
+
+class Engine;
 
 // A piece of a read's reply: `length` bytes at `offset` of `data`, or, when
 // `data` is null, at `offset` of the open block file `fd` (a verified SSD
@@ -23,6 +26,12 @@ struct Slice {
   size_t offset = 0;
   size_t length = 0;
   std::shared_ptr<Fd> fd;
+  // For fd slices: the cached block they read, so a reader that cannot read
+  // the file (a disk error, a file cut short) can have it dropped
+  // (Engine::DropUnreadable) and ask again.
+  Engine* engine = nullptr;
+  BlockKey key{};
+  uint64_t gen = 0;
 };
 // Copies a slice's bytes to `dst` (a pread for an fd slice).
 Status CopySlice(const Slice& s, char* dst);

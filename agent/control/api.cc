@@ -387,6 +387,7 @@ std::string Api::StatJson() {
       {"evicted_blocks", st.evicted_blocks},
       {"evicted_bytes", st.evicted_bytes},
       {"checksum_failures", st.checksum_failures},
+      {"block_file_errors", st.block_file_errors},
       {"verified_blocks", st.verified_blocks},
       {"scrubbed_blocks", st.scrubbed_blocks},
       {"index", {{"map_bytes", is.map_size}, {"used_bytes", is.used_bytes}, {"meta_rows", is.meta_rows}}},
@@ -456,6 +457,9 @@ std::string Api::MetricsText() {
   metric("strata_evicted_bytes_total", "counter", "Bytes evicted.", st.evicted_bytes);
   metric("strata_checksum_failures_total", "counter", "Cached blocks that failed verification.",
          st.checksum_failures);
+  metric("strata_block_file_errors_total", "counter",
+         "Cached block files that could not be read (disk errors, cut short): dropped and fetched again.",
+         st.block_file_errors);
   metric("strata_verified_blocks_total", "counter", "Blocks found at start and checked on their first read.",
          st.verified_blocks);
   metric("strata_scrubbed_blocks_total", "counter", "Blocks checked by the background scrub.", st.scrubbed_blocks);

@@ -4,6 +4,8 @@
 #include "agent/cache/reader.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -561,15 +563,91 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   fuse_reply_err(req, 0);
 }
 
-void ReplySlices(fuse_req_t req, const Status& s, const std::vector<cache::Slice>& parts) {
+// A pipe of this thread's, sized for the largest read, that block files are
+// spliced into before the reply: a disk error or a file cut short then
+// comes back to us (and the block is dropped and read again) instead of
+// reaching the reader as EIO, as it would if libfuse spliced the file
+// itself. Pages move, nothing is copied. -1 when no such pipe can be had.
+struct ReplyPipe {
+  int r = -1, w = -1;
+  size_t capacity = 0;
+  ReplyPipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return;
+    int got = ::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+    if (got <= 0) got = ::fcntl(fds[1], F_GETPIPE_SZ);
+    r = fds[0], w = fds[1];
+    capacity = got > 0 ? static_cast<size_t>(got) : 0;
+  }
+  ~ReplyPipe() {
+    if (r >= 0) ::close(r), ::close(w);
+  }
+  // Empties the pipe (after a reply that did not take its bytes).
+  void Drain() const {
+    char buf[65536];
+    while (::read(r, buf, sizeof(buf)) > 0) {
+    }
+  }
+};
+
+// Fills the pipe with `parts` in order. On a block file that cannot be read
+// whole, drops that block and returns false.
+bool FillPipe(const ReplyPipe& pipe, const std::vector<cache::Slice>& parts) {
+  for (const cache::Slice& p : parts) {
+    size_t done = 0;
+    while (done < p.length) {
+      ssize_t n;
+      if (p.data != nullptr) {
+        n = ::write(pipe.w, p.data->data() + p.offset + done, p.length - done);
+      } else {
+        loff_t off = static_cast<loff_t>(p.offset + done);
+        n = ::splice(p.fd->get(), &off, pipe.w, nullptr, p.length - done, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      }
+      if (n <= 0) {
+        int err = n < 0 ? errno : 0;
+        pipe.Drain();
+        if (p.data == nullptr && p.engine != nullptr) {
+          p.engine->DropUnreadable(p, err != 0 ? std::string("read error: ") + std::strerror(err)
+                                                : "block file shorter than its index entry says");
+        }
+        return false;
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+  return true;
+}
+
+// Replies with `parts`; false (nothing replied) when a block file could not
+// be read: it was dropped, and the caller asks the reader again.
+bool ReplySlices(fuse_req_t req, const Status& s, const std::vector<cache::Slice>& parts, bool may_retry) {
   if (!s.ok()) {
     LOG_WARN("read: %s", s.message().c_str());
     fuse_reply_err(req, ErrnoOf(s));
-    return;
+    return true;
   }
-  if (parts.empty()) return (void)fuse_reply_buf(req, nullptr, 0);
-  // One buffer per slice: memory, or a block file's descriptor that libfuse
-  // splices into the reply (no copy through our memory).
+  if (parts.empty()) return fuse_reply_buf(req, nullptr, 0), true;
+  size_t total = 0;
+  bool any_fd = false;
+  for (const cache::Slice& p : parts) {
+    total += p.length;
+    any_fd = any_fd || p.data == nullptr;
+  }
+  thread_local ReplyPipe pipe;
+  if (any_fd && pipe.r >= 0 && total <= pipe.capacity) {
+    if (!FillPipe(pipe, parts)) {
+      if (may_retry) return false;
+      fuse_reply_err(req, EIO);
+      return true;
+    }
+    fuse_bufvec bv = FUSE_BUFVEC_INIT(total);
+    bv.buf[0].flags = FUSE_BUF_IS_FD;
+    bv.buf[0].fd = pipe.r;
+    if (fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE) != 0) pipe.Drain();  // an interrupted request
+    return true;
+  }
+  // Memory only (or no pipe room): one buffer per slice; a block file's
+  // descriptor is spliced by libfuse.
   std::vector<char> storage(sizeof(fuse_bufvec) + (parts.size() - 1) * sizeof(fuse_buf));
   auto* bv = new (storage.data()) fuse_bufvec{};
   bv->count = parts.size();
@@ -587,12 +665,19 @@ void ReplySlices(fuse_req_t req, const Status& s, const std::vector<cache::Slice
     }
   }
   fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+  return true;
+}
+
+// Reads and replies; a block file found unreadable is dropped and the read
+// asked once more (from a peer or the store this time).
+void ReadAndReply(fuse_req_t req, FileHandle* fh, uint64_t off, size_t size, bool first) {
+  fh->reader->Read(off, size, [req, fh, off, size, first](Status s, std::vector<cache::Slice> parts) {
+    if (!ReplySlices(req, s, parts, first)) ReadAndReply(req, fh, off, size, false);
+  });
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
-  auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
-  fh->reader->Read(static_cast<uint64_t>(off), size,
-                   [req](Status s, std::vector<cache::Slice> parts) { ReplySlices(req, s, parts); });
+  ReadAndReply(req, reinterpret_cast<FileHandle*>(fi->fh), static_cast<uint64_t>(off), size, true);
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
