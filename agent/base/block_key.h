@@ -6,6 +6,11 @@
 
 namespace strata {
 
+// File ids with this bit were never recorded in the index (its disk was
+// full or failing when the file was first seen): such a file is served from
+// its store, and its blocks are never kept.
+constexpr uint64_t kUnindexedFileBit = 1ULL << 63;
+
 struct BlockKey {
   uint64_t file_id = 0;  // one version of one file (see index/index.h)
   uint64_t index = 0;    // block number: bytes [index * block_size, +block_size)

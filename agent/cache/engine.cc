@@ -746,7 +746,7 @@ void Engine::CompleteFetch(const FileRef& f, uint64_t idx, const std::shared_ptr
       if (!tier.has_value()) not_admitted_++;
     }
     if (tier == Tier::kMem && opts_.mem_capacity == 0) tier = Tier::kSsd;
-    bool keep = tier.has_value() && len > 0 && Reserve(*tier, len);
+    bool keep = !(f.file_id & kUnindexedFileBit) && tier.has_value() && len > 0 && Reserve(*tier, len);
     if (keep && *tier == Tier::kSsd) {
       std::lock_guard<std::mutex> lock(mu_);
       keep = !unlinking_.count(key);  // rare: serve it, keep it next time

@@ -96,6 +96,17 @@ Result<index::FileMeta> Metadata::Stat(const std::string& path) {
     LOG_INFO("/%s changed in the store: dropping the cached copy", path.c_str());
     engine_->Retire(retired);
   }
+  if (!stored.ok()) {
+    // A full or failing index disk: the file is still served, from its
+    // store, under an id of this process's whose blocks are never kept.
+    // Said at most every 10 s.
+    int64_t mono = NowMonoMs(), last = last_index_warning_ms_.load();
+    if (mono - last >= 10000 && last_index_warning_ms_.compare_exchange_strong(last, mono))
+      LOG_WARN("index: cannot record /%s (serving such files from the store, uncached): %s", path.c_str(),
+               stored.status().message().c_str());
+    m.file_id = next_unindexed_++;
+    return m;
+  }
   return stored;
 }
 

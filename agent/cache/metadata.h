@@ -12,6 +12,7 @@
 // Thread safety: all methods may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <vector>
@@ -76,6 +77,10 @@ class Metadata {
   StagedFiles* staged_ = nullptr;
   const int64_t ttl_ms_;
   bool attrs_from_listing_ = false;
+  // In-memory file ids (kUnindexedFileBit) for files the index could not
+  // record, and when that was last logged.
+  std::atomic<uint64_t> next_unindexed_{kUnindexedFileBit | 1};
+  std::atomic<int64_t> last_index_warning_ms_{-100000};
   const int64_t started_ns_;
 };
 

@@ -156,3 +156,40 @@ TEST_CASE("cache disk faults: block files cut short while the agent runs, an ind
     agent.Stop();
   }
 }
+
+TEST_CASE("cache disk faults: the index's disk full: files still served from the store", "[fuse][s3][cachedisk]") {
+  auto store = MakeStore("file");
+  TempDir src;
+  std::vector<std::pair<std::string, std::string>> objects;
+  std::map<std::string, std::string> content;
+  for (int i = 0; i < 300; i++) {
+    std::string name = "d/file-" + std::to_string(i) + std::string(100, 'x');
+    std::string f = src.path + "/" + std::to_string(i);
+    WriteRandomFile(f, 20000, static_cast<uint32_t>(i + 1));
+    content[name] = ReadFile(f);
+    objects.emplace_back(name, f);
+  }
+  store->PutMany(objects);
+  Agent agent;
+  // A small file system of its own for the index, filled by the files' rows.
+  std::string index_dir = agent.cache_dir() + "/index";
+  fs::create_directories(index_dir);
+  REQUIRE(Run("mount -t tmpfs -o size=160k tmpfs " + ShellQuote(index_dir)).code == 0);
+  agent.Start(store->uri(), store->agent_args());
+  int wrong = 0, failed = 0;
+  for (auto& [name, bytes] : content) {
+    std::ifstream in(agent.mnt(name), std::ios::binary);
+    if (!in) {
+      failed++;
+      continue;
+    }
+    std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    wrong += got != bytes;
+  }
+  CHECK(wrong == 0);
+  CHECK(failed == 0);
+  INFO(agent.log());
+  CHECK(agent.log().find("index: cannot record") != std::string::npos);
+  agent.Stop();
+  Run("umount -l " + ShellQuote(index_dir));
+}
