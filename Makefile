@@ -61,7 +61,7 @@ $(BUILD)/agentctl: $(BUILD)/obj/agent/agentctl_main.o $(CTL_LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -Wl,--as-needed -o $@
 
 UNIT_SRCS := $(wildcard tests/unit/*.cc)
-INTEG_SRCS := $(wildcard tests/integration/*.cc)
+INTEG_SRCS := $(wildcard tests/integration/*.cc tests/integration/posix/*.cc)
 $(BUILD)/unit_tests: $(patsubst %.cc,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/integration_tests: $(patsubst %.cc,$(BUILD)/obj/%.o,$(INTEG_SRCS)) $(LIBS)
