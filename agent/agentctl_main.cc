@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "agent/base/json.h"
 #include "agent/base/hash.h"
 #include "agent/base/paths.h"
 #include "agent/base/units.h"
@@ -117,7 +118,7 @@ void PrintMemberRows(const json& members) {
 int Stat(Client& cl, const std::string& path, bool cluster, bool as_json) {
   if (!path.empty()) {
     json j = cl.CallJson("GET", "/v1/stat" + Q(path, false) + (cluster ? "&cluster=1" : ""));
-    if (as_json) return std::cout << j.dump(2) << "\n", 0;
+    if (as_json) return std::cout << strata::JsonText(j, 2) << "\n", 0;
     if (j["type"] == "file" && j.contains("members")) {
       PrintFileRow(j);
       std::printf("  on each member:\n");
@@ -140,7 +141,7 @@ int Stat(Client& cl, const std::string& path, bool cluster, bool as_json) {
     return 0;
   }
   json j = cl.CallJson("GET", "/v1/stat");
-  if (as_json) return std::cout << j.dump(2) << "\n", 0;
+  if (as_json) return std::cout << strata::JsonText(j, 2) << "\n", 0;
   uint64_t cap = j["capacity_bytes"], used = j["used_bytes"], read = j["bytes_read"], hit = j["bytes_from_cache"];
   std::printf("Cache (mount %s)\n", j["mount_point"].get<std::string>().c_str());
   std::printf("  capacity     %s\n", FormatSize(cap).c_str());
@@ -281,7 +282,7 @@ int FollowJob(Client& cl, uint64_t id, bool as_json) {
   }
   if (tty) std::fprintf(stderr, "\n");
   if (as_json) {
-    std::cout << j.dump(2) << "\n";
+    std::cout << strata::JsonText(j, 2) << "\n";
   } else {
     std::printf("loaded %llu file(s), %s in %.1f s (%s/s)%s\n",
                 static_cast<unsigned long long>(j["files_done"].get<uint64_t>()),
@@ -295,7 +296,7 @@ int FollowJob(Client& cl, uint64_t id, bool as_json) {
 
 int Evict(Client& cl, const std::string& path, bool recursive, bool as_json) {
   json j = cl.CallJson("POST", "/v1/evict" + Q(path, recursive), 600);
-  if (as_json) std::cout << j.dump(2) << "\n";
+  if (as_json) std::cout << strata::JsonText(j, 2) << "\n";
   else
     std::printf("evicted %s in %llu block(s) of %llu file(s) under %s\n", FormatSize(j["bytes"].get<uint64_t>()).c_str(),
                 static_cast<unsigned long long>(j["blocks"].get<uint64_t>()),
@@ -313,7 +314,7 @@ int Pin(Client& cl, const std::string& path, bool recursive, bool as_json) {
 
 int Simple(Client& cl, const std::string& target, const std::string& done, bool as_json) {
   json j = cl.CallJson("POST", target);
-  if (as_json) std::cout << j.dump(2) << "\n";
+  if (as_json) std::cout << strata::JsonText(j, 2) << "\n";
   else std::printf("%s %s\n", done.c_str(), j["path"].get<std::string>().c_str());
   return 0;
 }
@@ -374,7 +375,7 @@ int Policy(Client& cl, const std::string& verb, const std::string& file, bool as
     std::cerr << "agentctl: " << j.value("error", "HTTP " + std::to_string(r.status)) << "\n";
     return 1;
   }
-  if (as_json) std::cout << j.dump(2) << "\n";
+  if (as_json) std::cout << strata::JsonText(j, 2) << "\n";
   else if (verb == "reload") std::printf("reloaded: %zu policy file(s) in force\n", j["files"].size());
   else PrintPolicyStatus(j);
   return 0;
@@ -383,7 +384,7 @@ int Policy(Client& cl, const std::string& verb, const std::string& file, bool as
 int Flush(Client& cl, const std::string& path, double timeout_s, bool as_json) {
   std::string target = "/v1/flush?path=" + UriEncode(path, true) + "&timeout=" + std::to_string(timeout_s);
   json j = cl.CallJson("POST", target, static_cast<long>(timeout_s) + 30);
-  if (as_json) std::cout << j.dump(2) << "\n";
+  if (as_json) std::cout << strata::JsonText(j, 2) << "\n";
   else
     std::printf("flushed: nothing under %s waits for upload (%llu file(s) uploaded while waiting)\n",
                 j["path"].get<std::string>().c_str(), static_cast<unsigned long long>(j["files"].get<uint64_t>()));
@@ -392,7 +393,7 @@ int Flush(Client& cl, const std::string& path, double timeout_s, bool as_json) {
 
 int Members(Client& cl, bool as_json) {
   json j = cl.CallJson("GET", "/v1/members", 10);
-  if (as_json) return std::cout << j.dump(2) << "\n", 0;
+  if (as_json) return std::cout << strata::JsonText(j, 2) << "\n", 0;
   std::printf("%-28s %-22s %-8s %5s %6s %10s %10s %7s\n", "NAME", "ADDRESS", "STATE", "INC", "HEALTH", "CAPACITY",
               "USED", "RTT");
   for (const json& m : j["members"]) {
@@ -409,7 +410,7 @@ int Members(Client& cl, bool as_json) {
 int Keys(Client& cl, const std::string& verb, const std::string& key, bool local, bool as_json) {
   if (verb == "list") {
     json j = cl.CallJson("GET", "/v1/keys", 10);
-    if (as_json) return std::cout << j.dump(2) << "\n", 0;
+    if (as_json) return std::cout << strata::JsonText(j, 2) << "\n", 0;
     for (const json& k : j["keys"])
       std::printf("%s%s\n", k.get<std::string>().c_str(), k == j["primary"] ? "  (primary)" : "");
     return 0;
@@ -420,7 +421,7 @@ int Keys(Client& cl, const std::string& verb, const std::string& key, bool local
     std::cerr << "agentctl: " << (j.is_discarded() ? r.body : j.value("error", r.body)) << "\n";
     return 1;
   }
-  if (as_json) std::cout << j.dump(2) << "\n";
+  if (as_json) std::cout << strata::JsonText(j, 2) << "\n";
   else
     for (auto& [name, res] : j["members"].items()) std::printf("%-28s %s\n", name.c_str(), res.get<std::string>().c_str());
   return r.status >= 400 ? 1 : 0;
@@ -428,7 +429,7 @@ int Keys(Client& cl, const std::string& verb, const std::string& key, bool local
 
 int Owner(Client& cl, const std::string& path, bool as_json) {
   json j = cl.CallJson("GET", "/v1/owner" + Q(path, false), 30);
-  if (as_json) return std::cout << j.dump(2) << "\n", 0;
+  if (as_json) return std::cout << strata::JsonText(j, 2) << "\n", 0;
   std::printf("%s (etag %s, %llu blocks)\n", j["path"].get<std::string>().c_str(), j["etag"].get<std::string>().c_str(),
               static_cast<unsigned long long>(j["blocks"].get<uint64_t>()));
   for (const json& r : j["ranges"])

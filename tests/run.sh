@@ -37,15 +37,17 @@ run_suite() {
 }
 
 run_suite "unit tests" "$build/unit_tests"
-for fuzzer in gossip_fuzz gateway_fuzz parsers_fuzz; do
+for fuzzer in gossip_fuzz gateway_fuzz parsers_fuzz sigv4_fuzz policy_fuzz; do
   [ -x "$build/$fuzzer" ] && [ -z "$filter" ] || continue
   # The decoders of outside input under libFuzzer for a bounded time (make
-  # fuzz: longer), from the seeds kept in the tree.
-  seconds=${FUZZ_SECONDS:-20}
-  [ "$fuzzer" = parsers_fuzz ] && seconds=${FUZZ_SECONDS:-10}
+  # fuzz: longer), from the seeds kept in the tree (and, for policies, the
+  # shipped ones).
+  seconds=${FUZZ_SECONDS:-10}
+  case $fuzzer in gossip_fuzz|gateway_fuzz) seconds=${FUZZ_SECONDS:-20} ;; esac
   echo "== fuzzing with $fuzzer ($seconds s)"
   corpus=$(mktemp -d)
   [ -d "tests/fuzz/corpus/$fuzzer" ] && cp tests/fuzz/corpus/$fuzzer/* "$corpus/"
+  [ "$fuzzer" = policy_fuzz ] && cp policies/*.lua "$corpus/"
   if "$build/$fuzzer" -max_total_time="$seconds" -max_len=4096 "$corpus" >"$corpus.log" 2>&1; then
     passed=$((passed + 1)); tail -n 2 "$corpus.log"
   else

@@ -982,32 +982,39 @@ Status Engine::Load(const FileRef& f, int parallel, const std::function<void(uin
     std::shared_ptr<Fetch> fetch;
     bool submit = false;
     {
+      // A slot is taken before mu_: w->mu is never taken while holding mu_
+      // (a waiter runs under w->mu and may reach the engine).
       std::unique_lock<std::mutex> wl(w->mu);
       w->cv.wait(wl, [&] { return w->outstanding < parallel; });
       if (!w->error.ok()) break;
+      w->outstanding++;
     }
+    bool joined = false, stopping = false, cached = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (stopped_) break;
-      if (blocks_.count(key)) {
-        progress(len);
-        continue;
+      stopping = stopped_;
+      cached = !stopping && blocks_.count(key) > 0;
+      if (!stopping && !cached) {
+        fetch = JoinOrStartLocked(f, key, tier, &submit);
+        fetch->late_waiters.push_back([w, len, progress](Status s, bool kept) {
+          std::lock_guard<std::mutex> wl(w->mu);
+          if (!s.ok() && w->error.ok()) w->error = s;
+          if (s.ok()) progress(len);
+          if (s.ok() && !kept) w->not_kept++;
+          w->outstanding--;
+          w->cv.notify_all();
+        });
+        if (submit) fetcher_.Submit(f, idx, {fetch}, false);
+        joined = true;
       }
-      fetch = JoinOrStartLocked(f, key, tier, &submit);
-      {
-        std::lock_guard<std::mutex> wl(w->mu);
-        w->outstanding++;
-      }
-      fetch->late_waiters.push_back([w, len, progress](Status s, bool kept) {
-        std::lock_guard<std::mutex> wl(w->mu);
-        if (!s.ok() && w->error.ok()) w->error = s;
-        if (s.ok()) progress(len);
-        if (s.ok() && !kept) w->not_kept++;
-        w->outstanding--;
-        w->cv.notify_all();
-      });
-      if (submit) fetcher_.Submit(f, idx, {fetch}, false);
     }
+    if (!joined) {
+      std::lock_guard<std::mutex> wl(w->mu);
+      w->outstanding--;
+      w->cv.notify_all();
+    }
+    if (stopping) break;
+    if (cached) progress(len);
   }
   std::unique_lock<std::mutex> wl(w->mu);
   w->cv.wait(wl, [&] { return w->outstanding == 0; });

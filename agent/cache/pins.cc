@@ -1,4 +1,5 @@
 #include "agent/cache/pins.h"
+#include "agent/base/json.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -30,7 +31,7 @@ Status PinTable::SaveLocked() {
   for (const PinRule& p : pins_) j["pins"].push_back({{"path", p.path}, {"recursive", p.recursive}});
   for (const TtlRule& t : ttls_)
     j["ttls"].push_back({{"path", t.target.path}, {"recursive", t.target.recursive}, {"expire_ms", t.expire_ms}});
-  return index_->PutSetting("pins", j.dump());
+  return index_->PutSetting("pins", strata::JsonText(j));
 }
 
 Status PinTable::Pin(const std::string& path, bool recursive) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "agent/base/json.h"
 #include "agent/base/clock.h"
 #include "agent/base/log.h"
 #include "agent/base/paths.h"
@@ -35,7 +36,7 @@ void AppendMetric(std::string* out, const char* name, const char* type, const ch
 }
 
 void ReplyJson(const Server::Reply& reply, int code, const json& j) {
-  reply(code, "application/json", j.dump() + "\n");
+  reply(code, "application/json", strata::JsonText(j) + "\n");
 }
 void ReplyError(const Server::Reply& reply, int code, const std::string& msg) {
   ReplyJson(reply, code, json{{"error", msg}});
@@ -434,7 +435,7 @@ std::string Api::StatJson() {
     j["policy"] = {{"files", ps.value("files", json::array()).size()}, {"failed_hooks", failed},
                    {"last_reload", ps.value("last_reload", json::object())}};
   }
-  return j.dump() + "\n";
+  return strata::JsonText(j) + "\n";
 }
 
 std::string Api::MetricsText() {

@@ -9,6 +9,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "agent/base/json.h"
 #include "agent/base/clock.h"
 #include "agent/base/hash.h"
 #include "agent/base/log.h"
@@ -101,7 +102,7 @@ void AddUserMetaHeaders(const ufs::UserMeta& m, bool rest, Headers* h) {
 
 std::string EncodeUserMeta(const ufs::UserMeta& m) {
   nlohmann::json j = {{"content_type", m.content_type}, {"pairs", m.pairs}};
-  return j.dump();
+  return strata::JsonText(j);
 }
 ufs::UserMeta DecodeUserMeta(const std::string& line) {
   ufs::UserMeta m;
@@ -144,7 +145,7 @@ void Gateway::Call::Fail(const S3Error& e) {
   if (!body.done()) resp.Close();
   if (rest) {
     nlohmann::json j = {{"error", e.code}, {"message", e.message}};
-    (void)resp.Send(e.status, {{"Content-Type", "application/json"}}, j.dump() + "\n");
+    (void)resp.Send(e.status, {{"Content-Type", "application/json"}}, strata::JsonText(j) + "\n");
     return;
   }
   std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" + XmlEscape(e.code) + "</Code><Message>" +
@@ -507,7 +508,7 @@ void Gateway::ServeRest(Call& c) {
                          {"mtime", IsoDate(e.mtime_ns)}, {"etag", e.etag}});
     }
     nlohmann::json j = {{"path", "/" + path}, {"entries", entries}};
-    (void)c.resp.Send(200, {{"Content-Type", "application/json"}}, j.dump() + "\n");
+    (void)c.resp.Send(200, {{"Content-Type", "application/json"}}, strata::JsonText(j) + "\n");
     return;
   }
   if (path.empty()) return c.Fail({400, "InvalidPath", "A file path is required"});
@@ -519,7 +520,7 @@ void Gateway::ServeRest(Call& c) {
     Status s = StoreObject(c, path, user, &etag);
     if (!s.ok()) return c.Fail(BodyDecoder::ErrorFor(s));
     nlohmann::json j = {{"path", "/" + path}, {"size", c.bytes_in}, {"etag", etag}};
-    (void)c.resp.Send(201, {{"Content-Type", "application/json"}, {"ETag", QuotedEtag(etag)}}, j.dump() + "\n");
+    (void)c.resp.Send(201, {{"Content-Type", "application/json"}, {"ETag", QuotedEtag(etag)}}, strata::JsonText(j) + "\n");
     return;
   }
   if (req.method == "DELETE") {

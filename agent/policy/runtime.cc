@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "agent/base/json.h"
 #include "agent/base/clock.h"
 #include "agent/base/log.h"
 #include "agent/base/paths.h"
@@ -913,7 +914,7 @@ std::string Runtime::StatusJson() {
   j["schedules"] = schedules;
   j["default"] = {{"on_admit", has_admit_ ? "policy" : "built-in (everything to the SSD tier)"},
                   {"on_evict", has_evict_ ? "policy" : "built-in (LRU)"}};
-  return j.dump();
+  return strata::JsonText(j);
 }
 
 }  // namespace strata::policy
