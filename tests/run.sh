@@ -58,7 +58,7 @@ done
 if [ "$(id -u)" -eq 0 ] && [ -e /dev/fuse ]; then
   # Left over from an interrupted run: stale mounts of earlier test agents.
   grep -o '/tmp/strata-it-[^ ]*' /proc/self/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  run_suite "integration tests (s3rver)" "$build/integration_tests" "~[rgw]"
+  run_suite "integration tests (s3rver)" "$build/integration_tests" "~[rgw]~[.]"
   if [ -z "${STRATA_SKIP_RGW:-}" ]; then
     rgw_dir=$(mktemp -d /tmp/strata-rgw-XXXXXX)
     rgw_port=$((20000 + RANDOM % 20000))
