@@ -171,6 +171,20 @@ S3Error ErrorOf(const Status& s, const std::string& what) {
   }
 }
 
+uint64_t DeclaredLength(Gateway::Call& c) {
+  if (const std::string* d = c.req.Header("x-amz-decoded-content-length"); d != nullptr)
+    return std::strtoull(d->c_str(), nullptr, 10);
+  std::optional<uint64_t> n = c.body.length();
+  return n.value_or(0);
+}
+
+S3Error SizeLimit(Gateway::Call& c) {
+  uint64_t declared = DeclaredLength(c);
+  if (declared <= kMaxPutBytes) return {};
+  return {400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size (" +
+                                     std::to_string(declared) + " > 5 GiB; use a multipart upload)"};
+}
+
 bool ReadSmallBody(Gateway::Call& c, size_t limit, std::string* body) {
   char tmp[64 * 1024];
   for (;;) {

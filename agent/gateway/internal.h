@@ -30,6 +30,14 @@ struct Gateway::Call {
 };
 
 S3Error ErrorOf(const Status& s, const std::string& what);
+// S3's limit on one PUT and on one part: 5 GiB.
+constexpr uint64_t kMaxPutBytes = 5ull << 30;
+// The body size the client declares (x-amz-decoded-content-length of an
+// aws-chunked body, else Content-Length); 0 when it declares none.
+uint64_t DeclaredLength(Gateway::Call& c);
+// EntityTooLarge when the declared body is over kMaxPutBytes (checked before
+// the body is read, so it is never sent), else OK.
+S3Error SizeLimit(Gateway::Call& c);
 // The whole (small) request body of an XML call, at most `limit` bytes;
 // false with the S3 error sent when it does not come.
 bool ReadSmallBody(Gateway::Call& c, size_t limit, std::string* body);

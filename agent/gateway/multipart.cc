@@ -134,6 +134,7 @@ void Gateway::Multipart(Call& c, const std::string& path) {
     long n = pn == nullptr ? 0 : std::strtol(pn->c_str(), &end, 10);
     if (pn == nullptr || *end != '\0' || n < 1 || n > kMaxParts)
       return c.Fail({400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive"});
+    if (S3Error too = SizeLimit(c); !too.ok()) return c.Fail(too);
     const std::string part = dir + "/" + std::to_string(n);
     Fd fd(::open((part + ".tmp").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd.valid()) return c.Fail(ErrorOf(Status::FromErrno(errno, "part file"), path));

@@ -518,9 +518,8 @@ void Gateway::PutObject(Call& c, const std::string& path) {
   if (c.req.Header("content-length") == nullptr && c.req.Header("transfer-encoding") == nullptr)
     return c.Fail({411, "MissingContentLength", "You must provide the Content-Length HTTP header"});
   // A body that cannot fit in the staging area is refused before it is sent.
-  uint64_t declared = 0;
-  if (const std::string* d = c.req.Header("x-amz-decoded-content-length"); d != nullptr) declared = std::strtoull(d->c_str(), nullptr, 10);
-  else if (std::optional<uint64_t> n = c.body.length(); n.has_value()) declared = *n;
+  if (S3Error e = SizeLimit(c); !e.ok()) return c.Fail(e);
+  uint64_t declared = DeclaredLength(c);
   auto [staged, limit] = writer_->StagingUse();
   if (limit > 0 && declared > 0 && staged + declared > limit)
     return c.Fail({503, "SlowDown", "The staging area has no room for " + std::to_string(declared) +

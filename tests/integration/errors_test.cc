@@ -112,6 +112,14 @@ TEST_CASE("malformed requests on the control socket get 400, the agent keeps ser
   CHECK(r.out.find("strata_cache_capacity_bytes 268435456") != std::string::npos);
   CHECK(r.out.find("strata_ufs_get_requests_total{mount=\"/\"") != std::string::npos);
   CHECK(agent.Stat()["capacity_bytes"] == 256u << 20);
+  // The scrape port names mount points and stores, never the files read.
+  TempDir t;
+  std::ofstream(t.path + "/f") << "x";
+  store->Put("secret-name-7f3.bin", t.path + "/f");
+  CHECK(ReadFile(agent.mnt("secret-name-7f3.bin")) == "x");
+  tcp = Run("curl -sS --max-time 15 http://127.0.0.1:19464/metrics");
+  CHECK(tcp.out.find("strata_cache_blocks") != std::string::npos);
+  CHECK(tcp.out.find("secret-name") == std::string::npos);
 }
 
 TEST_CASE("SIGINT unmounts cleanly; a kill -9 leaves a stale mount that is named", "[fuse][errors]") {

@@ -551,3 +551,21 @@ TEST_CASE("the gateway over an Azure Blob store: the AWS CLI writes and reads, t
   CHECK(bad.code != 0);
   CHECK_FALSE(store->Fetch("data/in/bad").has_value());
 }
+
+TEST_CASE("S3's size limits: a PUT or a part declared over 5 GiB is refused before its body", "[gateway][s3]") {
+  Gw g;
+  TempDir t;
+  std::ofstream(t.path + "/keys") << "big.bin\n";
+  CmdResult urls = Run(std::string("AWS_ACCESS_KEY_ID=") + kAk + " AWS_SECRET_ACCESS_KEY=" + ShellQuote(kSk) +
+                       " node tests/s3/s3op.js " + g.endpoint() + " presign-many data " + t.path + "/keys PUT");
+  INFO(urls.out);
+  REQUIRE(urls.code == 0);
+  std::string url = urls.out.substr(0, urls.out.find('\n'));
+  // Declares 6 GB and sends nothing: the answer must come at once, without the body.
+  CmdResult r = Run("curl -sS -m 20 -X PUT -H 'Content-Length: 6000000000' --data-binary @/dev/null " + ShellQuote(url));
+  INFO(r.out);
+  CHECK(r.out.find("<Code>EntityTooLarge</Code>") != std::string::npos);
+  CHECK_FALSE(g.store->Fetch("data/big.bin").has_value());
+  std::string metrics = Run("curl -sS --unix-socket " + g.agent.socket() + " http://x/metrics").out;
+  CHECK(metrics.find("strata_gateway_errors_total{code=\"EntityTooLarge\"} 1\n") != std::string::npos);
+}
