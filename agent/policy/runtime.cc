@@ -239,10 +239,12 @@ int Dispatch(lua_State* L) {
   auto body = reinterpret_cast<ApiBody>(lua_touserdata(L, lua_upvalueindex(2)));
   char msg[512];
   {
+    // Out of memory inside the body is raised here, after its objects are gone.
+    Sandbox::Grace grace(L);
     std::string err;
     int n = body(L, g, &err);
-    if (err.empty()) return n;
-    std::snprintf(msg, sizeof(msg), "%s", err.c_str());
+    if (err.empty() && !grace.Over()) return n;
+    std::snprintf(msg, sizeof(msg), "%s", grace.Over() ? grace.Message().c_str() : err.c_str());
   }
   return luaL_error(L, "%s", msg);
 }

@@ -103,11 +103,26 @@ void* Sandbox::Alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   // out-of-memory error inside the script).
   if (nsize > old && self->used_ + (nsize - old) > self->limits_.memory_bytes && self->L_ != nullptr) {
     if (self->oom_where_[0] == '\0') WhereInto(self->L_, self->oom_where_, sizeof(self->oom_where_));
-    return nullptr;
+    if (self->grace_ == 0) return nullptr;
+    self->grace_passed_ = true;  // raised by the Grace's owner once its C++ objects are gone
   }
   void* p = std::realloc(ptr, nsize);
   if (p != nullptr) self->used_ = self->used_ - old + nsize;
   return p;
+}
+
+Sandbox::Grace::Grace(lua_State* L) : sb_(nullptr) {
+  lua_getallocf(L, reinterpret_cast<void**>(&sb_));
+  if (sb_->grace_++ == 0) sb_->grace_passed_ = false;
+}
+
+Sandbox::Grace::~Grace() { sb_->grace_--; }
+
+bool Sandbox::Grace::Over() const { return sb_->grace_passed_; }
+
+std::string Sandbox::Grace::Message() const {
+  return std::string(sb_->oom_where_) + "policy ran out of memory (limit " +
+         std::to_string(sb_->limits_.memory_bytes >> 20) + " MiB)";
 }
 
 void Sandbox::Hook(lua_State* L, lua_Debug*) {

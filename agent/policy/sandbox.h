@@ -52,6 +52,24 @@ class Sandbox {
   Status CallFunction(lua_CFunction fn, void* ud);
   size_t memory_used() const { return used_; }
 
+  // While a Grace lives, allocations past the memory cap succeed, so a C
+  // function of the strata API never meets an out-of-memory error (a
+  // longjmp) while its C++ objects are alive. Over() says whether the cap
+  // was passed; the caller then raises the error itself, once they are gone.
+  class Grace {
+   public:
+    explicit Grace(lua_State* L);
+    ~Grace();
+    Grace(const Grace&) = delete;
+    Grace& operator=(const Grace&) = delete;
+    bool Over() const;
+    // The error to raise when Over(): "file:line: policy ran out of memory (limit N MiB)".
+    std::string Message() const;
+
+   private:
+    Sandbox* sb_;
+  };
+
  private:
   static void* Alloc(void* ud, void* ptr, size_t osize, size_t nsize);
   static void Hook(lua_State* L, lua_Debug* ar);
@@ -62,6 +80,8 @@ class Sandbox {
   size_t used_ = 0;
   uint64_t spent_ = 0;  // instructions of the current call, in hook steps
   bool over_ = false;
+  int grace_ = 0;             // Graces alive
+  bool grace_passed_ = false;  // an allocation under a Grace went past the cap
   char oom_where_[256] = {};  // where the allocation that passed the cap was made
 };
 

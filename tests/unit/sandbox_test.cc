@@ -91,3 +91,41 @@ TEST_CASE("calls of script functions are budgeted too", "[unit][sandbox]") {
   lua_pop(L, 1);
   CHECK(lua_gettop(L) == 0);
 }
+
+namespace {
+int g_alive = 0;  // C++ objects of GreedyApi alive
+struct Tracked {
+  Tracked() { g_alive++; }
+  ~Tracked() { g_alive--; }
+};
+// An API function as the runtime writes them: C++ objects in its frame while
+// it pushes values that go past the memory cap.
+int GreedyApi(lua_State* L) {
+  char msg[256];
+  {
+    Sandbox::Grace grace(L);
+    Tracked t;
+    std::string big(4u << 20, 'x');
+    lua_pushlstring(L, big.data(), big.size());
+    lua_pushlstring(L, big.data(), big.size());
+    if (!grace.Over()) return 2;
+    std::snprintf(msg, sizeof(msg), "%s", grace.Message().c_str());
+  }
+  return luaL_error(L, "%s", msg);
+}
+}  // namespace
+
+TEST_CASE("out of memory inside an API call is raised after its C++ objects are gone", "[unit][sandbox]") {
+  SandboxLimits l;
+  l.memory_bytes = 6u << 20;
+  l.instructions = 2'000'000;
+  Sandbox sb(l);
+  lua_register(sb.L(), "greedy", GreedyApi);
+  Status s = sb.Run("local a, b = greedy()", "policies/greedy.lua");
+  INFO(s.message());
+  CHECK_FALSE(s.ok());
+  CHECK(s.message().find("ran out of memory") != std::string::npos);
+  CHECK(g_alive == 0);  // the destructor ran: no longjmp crossed the frame
+  // The state keeps working.
+  CHECK(sb.Run("local x = 1 + 1", "policies/after.lua").ok());
+}
