@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "agent/base/json.h"
 #include "agent/base/hash.h"
+#include "agent/base/json.h"
 #include "agent/base/paths.h"
 #include "agent/base/units.h"
 #include "agent/policy/runtime.h"

@@ -1,8 +1,9 @@
 #include "agent/cache/pins.h"
-#include "agent/base/json.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+
+#include "agent/base/json.h"
 
 namespace strata::cache {
 

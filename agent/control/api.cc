@@ -8,8 +8,8 @@
 #include <map>
 #include <set>
 
-#include "agent/base/json.h"
 #include "agent/base/clock.h"
+#include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/paths.h"
 #include "agent/base/units.h"
@@ -19,8 +19,8 @@
 #include "agent/cache/pins.h"
 #include "agent/cache/writer.h"
 #include "agent/gossip/cluster.h"
-#include "agent/peer/peer.h"
 #include "agent/index/index.h"
+#include "agent/peer/peer.h"
 #include "agent/policy/runtime.h"
 #include "agent/service/cache_service.h"
 

@@ -9,9 +9,9 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
-#include "agent/base/json.h"
 #include "agent/base/clock.h"
 #include "agent/base/hash.h"
+#include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/cache/reader.h"
 #include "agent/gateway/internal.h"

@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "agent/base/json.h"
 #include "agent/base/clock.h"
+#include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/paths.h"
 #include "agent/base/units.h"

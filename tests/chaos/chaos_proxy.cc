@@ -15,7 +15,8 @@
 //   short-body   the head (full Content-Length) and half the body, then FIN
 //   stall        the head, then silence until the client gives up
 //   stall-body   the head and half the body, then silence
-//   slow-body    the whole answer at 256 KiB/s
+//   slow-body    the whole answer at 2 MiB/s (a 4 MiB block in 2 s, inside
+//                the tests' 6 s deadline)
 //   bad-list     a listing (GET ?list-type=2) cut in half, Content-Length fitted
 //   garble-list  a listing with its XML tags broken
 //   wrong-etag   a ranged GET answered with another ETag
@@ -345,7 +346,7 @@ void Serve(int client) {
       bool ok = true;
       for (size_t off = 0; ok && off < rbody.size(); off += 16384) {
         ok = SendAll(client, rbody.data() + off, std::min<size_t>(16384, rbody.size() - off));
-        std::this_thread::sleep_for(std::chrono::microseconds(62500));  // 256 KiB/s
+        std::this_thread::sleep_for(std::chrono::microseconds(8000));  // 2 MiB/s: a block in 2 s
       }
       if (!ok) break;
       continue;

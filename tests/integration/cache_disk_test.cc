@@ -4,6 +4,7 @@
 // device-mapper for a dm-error target), block files cut short, a deleted
 // index. The agent serves from the store where it can, says what it
 // dropped, and never serves bytes it could not verify.
+#include <lmdb.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -192,4 +193,42 @@ TEST_CASE("cache disk faults: the index's disk full: files still served from the
   CHECK(agent.log().find("index: cannot record") != std::string::npos);
   agent.Stop();
   Run("umount -l " + ShellQuote(index_dir));
+}
+
+TEST_CASE("cache disk faults: a reader slot left by a killed process is cleared at start", "[fuse][s3][cachedisk]") {
+  auto store = MakeStore("file");
+  TempDir src;
+  WriteRandomFile(src.path + "/f", 5u << 20, 5);
+  store->Put("f", src.path + "/f");
+  Agent agent;
+  agent.Start(store->uri(), store->agent_args());
+  REQUIRE(ReadFile(agent.mnt("f")) == ReadFile(src.path + "/f"));
+  agent.Stop();
+  const std::string index = agent.cache_dir() + "/index";
+  // This process holds the index open (else LMDB resets the reader table
+  // when the agent opens it first) while a child takes a reader slot and
+  // dies holding it.
+  MDB_env* env = nullptr;
+  REQUIRE(mdb_env_create(&env) == 0);
+  mdb_env_set_maxreaders(env, 254);
+  REQUIRE(mdb_env_open(env, index.c_str(), MDB_RDONLY | MDB_NOTLS, 0644) == 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    MDB_env* e = nullptr;
+    MDB_txn* txn = nullptr;
+    if (mdb_env_create(&e) == 0 && mdb_env_set_maxreaders(e, 254) == 0 &&
+        mdb_env_open(e, index.c_str(), MDB_RDONLY | MDB_NOTLS, 0644) == 0 &&
+        mdb_txn_begin(e, nullptr, MDB_RDONLY, &txn) == 0)
+      ::kill(::getpid(), SIGKILL);  // dies with its read transaction open
+    ::_exit(1);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  REQUIRE(WIFSIGNALED(status));
+  agent.Start(store->uri(), store->agent_args());
+  CHECK(agent.log().find("cleared 1 stale reader slot") != std::string::npos);
+  CHECK(ReadFile(agent.mnt("f")) == ReadFile(src.path + "/f"));
+  CHECK(agent.Stat()["fetched_blocks"].get<uint64_t>() == 0);  // the cache survived
+  agent.Stop();
+  mdb_env_close(env);
 }

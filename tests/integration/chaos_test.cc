@@ -32,64 +32,15 @@ namespace {
 constexpr auto kDeadline = std::chrono::seconds(25);  // per operation: --s3-timeout 6 and a few requests
 const char* const kToken = "tok-chaos-0123456789";
 
-// Reads a whole file; on error returns nullopt and sets *err.
-std::optional<std::string> TryRead(const std::string& path, int* err) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) {
-    *err = errno;
-    return std::nullopt;
-  }
-  std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      *err = errno;
-      ::close(fd);
-      return std::nullopt;
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
-// Writes a whole file; true only when open, every write and close succeeded.
-bool TryWrite(const std::string& path, const std::string& data, int* err) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) {
-    *err = errno;
-    return false;
-  }
-  for (size_t off = 0; off < data.size();) {
-    ssize_t n = ::write(fd, data.data() + off, std::min<size_t>(1 << 20, data.size() - off));
-    if (n <= 0) {
-      *err = errno;
-      ::close(fd);
-      return false;
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::close(fd) != 0) {
-    *err = errno;
-    return false;
-  }
-  return true;
-}
-
-std::string Bytes(uint64_t size, uint32_t seed) {
-  TempDir d;
-  WriteRandomFile(d.path + "/f", size, seed);
-  return ReadFile(d.path + "/f");
-}
-
 }  // namespace
 
 TEST_CASE("every store fault kind, through the mount and the gateway: right bytes or a clear error, in time",
           "[fuse][s3][chaos]") {
   std::vector<std::string> kinds = {"slowdown", "error500",   "reset",     "lost",     "reset-body",  "short-body",
                                     "stall",    "stall-body", "slow-body", "bad-list", "garble-list", "wrong-etag"};
+  // On RGW, the kinds whose handling depends on the store: a completion
+  // whose answer was lost (the multipart ETag), stalls, damaged listings.
+  if (UsingRgw()) kinds = {"lost", "stall", "bad-list"};
   if (const char* only = std::getenv("STRATA_CHAOS_KINDS")) {  // "stall,lost": a few kinds, when chasing one
     kinds.clear();
     std::stringstream in(only);
@@ -150,7 +101,9 @@ TEST_CASE("every store fault kind, through the mount and the gateway: right byte
       for (int round = 0; round < 2; round++) {
         timed("read", [&] {
           int err = 0;
-          std::optional<std::string> got = TryRead(agent.mnt(kind + "/" + name), &err);
+          std::string bytes;
+          std::optional<std::string> got;
+          if (ReadWhole(agent.mnt(kind + "/" + name), &bytes, &err)) got = std::move(bytes);
           INFO("read " << name << " (round " << round << "): errno " << err);
           if (kind == "wrong-etag" && !got) CHECK(err == EIO);  // the object changed mid-read, as far as we can tell
           else REQUIRE(got.has_value());
@@ -159,16 +112,16 @@ TEST_CASE("every store fault kind, through the mount and the gateway: right byte
       }
     }
     for (auto [name, size] : {std::pair<const char*, uint64_t>{"new-small", 200000}, {"new-big", 12u << 20}}) {
-      std::string data = Bytes(size, static_cast<uint32_t>(7 + i));
+      std::string data = RandomBytes(size, static_cast<uint32_t>(7 + i));
       timed("write", [&] {
         int err = 0;
-        bool ok = TryWrite(agent.mnt(kind + "/" + name), data, &err);
+        bool ok = WriteWhole(agent.mnt(kind + "/" + name), data, &err);
         INFO("write " << name << ": errno " << err);
         CHECK(ok);
         if (ok) acked.emplace_back(kind + "/" + name, data);
       });
     }
-    std::string up = Bytes(300000, static_cast<uint32_t>(50 + i));
+    std::string up = RandomBytes(300000, static_cast<uint32_t>(50 + i));
     std::ofstream(src.path + "/up", std::ios::binary) << up;
     timed("gateway PUT", [&] {
       CmdResult r = Run("curl -sS -m 60 -o /dev/null -w '%{http_code}' " + auth + "-T " + src.path + "/up " + rest +

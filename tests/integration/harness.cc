@@ -191,6 +191,54 @@ std::string RawUnixRequest(const std::string& socket, const std::string& bytes, 
   return out;
 }
 
+std::string RandomBytes(uint64_t size, uint32_t seed) {
+  TempDir d;
+  WriteRandomFile(d.path + "/f", size, seed);
+  return ReadFile(d.path + "/f");
+}
+
+bool ReadWhole(const std::string& path, std::string* out, int* err) {
+  auto fail = [&](int fd) {
+    if (err) *err = errno;
+    if (fd >= 0) ::close(fd);
+    return false;
+  };
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return fail(fd);
+  out->clear();
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) return fail(fd);
+    if (n == 0) break;
+    out->append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+bool WriteWhole(const std::string& path, const std::string& data, int* err) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) {
+    if (err) *err = errno;
+    return false;
+  }
+  for (size_t off = 0; off < data.size();) {
+    ssize_t n = ::write(fd, data.data() + off, std::min<size_t>(1 << 20, data.size() - off));
+    if (n <= 0) {
+      if (err) *err = n < 0 ? errno : EIO;
+      ::close(fd);
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    if (err) *err = errno;
+    return false;
+  }
+  return true;
+}
+
 void DropPageCache() {
   ::sync();
   std::ofstream("/proc/sys/vm/drop_caches") << "3";
@@ -514,8 +562,9 @@ class AzureStore final : public Store {
   std::string container_;
 };
 
-std::vector<std::string> StoreKinds() {
+std::vector<std::string> StoreKinds(bool with_azure) {
   if (UsingRgw()) return {"s3"};
+  if (!with_azure) return {"file", "s3"};
   return {"file", "s3", "azure"};
 }
 

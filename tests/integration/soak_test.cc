@@ -47,36 +47,6 @@ struct Known {
   bool uncertain = false;  // a later write failed: the store may hold either
 };
 
-bool WriteWhole(const std::string& path, const std::string& data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return false;
-  bool ok = true;
-  for (size_t off = 0; ok && off < data.size();) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    ok = n > 0;
-    if (ok) off += static_cast<size_t>(n);
-  }
-  return ::close(fd) == 0 && ok;
-}
-
-bool ReadWhole(const std::string& path, std::string* out) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return false;
-  out->clear();
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      ::close(fd);
-      return false;
-    }
-    if (n == 0) break;
-    out->append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return true;
-}
-
 }  // namespace
 
 TEST_CASE("soak: mixed reads and writes under 10% store faults, evictions, reloads, restarts and kill -9",

@@ -93,12 +93,6 @@ void MakeDirs(ufs::Ufs& u, const std::string& path) {
   }
 }
 
-std::string Random(size_t n, uint64_t seed) {
-  TempDir d;
-  WriteRandomFile(d.path + "/f", n, seed);
-  return ReadFile(d.path + "/f");
-}
-
 }  // namespace
 
 TEST_CASE("store conformance: sizes around the upload unit and 100 MiB are byte-identical, ranged reads at every boundary",
@@ -108,7 +102,7 @@ TEST_CASE("store conformance: sizes around the upload unit and 100 MiB are byte-
       Subject s = Make(kind);
       for (uint64_t size : {uint64_t{0}, uint64_t{1}, kPart - 1, kPart, kPart + 1, uint64_t{100} << 20}) {
         INFO(Name(kind) << ": " << size << " bytes");
-        std::string data = Random(size, size + 1);
+        std::string data = RandomBytes(size, size + 1);
         std::string path = "sizes/f" + std::to_string(size);
         MakeDirs(*s.ufs, path);
         Result<ufs::Entry> put = s.ufs->Put(path, size, FromString(data), {});
@@ -259,7 +253,7 @@ TEST_CASE("store conformance: an upload that fails mid-way leaves no object and 
     DYNAMIC_SECTION(Name(kind)) {
       Subject s = Make(kind);
       const uint64_t size = 4 * kPart;
-      std::string data = Random(size, 9);
+      std::string data = RandomBytes(size, 9);
       // The source fails once the third part is asked for.
       ufs::ReadAt failing = [&](uint64_t off, size_t len, char* buf) {
         if (off >= 2 * kPart) return Status::IOError("injected: the source broke");
@@ -329,7 +323,7 @@ TEST_CASE("Azure credentials the other ways: a container SAS token, a connection
     Result<std::unique_ptr<ufs::Ufs>> u = ufs::Open(store->uri(), S3Opts(), AzOpts());
     REQUIRE(u.ok());
     REQUIRE((*u)->Probe().ok());
-    std::string data = Random(3 * kPart + 7, 77);  // blocks, and a copy source for Rename
+    std::string data = RandomBytes(3 * kPart + 7, 77);  // blocks, and a copy source for Rename
     REQUIRE((*u)->Put(how + "/f", data.size(), FromString(data), {}).ok());
     REQUIRE((*u)->Rename(how + "/f", how + "/g").ok());
     Result<ufs::Entry> st = (*u)->Stat(how + "/g");
