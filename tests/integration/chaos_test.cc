@@ -51,7 +51,7 @@ TEST_CASE("every store fault kind, through the mount and the gateway: right byte
   std::map<std::string, std::string> content;  // store key -> bytes
   std::vector<std::pair<std::string, std::string>> objects;
   for (size_t i = 0; i < kinds.size(); i++) {
-    for (auto [name, size] : {std::pair<const char*, uint64_t>{"small", 100000}, {"big", 9u << 20}}) {
+    for (auto [name, size] : {std::pair<const char*, uint64_t>{"small", 100000}, {"big", 6u << 20}}) {
       std::string key = kinds[i] + "/" + name;
       std::string f = src.path + "/" + std::to_string(objects.size());
       WriteRandomFile(f, size, static_cast<uint32_t>(100 + objects.size()));
@@ -111,7 +111,7 @@ TEST_CASE("every store fault kind, through the mount and the gateway: right byte
         });
       }
     }
-    for (auto [name, size] : {std::pair<const char*, uint64_t>{"new-small", 200000}, {"new-big", 12u << 20}}) {
+    for (auto [name, size] : {std::pair<const char*, uint64_t>{"new-small", 200000}, {"new-big", 11u << 20}}) {
       std::string data = RandomBytes(size, static_cast<uint32_t>(7 + i));
       timed("write", [&] {
         int err = 0;
