@@ -140,6 +140,10 @@ class Ufs {
   virtual Status Probe() = 0;
   // Attributes of one path. NotFound when neither a file nor a directory.
   virtual Result<Entry> Stat(const std::string& path) = 0;
+  // The same for a path a fresh listing showed as a file, so no directory
+  // of that name exists (listings let a directory shadow a same-named
+  // object): object stores skip the directory check Stat makes.
+  virtual Result<Entry> StatListedFile(const std::string& path) { return Stat(path); }
   // The entries directly below `dir`, in no particular order.
   virtual Result<std::vector<Entry>> List(const std::string& dir) = 0;
   // Reads up to `len` bytes at `off` of the version `etag` of `path` into `buf`;

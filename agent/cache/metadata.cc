@@ -75,7 +75,11 @@ Result<index::FileMeta> Metadata::Stat(const std::string& path) {
   }
   if (cached->has_value() && Offline(r.mount)) return **cached;
 
-  Result<ufs::Entry> e = mounts_->at(r.mount).ufs->Stat(r.ufs_path);
+  // A file a fresh listing showed (attributes to complete, as for ls -l on
+  // S3) has no same-named directory: one HEAD, without the directory check.
+  bool listed_file = cached->has_value() && !(*cached)->is_dir && now - (*cached)->validated_ms < ttl_ms_;
+  ufs::Ufs* store = mounts_->at(r.mount).ufs.get();
+  Result<ufs::Entry> e = listed_file ? store->StatListedFile(r.ufs_path) : store->Stat(r.ufs_path);
   if (!e.ok()) {
     if (e.status().IsNotFound()) {
       uint64_t retired = 0;

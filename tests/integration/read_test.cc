@@ -444,6 +444,8 @@ TEST_CASE("--attrs-from-listing: ls -l sends no HEAD; modes kept in object metad
   exact.Start(store->uri(), store->agent_args());
   CHECK(listing(exact) == "201\n");
   CHECK(exact.Stat()["mounts"][0]["head_requests"].get<uint64_t>() >= 201);
+  // A listed file needs no directory check: the listing said it is no directory.
+  CHECK(exact.Stat()["mounts"][0]["list_requests"].get<uint64_t>() < 20);
   REQUIRE(::stat(exact.mnt("dir/private").c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0600);
 }

@@ -86,21 +86,16 @@ class S3Ufs final : public Ufs {
       return e;
     }
     STRATA_RETURN_IF_ERROR(head);
-    if (resp.http_status == 404) return Status::NotFound("s3: no such object or prefix: " + uri_ + "/" + path);
-    if (resp.http_status != 200) return HttpError("HEAD", ObjectRequest("HEAD", Key(path)), resp);
-    e.size = resp.content_length;
-    e.etag = resp.etag;
-    e.mtime_ns = std::max<int64_t>(0, s3::ParseHttpDateMs(resp.last_modified)) * 1000000;
-    ApplyMetaPairs(resp.meta, &e);
-    // A store answers every object with some type; only one set by a writer is kept.
-    if (resp.content_type != "binary/octet-stream" && resp.content_type != "application/octet-stream")
-      e.attrs.user.content_type = resp.content_type;
-    if (S_ISLNK(e.attrs.mode)) {
-      Result<std::string> target = GetSmall(Key(path), e.etag);
-      if (!target.ok()) return target.status();
-      e.link_target = *target;
-    }
-    return e;
+    return FileOf(path, resp, std::move(e));
+  }
+
+  Result<Entry> StatListedFile(const std::string& path) override {
+    if (path.empty()) return Stat(path);
+    Response resp;
+    STRATA_RETURN_IF_ERROR(Head(Key(path), &resp));
+    Entry e;
+    e.name = SplitPath(path).second;
+    return FileOf(path, resp, std::move(e));
   }
 
   Result<std::vector<Entry>> List(const std::string& dir) override {
@@ -255,6 +250,25 @@ class S3Ufs final : public Ufs {
  private:
   // The object key of a path.
   std::string Key(const std::string& path) const { return KeyOf(prefix_, path); }
+
+  // The file `path` from its HEAD answer.
+  Result<Entry> FileOf(const std::string& path, const Response& resp, Entry e) {
+    if (resp.http_status == 404) return Status::NotFound("s3: no such object or prefix: " + uri_ + "/" + path);
+    if (resp.http_status != 200) return HttpError("HEAD", ObjectRequest("HEAD", Key(path)), resp);
+    e.size = resp.content_length;
+    e.etag = resp.etag;
+    e.mtime_ns = std::max<int64_t>(0, s3::ParseHttpDateMs(resp.last_modified)) * 1000000;
+    ApplyMetaPairs(resp.meta, &e);
+    // A store answers every object with some type; only one set by a writer is kept.
+    if (resp.content_type != "binary/octet-stream" && resp.content_type != "application/octet-stream")
+      e.attrs.user.content_type = resp.content_type;
+    if (S_ISLNK(e.attrs.mode)) {
+      Result<std::string> target = GetSmall(Key(path), e.etag);
+      if (!target.ok()) return target.status();
+      e.link_target = *target;
+    }
+    return e;
+  }
   std::string Endpoint() const {
     const S3Options& o = client_.options();
     return o.endpoint.empty() ? "https://s3." + o.region + ".amazonaws.com" : o.endpoint;
