@@ -58,16 +58,20 @@ int OnSeek(void* arg, curl_off_t offset, int origin) noexcept {
   return CURL_SEEKFUNC_OK;
 }
 
-// Fails a try when no byte has moved for stall_ms: a store that sends its
-// headers and then nothing (or stops mid-body) costs a fraction of the
-// deadline, and the retry still fits in it. curl's low-speed limit averages
-// over whole seconds and would let a stall eat the whole deadline.
+// Fails a try when no byte has moved for stall_ms once the answer has begun:
+// a store that sends its headers and then nothing (or stops mid-body) costs
+// a fraction of the deadline, and the retry still fits in it. curl's
+// low-speed limit averages over whole seconds and would let a stall eat the
+// whole deadline. Before the answer begins the store may be working (a
+// CompleteMultipartUpload or a copy of a large object sends nothing for
+// seconds); asking again then would run the same work twice at once, so
+// only the deadline bounds that wait.
 int OnProgress(void* arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) noexcept {
   (void)dltotal, (void)ultotal;
   auto* t = static_cast<Transfer*>(arg);
   int64_t now = NowMonoMs();
   curl_off_t total = dlnow + ulnow;
-  if (total != t->moved_total) {
+  if (total != t->moved_total || t->resp->http_status == 0) {
     t->moved_total = total;
     t->moved_ms = now;
     return 0;

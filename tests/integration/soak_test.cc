@@ -101,6 +101,16 @@ TEST_CASE("soak: mixed reads and writes under 10% store faults, evictions, reloa
     }
   };
   std::vector<std::thread> workers;
+  // Joined on every way out, a failed REQUIRE too (a joinable thread would abort).
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~Joiner() {
+      stop = true;
+      for (std::thread& t : threads)
+        if (t.joinable()) t.join();
+    }
+  } joiner{stop, workers};
   for (int w = 0; w < kWorkers; w++) workers.emplace_back(worker, w);
 
   int evictions = 0, reloads = 0, restarts = 0, kills = 0;
