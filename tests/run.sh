@@ -42,8 +42,7 @@ for fuzzer in gossip_fuzz gateway_fuzz parsers_fuzz sigv4_fuzz policy_fuzz; do
   # The decoders of outside input under libFuzzer for a bounded time (make
   # fuzz: longer), from the seeds kept in the tree (and, for policies, the
   # shipped ones).
-  seconds=${FUZZ_SECONDS:-10}
-  case $fuzzer in gossip_fuzz|gateway_fuzz) seconds=${FUZZ_SECONDS:-20} ;; esac
+  seconds=${FUZZ_SECONDS:-8}
   echo "== fuzzing with $fuzzer ($seconds s)"
   corpus=$(mktemp -d)
   [ -d "tests/fuzz/corpus/$fuzzer" ] && cp tests/fuzz/corpus/$fuzzer/* "$corpus/"
