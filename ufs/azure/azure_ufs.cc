@@ -132,7 +132,7 @@ class AzureUfs final : public Ufs {
     Request req = ContainerRequest();
     req.query.insert(req.query.end(), {{"comp", "list"}, {"maxresults", "1"}, {"prefix", prefix_}});
     req.timeout_ms = std::min(opts_.request_timeout_ms, 10000);
-    req.max_attempts = 2;
+    // The usual tries within 10 s, as on S3: a passing fault must not stop a start.
     Response resp;
     Status s = http_.Execute(req, &resp);
     if (!s.ok()) return Status::Unavailable("cannot reach Azure Blob endpoint " + creds_.endpoint + ": " + s.message());

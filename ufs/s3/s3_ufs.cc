@@ -52,7 +52,8 @@ class S3Ufs final : public Ufs {
     req.bucket = bucket_;
     req.query = {{"list-type", "2"}, {"max-keys", "1"}, {"prefix", prefix_}};
     req.timeout_ms = std::min(client_.options().request_timeout_ms, 10000);
-    req.max_attempts = 2;
+    // The usual tries (a store with a passing fault must not stop a start),
+    // within 10 s: a wrong endpoint is still named within a few seconds.
     Response resp;
     Status s = client_.Execute(req, &resp);
     if (!s.ok()) return Status::Unavailable("cannot reach S3 endpoint " + Endpoint() + ": " + s.message());
