@@ -884,9 +884,9 @@ Status Writer::Rename(const std::string& from, const std::string& to, bool norep
     std::shared_lock<std::shared_mutex> lock(ff->mu);
     from_in_store = ff->in_store;
   }
-  if (src->is_dir && dst.ok() && !cache_only) {
-    // A directory replaces only an empty one. A file system's rename says
-    // so itself; an object store's copy-then-delete would merge the two.
+  if (src->is_dir && dst.ok() && !cache_only && !store->rename_is_atomic()) {
+    // A directory replaces only an empty one. A file system's rename(2)
+    // says so itself; an object store's copy-then-delete would merge the two.
     Result<std::vector<ufs::Entry>> entries = store->List(rt.ufs_path);
     if (!entries.ok()) return entries.status();
     if (!entries->empty()) return Status::NotEmpty("/" + to + " is not empty");

@@ -244,12 +244,23 @@ bool NameTooLong(fuse_req_t req, const char* name) {
   return true;
 }
 
+// The path of (parent, name), or false after replying
+// ENAMETOOLONG or ESTALE.
+bool ChildPath(fuse_req_t req, fuse_ino_t parent, const char* name, std::string* path) {
+  if (NameTooLong(req, name)) return false;
+  std::string dir;
+  if (!Self(req)->PathOf(parent, &dir)) {
+    fuse_reply_err(req, ESTALE);
+    return false;
+  }
+  *path = JoinPath(dir, name);
+  return true;
+}
+
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   auto* self = Self(req);
-  if (NameTooLong(req, name)) return;
-  std::string dir;
-  if (!self->PathOf(parent, &dir)) return (void)fuse_reply_err(req, ESTALE);
-  std::string path = JoinPath(dir, name);
+  std::string path;
+  if (!ChildPath(req, parent, name, &path)) return;
   Result<index::FileMeta> m = self->meta->Stat(path);
   if (!m.ok()) {
     if (m.status().IsNotFound()) {
@@ -369,10 +380,8 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) noexcept {
   auto* self = Self(req);
-  if (NameTooLong(req, name)) return;
-  std::string dir;
-  if (!self->PathOf(parent, &dir)) return (void)fuse_reply_err(req, ESTALE);
-  std::string path = JoinPath(dir, name);
+  std::string path;
+  if (!ChildPath(req, parent, name, &path)) return;
   Result<cache::Writer::FilePtr> f =
       self->writer->Open(path, fi->flags | O_CREAT, CallerAttrs(req, S_IFREG | (mode & 07777)));
   if (!f.ok()) {
@@ -461,17 +470,6 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   ReplyAttrOf(req, self, ino, path);
 }
 
-// The path of (parent, name), or false after replying ESTALE.
-bool ChildPath(fuse_req_t req, fuse_ino_t parent, const char* name, std::string* path) {
-  if (NameTooLong(req, name)) return false;
-  std::string dir;
-  if (!Self(req)->PathOf(parent, &dir)) {
-    fuse_reply_err(req, ESTALE);
-    return false;
-  }
-  *path = JoinPath(dir, name);
-  return true;
-}
 
 void ReplyNewEntry(fuse_req_t req, Frontend::Impl* self, const std::string& path, const Status& s) {
   if (!s.ok()) return (void)fuse_reply_err(req, ErrnoOf(s));
