@@ -10,6 +10,9 @@ filter=${2:-}
 cd "$(dirname "$0")/.."
 
 passed=0 failed=0 status=0
+# What failed, repeated at the end: CI keeps only the tail of the output.
+failures=$(mktemp)
+trap 'rm -f "$failures"' EXIT
 run_suite() {
   local name=$1 bin=$2 spec=${3:-}
   [ -n "$filter" ] && spec=$filter
@@ -32,7 +35,18 @@ run_suite() {
     p=0 f=1  # crashed before its summary
   fi
   passed=$((passed + p)) failed=$((failed + f))
-  [ "$rc" -eq 0 ] || status=1
+  if [ "$rc" -ne 0 ]; then
+    status=1
+    # Catch2's console reporter: a test case's name follows a line of
+    # dashes; each failure is "file:line: FAILED:" and its expansion.
+    awk -v suite="$name" '
+      /^--------------------+$/ { if (!inhead) { inhead = 1; name = ""; next } else { inhead = 0; next } }
+      inhead { name = name (name == "" ? "" : " / ") $0; next }
+      /: FAILED:$/ { print "FAILED in " suite ": " name; print "  " $0; grab = 8; next }
+      grab > 0 { print "  " $0; grab-- }
+    ' "$out" >>"$failures"
+    [ "$f" -gt 0 ] || echo "FAILED in $name: exit $rc before its summary" >>"$failures"
+  fi
   rm -f "$out"
 }
 
@@ -51,6 +65,7 @@ for fuzzer in gossip_fuzz gateway_fuzz parsers_fuzz sigv4_fuzz policy_fuzz; do
     passed=$((passed + 1)); tail -n 2 "$corpus.log"
   else
     failed=$((failed + 1)) status=1; tail -n 40 "$corpus.log"
+    { echo "FAILED: $fuzzer found a crash"; grep -m 3 -E 'ERROR|SUMMARY' "$corpus.log"; } >>"$failures"
   fi
   rm -rf "$corpus" "$corpus.log"
 done
@@ -67,6 +82,7 @@ if [ "$(id -u)" -eq 0 ] && [ -e /dev/fuse ]; then
     else
       echo "== the Ceph RADOS Gateway did not start (logs above and in $rgw_dir/log): counted as failed"
       failed=$((failed + 1)) status=1
+      echo "FAILED: the Ceph RADOS Gateway did not start" >>"$failures"
     fi
     bash tests/rgw/rgw.sh stop "$rgw_dir"
     rm -rf "$rgw_dir"
@@ -74,6 +90,10 @@ if [ "$(id -u)" -eq 0 ] && [ -e /dev/fuse ]; then
 else
   echo "== integration tests need root and /dev/fuse: counted as failed"
   failed=$((failed + 1)) status=1
+fi
+if [ -s "$failures" ]; then
+  echo "== what failed"
+  cat "$failures"
 fi
 echo "tests: $passed passed, $failed failed"
 exit $status
