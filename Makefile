@@ -5,7 +5,8 @@
 #   make bench      benchmarks against curl, passthrough_ll, s3fs and rclone (table + file)
 #   make bench-datapath  only the data-path table (S3-shaped store, zero-copy reads)
 #   make bench-azure     only the Azure Blob rows (Azurite: reads and writes vs curl, rclone mount)
-#   make install    binaries, systemd unit, policies, man pages under $(DESTDIR)$(PREFIX)
+#   make install    binaries, systemd units, policies, man pages under $(DESTDIR)$(PREFIX)
+#   make deb        the Debian package, build/deb/strata_VERSION_ARCH.deb
 #   make soak       the engine stress test and an hour under store faults (not part of make test)
 #   make tsan       ThreadSanitizer over the engine, fetcher, writer and gossip unit tests
 #   make asan       the unit tests under AddressSanitizer + UBSan (and an ASan agent)
@@ -29,7 +30,9 @@ endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT ?= -O2 -g
-CXXFLAGS += -std=c++20 $(OPT) -Wall -Wextra -Wno-missing-field-initializers -pthread -I. $(PKG_CFLAGS) -MMD -MP
+# One version, the Debian changelog's, for --version and the package.
+VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' packaging/debian/changelog)
+CXXFLAGS += -std=c++20 $(OPT) -DSTRATA_VERSION='"$(VERSION)"' -Wall -Wextra -Wno-missing-field-initializers -pthread -I. $(PKG_CFLAGS) -MMD -MP
 LDLIBS += $(PKG_LIBS) -lresolv -pthread
 
 # One static library per module directory; dependencies point downwards.
@@ -38,7 +41,12 @@ lib_srcs = $(filter-out %_main.cc,$(wildcard $(1)/*.cc $(if $(filter ufs,$(1)),u
 lib_name = $(BUILD)/lib/lib$(subst /,_,$(1)).a
 LIBS := $(foreach m,$(MODULES),$(call lib_name,$(m)))
 
-all: $(BUILD)/strata-agent $(BUILD)/agentctl
+all: $(BUILD)/strata-agent $(BUILD)/agentctl $(BUILD)/man/strata-agent.conf.5
+
+# strata-agent.conf(5) is written by the agent from its own option table.
+$(BUILD)/man/strata-agent.conf.5: $(BUILD)/strata-agent
+	@mkdir -p $(dir $@)
+	$< --man-config > $@
 
 $(BUILD)/obj/%.o: %.cc
 	@mkdir -p $(dir $@)
@@ -80,7 +88,7 @@ $(BUILD)/gossip_node: $(BUILD)/obj/tests/bench/gossip_node.o $(LIBS)
 $(BUILD)/policy_bench: $(BUILD)/obj/tests/bench/policy_bench.o $(LIBS)
 	$(CXX) $(CXXFLAGS) $^ $(LDLIBS) -o $@
 
-.PHONY: tsan bench-azure bench-gateway all run test unit integration bench bench-datapath bench-cluster install clean deps asan soak fuzz
+.PHONY: deb tsan bench-azure bench-gateway all run test unit integration bench bench-datapath bench-cluster install clean deps asan soak fuzz
 
 deps:
 	bash packaging/install-deps.sh --test
@@ -164,20 +172,28 @@ bench-datapath: all $(BUILD)/shaper $(BUILD)/restart_bench
 	bash packaging/install-deps.sh --bench
 	bash tests/bench/datapath.sh $(BUILD)
 
+UNITDIR ?= /etc/systemd/system
 install: all
 	install -D -m 0755 $(BUILD)/strata-agent $(DESTDIR)$(PREFIX)/bin/strata-agent
 	install -D -m 0755 $(BUILD)/agentctl $(DESTDIR)$(PREFIX)/bin/agentctl
 	install -D -m 0755 systemd/strata-clear-stale-mount $(DESTDIR)$(PREFIX)/lib/strata/strata-clear-stale-mount
-	install -D -m 0644 systemd/strata-agent.service $(DESTDIR)/etc/systemd/system/strata-agent.service
-	sed -i 's|@PREFIX@|$(PREFIX)|g' $(DESTDIR)/etc/systemd/system/strata-agent.service
+	for u in strata-agent.service strata-agent@.service; do \
+	  install -D -m 0644 systemd/$$u $(DESTDIR)$(UNITDIR)/$$u && sed -i 's|@PREFIX@|$(PREFIX)|g' $(DESTDIR)$(UNITDIR)/$$u; done
 	test -f $(DESTDIR)/etc/strata/agent.conf || install -D -m 0644 packaging/agent.conf $(DESTDIR)/etc/strata/agent.conf
 	install -D -m 0644 man/strata-agent.8 $(DESTDIR)$(PREFIX)/share/man/man8/strata-agent.8
+	install -D -m 0644 $(BUILD)/man/strata-agent.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/strata-agent.conf.5
 	install -D -m 0644 man/agentctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/agentctl.1
 	install -D -m 0644 man/strata-policy.7 $(DESTDIR)$(PREFIX)/share/man/man7/strata-policy.7
 	install -d $(DESTDIR)$(PREFIX)/share/strata/policies $(DESTDIR)/etc/strata/policies
 	install -m 0644 policies/*.lua $(DESTDIR)$(PREFIX)/share/strata/policies/
 	for f in default.lua preload.lua cleanup.lua; do \
 	  test -f $(DESTDIR)/etc/strata/policies/$$f || install -m 0644 policies/$$f $(DESTDIR)/etc/strata/policies/$$f; done
+
+# The Debian package (debhelper): build/deb/strata_VERSION_ARCH.deb, from
+# this tree's build (no second compilation): packaging/debian is the
+# package's debian/ directory, its rules call `make install` here.
+deb: all
+	bash packaging/make-deb.sh $(BUILD)
 
 # Unit tests under ASan/UBSan, and the same agent for the integration tests:
 #   STRATA_AGENT=build-asan/strata-agent build/integration_tests

@@ -2,17 +2,20 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <future>
 
 #include "agent/base/clock.h"
 #include "agent/base/fd.h"
 #include "agent/base/log.h"
 #include "agent/base/paths.h"
+#include "agent/base/systemd.h"
 #include "agent/base/units.h"
 #include "agent/cache/metadata.h"
 #include "agent/cache/mounts.h"
@@ -114,6 +117,7 @@ Status Agent::Start() {
                                                             meta_.get(), engine_.get(), index_.get(), writer_.get(),
                                                             service_.get(), runtime_.get(), clock, test_clock_.get(),
                                                             cluster_.get(), peer_source_.get(), peer_server_.get()});
+  api_->SetHealth([this] { return Healthy(); }, [this] { return Ready(); });
   // A broken policy does not stop the agent: it serves with the built-in
   // default, and `agentctl policy status` shows why.
   s = runtime_->Reload();
@@ -154,8 +158,10 @@ Status Agent::Start() {
     uv_signal_start(hup, [](uv_signal_t* h, int) {
       Agent* self = static_cast<Agent*>(h->data);
       LOG_INFO("SIGHUP: reloading the policies%s", self->gateway_ ? " and the gateway credentials" : "");
+      systemd::Notify("RELOADING=1\n" + systemd::MonotonicUsec());
       (void)self->runtime_->Reload();
       if (self->gateway_) (void)self->gateway_->Reload();
+      systemd::Notify("READY=1");
     }, SIGHUP);
     runtime->Start();
   });
@@ -164,7 +170,73 @@ Status Agent::Start() {
   return Status::OK();
 }
 
+struct Agent::HealthProbe {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false, ok = false;
+};
+
+bool Agent::CheckHealth() {
+  // statfs is never answered from the kernel's caches: it is a round trip
+  // through a FUSE worker. It runs on a thread of its own, so a hung mount
+  // costs that thread and not this one (which must stay free to stop); the
+  // missing pings then let systemd's watchdog restart the agent.
+  if (stuck_probe_) {
+    std::lock_guard<std::mutex> l(stuck_probe_->mu);
+    if (!stuck_probe_->done) return false;
+  }
+  auto probe = std::make_shared<HealthProbe>();
+  std::thread([probe, path = s_.fuse.mount_point] {
+    struct statvfs sv {};
+    bool ok = ::statvfs(path.c_str(), &sv) == 0;
+    std::lock_guard<std::mutex> l(probe->mu);
+    probe->done = true;
+    probe->ok = ok;
+    probe->cv.notify_all();
+  }).detach();
+  {
+    std::unique_lock<std::mutex> l(probe->mu);
+    // Up to 5 s, in steps, so a stop need not wait for a hung statfs.
+    for (int i = 0; i < 50 && !probe->done && !health_stop_; i++)
+      probe->cv.wait_for(l, std::chrono::milliseconds(100), [&] { return probe->done; });
+    if (!probe->done) {
+      stuck_probe_ = probe;
+      return false;
+    }
+    if (!probe->ok) return false;
+  }
+  auto turned = std::make_shared<std::promise<void>>();
+  std::future<void> done = turned->get_future();
+  loop_->Post([turned] { turned->set_value(); });
+  return done.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+}
+
+void Agent::HealthLoop() {
+  int64_t watchdog_ms = systemd::WatchdogIntervalMs();
+  for (;;) {
+    if (CheckHealth()) {
+      healthy_at_ms_ = NowMonoMs();
+      if (!ready_.exchange(true) && on_ready_) on_ready_();
+      if (watchdog_ms > 0) systemd::Notify("WATCHDOG=1");
+    } else if (ready_) {
+      LOG_WARN("health check failed: the mount at %s or the event loop does not answer", s_.fuse.mount_point.c_str());
+    }
+    std::unique_lock<std::mutex> l(health_mu_);
+    // Until ready: soon again (the FUSE loop is starting).
+    health_cv_.wait_for(l, std::chrono::milliseconds(ready_ ? health_interval_ms_ : 20), [this] { return health_stop_.load(); });
+    if (health_stop_) return;
+  }
+}
+
+bool Agent::Healthy() const {
+  int64_t at = healthy_at_ms_.load();
+  return at != 0 && NowMonoMs() - at <= std::max<int64_t>(3 * health_interval_ms_, 15000);
+}
+
 int Agent::Serve() {
+  if (int64_t watchdog_ms = systemd::WatchdogIntervalMs(); watchdog_ms > 0)
+    health_interval_ms_ = std::max<int64_t>(watchdog_ms / 3, 50);
+  health_ = std::thread([this] { HealthLoop(); });
   int rc = frontend_->Loop();
   // libfuse reports the signal that ended the loop: that is a clean stop.
   return rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP ? 0 : 1;
@@ -173,6 +245,14 @@ int Agent::Serve() {
 void Agent::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (health_.joinable()) {
+    {
+      std::lock_guard<std::mutex> l(health_mu_);
+      health_stop_ = true;
+    }
+    health_cv_.notify_all();
+    health_.join();
+  }
   // Leave first: the others stop asking us for blocks before we go.
   if (cluster_ && loop_running_) cluster_->Stop();
   if (mounted_) {

@@ -7,7 +7,11 @@
 //   Start(): index + SSD tier -> engine (store source, peers in front) ->
 //            metadata -> writer -> peer server -> cache service + policies
 //            -> control socket -> gossip -> FUSE mount.
-//   Serve(): the FUSE loop, until a signal or an unmount.
+//   Serve(): the FUSE loop, until a signal or an unmount. Beside it a health
+//            thread checks that the mount answers (a statfs the FUSE loop
+//            serves) and the event loop turns: the first pass calls the
+//            ready callback (systemd's READY=1), every pass feeds systemd's
+//            watchdog and the /healthz endpoint.
 //   Stop():  the reverse of Start(); idempotent, also run by the destructor.
 //
 // The settings are checked values (agent_main.cc parses and checks the
@@ -16,8 +20,13 @@
 // Thread safety: one thread drives Open/Start/Serve/Stop in that order.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -96,8 +105,13 @@ class Agent {
 
   Status Open();
   Status Start();
+  // Runs once, on the health thread, when the mount first answers.
+  void OnReady(std::function<void()> fn) { on_ready_ = std::move(fn); }
   // The FUSE loop; returns the process's exit code.
   int Serve();
+  // The mount and the event loop answered within the last few checks.
+  bool Healthy() const;
+  bool Ready() const { return ready_; }
   void Stop();
 
  private:
@@ -123,6 +137,19 @@ class Agent {
   std::unique_ptr<fuse::Frontend> frontend_;
   std::unique_ptr<gateway::Gateway> gateway_;
   void* hup_ = nullptr;  // the SIGHUP handle (a uv_signal_t), on the loop
+  // Health: one pass = statfs of the mount + a turn of the event loop.
+  bool CheckHealth();
+  void HealthLoop();
+  struct HealthProbe;
+  std::shared_ptr<HealthProbe> stuck_probe_;  // a statfs that did not return (health thread)
+  std::function<void()> on_ready_;
+  std::thread health_;
+  std::mutex health_mu_;
+  std::condition_variable health_cv_;
+  std::atomic<bool> health_stop_{false};      // set under health_mu_
+  std::atomic<int64_t> healthy_at_ms_{0};     // monotonic ms of the last good pass
+  std::atomic<bool> ready_{false};
+  int64_t health_interval_ms_ = 5000;  // set before the health thread starts
   bool loop_running_ = false;
   bool mounted_ = false;
   bool stopped_ = false;

@@ -3,9 +3,7 @@
 // wiring, agent/agent.h). See man/strata-agent.8.
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +17,7 @@
 #include "agent/base/fd.h"
 #include "agent/base/log.h"
 #include "agent/base/paths.h"
+#include "agent/base/systemd.h"
 #include "agent/base/units.h"
 
 namespace strata {
@@ -92,18 +91,65 @@ Result<uint32_t> ParseMode(const std::string& s) {
   return static_cast<uint32_t>(v);
 }
 
-// Tells systemd (Type=notify) about our state; a no-op outside systemd.
-void SdNotify(const char* state) {
-  const char* sock = std::getenv("NOTIFY_SOCKET");
-  if (sock == nullptr || (sock[0] != '/' && sock[0] != '@')) return;
-  Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return;
-  sockaddr_un addr = {};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, sock, sizeof(addr.sun_path) - 1);
-  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';
-  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::strlen(sock));
-  ::sendto(fd.get(), state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len);
+// roff text: backslashes doubled, hyphens escaped, a leading '.' or '\''
+// kept from being read as a request.
+std::string Roff(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    if (ch == '\\') out += "\\e";
+    else if (ch == '-') out += "\\-";
+    else out += ch;
+  }
+  if (!out.empty() && (out[0] == '.' || out[0] == '\'')) out.insert(0, "\\&");
+  return out;
+}
+
+// strata-agent.conf(5), written from the option table itself (make builds
+// the page with --man-config), so the page and the parser cannot drift.
+std::string ConfigManPage(const CLI::App& app) {
+  std::string out = ".TH STRATA-AGENT.CONF 5 \"\" \"strata " STRATA_VERSION "\" \"File Formats\"\n"
+      ".SH NAME\nstrata-agent.conf \\- configuration file of strata-agent\n"
+      ".SH SYNOPSIS\n.I /etc/strata/agent.conf\n.br\n.I /etc/strata/NAME.conf\n"
+      "(for\n.BR strata-agent@NAME.service )\n"
+      ".SH DESCRIPTION\n"
+      "Every command-line option of\n.BR strata-agent (8)\n"
+      "can be set in the file given with\n.BR \\-\\-config ,\n"
+      "one per line as\n.IB key \" = \" value\n"
+      "(CLI11's config format), the key being the option without its leading dashes.\n"
+      "Text may be quoted; a list is written\n.BR \"[\\(dqa\\(dq, \\(dqb\\(dq]\" ;\n"
+      "a flag takes\n.BR true \" or \" false .\n"
+      "Lines starting with\n.B #\nare comments.\n"
+      "An option given on the command line as well wins over the file.\n"
+      "Sizes take binary suffixes (\\fB512MiB\\fR, \\fB10GiB\\fR, \\fB1.5G\\fR) or decimal ones (\\fB10GB\\fR);\n"
+      "durations take \\fBms\\fR, \\fBs\\fR, \\fBm\\fR, \\fBh\\fR and \\fBd\\fR.\n"
+      ".PP\n"
+      "The service reads the file at every start;\n.B systemctl reload\n"
+      "re-reads the policies and the gateway's credentials only.\n"
+      ".SH KEYS\n";
+  for (const CLI::Option* o : app.get_options()) {
+    if (o->get_lnames().empty() || o->get_group().empty()) continue;  // hidden ones
+    const std::string& name = o->get_lnames()[0];
+    if (name == "help" || name == "version" || name == "config") continue;
+    std::string value = o->get_expected_min() == 0 ? "true" : o->get_type_name();
+    if (value.empty()) value = "VALUE";
+    out += ".TP\n.B " + Roff(name) + " = \\fI" + Roff(value) + "\\fR\n" + Roff(o->get_description()) + ".\n";
+    if (o->get_required()) out += "Required.\n";
+    if (!o->get_default_str().empty()) out += "Default:\n.BR " + Roff(o->get_default_str()) + " .\n";
+    if (o->get_expected_max() > 1) out += "May be given more than once (a list in the file).\n";
+  }
+  out += ".SH EXAMPLE\n.nf\n"
+         "mount\\-point = \"/mnt/strata\"\n"
+         "ufs = [\"s3://my\\-bucket/datasets\", \"ref=file:///nfs/reference\"]\n"
+         "cache\\-dir = \"/var/cache/strata\"\n"
+         "cache\\-size = \"100GiB\"\n"
+         "write\\-mode = \"async\"\n"
+         "metrics\\-addr = \"127.0.0.1:9464\"\n"
+         ".fi\n"
+         ".SH FILES\n.TP\n.I /etc/strata/agent.conf\nthe\n.B strata\\-agent.service\nconfiguration (a conffile of the package)\n"
+         ".TP\n.I /etc/strata/agent.env\nenvironment of the service: AWS_* and AZURE_* credentials\n"
+         ".TP\n.I /etc/strata/policies/\nthe Lua policies\n"
+         ".SH SEE ALSO\n.BR strata\\-agent (8),\n.BR agentctl (1),\n.BR strata\\-policy (7),\n.BR systemd.service (5)\n";
+  return out;
 }
 
 int Fail(const std::string& msg) {
@@ -136,6 +182,7 @@ int Run(int argc, char** argv) {
   CLI::App app{"strata-agent: a caching FUSE mount over S3 and local/NFS directories"};
   app.set_config("--config", "", "read options from this file (CLI11 config format: key = value)");
   app.get_formatter()->column_width(38);
+  app.set_version_flag("--version", "strata-agent " STRATA_VERSION);
   // A flag given twice (config file, then command line) takes the last value.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--mount-point", c.mount_point, "directory to mount on (must exist, be empty)")->required();
@@ -241,11 +288,17 @@ int Run(int argc, char** argv) {
   app.add_option("--gateway-domain", c.gateway_domain, "virtual-hosted-style requests: BUCKET.DOMAIN names the bucket");
   app.add_option("--log-level", c.log_level, "debug, info, warn or error")
       ->capture_default_str()->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  for (int i = 1; i < argc; i++)
+    if (std::strcmp(argv[i], "--man-config") == 0) {
+      std::cout << ConfigManPage(app);
+      return 0;
+    }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  log::SetJournal(systemd::StderrIsJournal());
   log::SetLevel(c.log_level == "debug" ? log::Level::kDebug
                 : c.log_level == "warn" ? log::Level::kWarn
                 : c.log_level == "error" ? log::Level::kError
@@ -427,6 +480,7 @@ int Run(int argc, char** argv) {
 
   // The stores and the cache directory are checked before the agent goes
   // to the background, so their errors reach the terminal.
+  std::string as_root_uri = as.stores[0].uri;
   Agent agent(std::move(as));
   Status s = agent.Open();
   if (!s.ok()) return Fail(s.message());
@@ -434,19 +488,22 @@ int Run(int argc, char** argv) {
   if (!c.foreground && Daemonize(&ready_fd) != 0) return Fail("cannot fork into the background");
   s = agent.Start();
   if (!s.ok()) return Fail(s.message());
-  SdNotify("READY=1");
-  if (ready_fd >= 0) {
-    // Background: from now on logs go to <cache-dir>/agent.log.
-    std::string log_path = c.cache_dir + "/agent.log";
-    int lf = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    int dn = ::open("/dev/null", O_RDWR);
-    if (dn >= 0) ::dup2(dn, STDIN_FILENO), ::dup2(dn, STDOUT_FILENO);
-    if (lf >= 0) ::dup2(lf, STDERR_FILENO);
-    if (::write(ready_fd, "1", 1) != 1) LOG_WARN("cannot signal the parent process");
-    ::close(ready_fd);
-  }
+  // Ready once the mount answers (the FUSE loop runs in Serve).
+  std::string status = "STATUS=serving " + as_root_uri + " at " + mount_point;
+  agent.OnReady([ready_fd, status, log_path = c.cache_dir + "/agent.log"] {
+    if (ready_fd >= 0) {
+      // Background: from now on logs go to <cache-dir>/agent.log.
+      int lf = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      int dn = ::open("/dev/null", O_RDWR);
+      if (dn >= 0) ::dup2(dn, STDIN_FILENO), ::dup2(dn, STDOUT_FILENO);
+      if (lf >= 0) ::dup2(lf, STDERR_FILENO), log::SetJournal(false);
+      if (::write(ready_fd, "1", 1) != 1) LOG_WARN("cannot signal the parent process");
+      ::close(ready_fd);
+    }
+    systemd::Notify("READY=1\n" + status);
+  });
   int rc = agent.Serve();
-  SdNotify("STOPPING=1");
+  systemd::Notify("STOPPING=1");
   agent.Stop();
   return rc;
 }

@@ -448,6 +448,7 @@ int main(int argc, char** argv) {
   CLI::App app{"agentctl: drive a running strata-agent (load, evict, stat, flush, pin, unpin, ttl, policy, members, owner, keys)"};
   std::string socket = strata::DefaultSocketPath();
   app.add_option("--socket", socket, "the agent's control socket")->capture_default_str();
+  app.set_version_flag("--version", "agentctl " STRATA_VERSION);
   app.require_subcommand(1);
   std::string path, tier, ttl, file;
   bool recursive = false, as_json = false;

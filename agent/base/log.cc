@@ -9,6 +9,7 @@
 namespace strata::log {
 namespace {
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
+std::atomic<bool> g_journal{false};
 const char* Name(Level l) {
   switch (l) {
     case Level::kDebug: return "debug";
@@ -18,15 +19,26 @@ const char* Name(Level l) {
   }
   return "?";
 }
+// syslog(3) priorities: debug 7, info 6, warning 4, err 3.
+const char* Priority(Level l) {
+  switch (l) {
+    case Level::kDebug: return "<7>";
+    case Level::kInfo: return "<6>";
+    case Level::kWarn: return "<4>";
+    case Level::kError: return "<3>";
+  }
+  return "<6>";
+}
 }  // namespace
 
 void SetLevel(Level level) { g_level = static_cast<int>(level); }
+void SetJournal(bool on) { g_journal = on; }
 bool Enabled(Level level) { return static_cast<int>(level) >= g_level.load(); }
 
 void Write(Level level, const char* fmt, ...) {
   if (!Enabled(level)) return;
   char buf[4096];
-  int n = std::snprintf(buf, sizeof(buf), "strata: %s: ", Name(level));
+  int n = std::snprintf(buf, sizeof(buf), "%sstrata: %s: ", g_journal ? Priority(level) : "", Name(level));
   va_list ap;
   va_start(ap, fmt);
   int m = std::vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);

@@ -1,5 +1,7 @@
 // Logging: one line per event to stderr (journald adds the timestamp when run
 // under systemd). Thread-safe; a line is written with one write(2).
+// Under journald (SetJournal(true)) every line starts with its sd-daemon(3)
+// priority ("<4>strata: warn: ..."), so `journalctl -p warning` filters it.
 #pragma once
 
 #include <string>
@@ -9,6 +11,7 @@ namespace strata::log {
 enum class Level { kDebug = 0, kInfo, kWarn, kError };
 
 void SetLevel(Level level);
+void SetJournal(bool on);
 bool Enabled(Level level);
 // printf-style; the line is prefixed with the level ("strata: warn: ...").
 void Write(Level level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));

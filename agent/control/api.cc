@@ -101,6 +101,8 @@ bool Recursive(const HttpRequest& req) { return req.query.count("recursive") && 
 
 const Api::Route Api::kRoutes[] = {
     {"GET", "/metrics", &Api::Metrics},
+    {"GET", "/healthz", &Api::Health},
+    {"GET", "/readyz", &Api::Readiness},
     {"GET", "/v1/info", &Api::Info},
     {"GET", "/v1/stat", &Api::Stat},
     {"POST", "/v1/load", &Api::Load},
@@ -152,6 +154,18 @@ bool Api::PathParam(const HttpRequest& req, const Server::Reply& reply, std::str
 
 void Api::Metrics(const HttpRequest&, const Server::Reply& reply) {
   reply(200, "text/plain; version=0.0.4", MetricsText());
+}
+
+// Liveness (Kubernetes' livenessProbe, load balancers): the mount and the
+// event loop answered recently. Readiness: besides, the first check passed.
+void Api::Health(const HttpRequest&, const Server::Reply& reply) {
+  if (!healthy_ || healthy_()) return reply(200, "text/plain", "ok\n");
+  reply(503, "text/plain", "unhealthy: the mount or the event loop has not answered the last health checks\n");
+}
+
+void Api::Readiness(const HttpRequest&, const Server::Reply& reply) {
+  if (ready_ && !ready_()) return reply(503, "text/plain", "not ready: the mount does not answer yet\n");
+  Health(HttpRequest{}, reply);
 }
 
 void Api::Info(const HttpRequest&, const Server::Reply& reply) {

@@ -30,6 +30,7 @@
 #include <map>
 #include <set>
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -93,6 +94,11 @@ class Api {
   // The gateway, once it serves (it starts after the mount): its figures
   // join /metrics and stat.
   void SetGateway(gateway::Gateway* gw) { gateway_ = gw; }
+  // /healthz and /readyz: the agent's health checks (Agent::Healthy, Ready).
+  void SetHealth(std::function<bool()> healthy, std::function<bool()> ready) {
+    healthy_ = std::move(healthy);
+    ready_ = std::move(ready);
+  }
   // Waits for the requests being answered on the workers.
   void Shutdown();
 
@@ -106,6 +112,8 @@ class Api {
   static const Route kRoutes[];
 
   void Metrics(const HttpRequest& req, const Server::Reply& reply);
+  void Health(const HttpRequest& req, const Server::Reply& reply);
+  void Readiness(const HttpRequest& req, const Server::Reply& reply);
   void Info(const HttpRequest& req, const Server::Reply& reply);
   void Stat(const HttpRequest& req, const Server::Reply& reply);
   void Load(const HttpRequest& req, const Server::Reply& reply);
@@ -127,6 +135,7 @@ class Api {
   std::string ClusterMetrics();
   std::string GatewayMetrics();
   std::atomic<gateway::Gateway*> gateway_{nullptr};
+  std::function<bool()> healthy_, ready_;  // set before the server listens
   // What every member holds of `m`'s version (rows for the JSON answers);
   // with `held`, the block indexes by member.
   nlohmann::json ClusterCached(const index::FileMeta& m, bool list,

@@ -191,6 +191,16 @@ void Server::Close() {
   tcp_ = nullptr;
 }
 
+namespace {
+bool ReadOnlyPath(const HttpRequest& r) {
+  static const char* const kPaths[] = {"/metrics", "/healthz", "/readyz", "/status", "/status.json"};
+  if (r.method != "GET") return false;
+  for (const char* p : kPaths)
+    if (r.path == p) return true;
+  return false;
+}
+}  // namespace
+
 void Server::OnConnection(uv_stream_t* listener, int status) {
   if (status < 0) return;
   auto* l = static_cast<Listener*>(listener->data);
@@ -246,10 +256,11 @@ void Server::OnConnection(uv_stream_t* listener, int status) {
                                  "control group; " + c->peer + " is none of them\"}\n"));
             return;
           }
-          // The TCP listener is for scrapers: the control API stays on the
-          // Unix socket, whose file permissions say who may use it.
-          if (c->metrics_only && c->parser.request().path != "/metrics") {
-            c->Send(HttpResponse(404, "text/plain", "only /metrics is served here\n"));
+          // The TCP listener is for scrapers, probes and the status page,
+          // all read-only: the control API stays on the Unix socket, whose
+          // peers' credentials say who may use it.
+          if (c->metrics_only && !ReadOnlyPath(c->parser.request())) {
+            c->Send(HttpResponse(404, "text/plain", "only GET /metrics, /healthz, /readyz and /status are served here\n"));
             return;
           }
           std::shared_ptr<std::atomic<bool>> alive = c->alive;

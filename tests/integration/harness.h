@@ -206,6 +206,7 @@ class Agent {
   const std::string& socket() const { return sock_; }
   pid_t pid() const { return pid_; }
   std::string log() const;
+  const std::string& log_path() const { return log_; }
 
  private:
   std::vector<std::string> Args(const std::string& ufs, const std::vector<std::string>& extra) const;
