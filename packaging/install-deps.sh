@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Strata needs on Debian 12.
 #   install-deps.sh            build + run dependencies
-#   install-deps.sh --test     also the test tools (s3rver and Azurite from npm, curl, rsync, Ceph for a local RGW, clang's libFuzzer)
+#   install-deps.sh --test     also the test tools (s3rver and Azurite from npm, curl, rsync, Ceph for a local RGW, clang's libFuzzer,
+#                              debhelper and lintian for the package, Prometheus, Chromium, yamllint, Go for the chart's templates)
 #   install-deps.sh --bench    also the comparison tools (s3fs-fuse, rclone, serf), jq, fio and nftables
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
@@ -9,7 +10,8 @@ set -euo pipefail
 build_pkgs=(g++ make pkg-config fuse3 libfuse3-dev liblua5.4-dev libuv1-dev
             libcurl4-openssl-dev liblmdb-dev libcli11-dev catch2 libssl-dev
             nlohmann-json3-dev libxxhash-dev zlib1g-dev)
-test_pkgs=(curl rsync git tzdata nodejs npm xxd ceph-mon ceph-osd radosgw ceph-common clang libclang-rt-14-dev nftables dnsmasq-base awscli rclone s3fs)
+test_pkgs=(curl rsync git tzdata nodejs npm xxd ceph-mon ceph-osd radosgw ceph-common clang libclang-rt-14-dev nftables dnsmasq-base awscli rclone s3fs
+           debhelper dpkg-dev lintian man-db systemd prometheus chromium yamllint golang-go)
 bench_pkgs=(s3fs rclone jq fio serf nftables openssl)
 
 want=("${build_pkgs[@]}")
