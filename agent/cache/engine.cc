@@ -347,6 +347,7 @@ bool Engine::Reserve(Tier tier, uint64_t len) {
     for (const Detached& d : drop) {
       evicted_bytes_ += d.block.length;
       evicted_blocks_++;
+      evicted_for_space_++;
     }
     tier_evicted_[T(tier)] += detached.size();
     Release(drop);
@@ -583,10 +584,12 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     if (!b.pinned) tiers_[T(b.tier)].policy->OnAccess(key, now);
     if (b.tier == Tier::kMem) {
       served_[T(Tier::kMem)] += len;
+      hits_[T(Tier::kMem)]++;
       return Slice{mem_.Get(key), off, len};
     }
     if (held != held_.end() && off + len <= held->second->size()) {
       served_[T(b.tier)] += len;
+      hits_[T(b.tier)]++;
       return TakeHeldLocked(held, off, len);
     }
     dirty_atime_.insert(key);
@@ -625,6 +628,7 @@ Result<Slice> Engine::ReadCached(const BlockKey& key, uint32_t off, uint32_t len
     return Status::Corrupt(problem);
   }
   served_[T(Tier::kSsd)] += len;
+  hits_[T(Tier::kSsd)]++;
   if (first_check || promote) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = blocks_.find(key);
@@ -685,12 +689,15 @@ bool Engine::StartFetch(const FileRef& f, uint64_t idx, bool urgent,
     fetch = JoinOrStartLocked(f, key, std::nullopt, &submit);
     if (fetch->done) {
       auto data = fetch->data;
-      if (waiter) fetch->read_when_done = true;
+      if (waiter) fetch->read_when_done = true, misses_++;
       lock.unlock();
       if (waiter) waiter(Status::OK(), std::move(data));
       return true;
     }
-    if (waiter) fetch->waiters.push_back(std::move(waiter));
+    if (waiter) {
+      fetch->waiters.push_back(std::move(waiter));
+      misses_++;
+    }
     // A reader now waits for a fetch queued in the background: queue it
     // again as urgent; whichever copy runs first does the work.
     if (!submit) submit = urgent && !fetch->started;
@@ -1171,6 +1178,7 @@ EngineStats Engine::Stats() {
       ts.blocks = t.blocks;
       ts.bytes_served = served_[i];
       ts.evicted_blocks = tier_evicted_[i];
+      ts.hits = hits_[i];
       st.capacity += ts.capacity;
       st.used_bytes += ts.used_bytes;
       st.reserved_bytes += ts.reserved_bytes;
@@ -1191,12 +1199,15 @@ EngineStats Engine::Stats() {
   st.fetch_errors = fetch_errors_;
   st.uncached_fetches = uncached_fetches_;
   st.evicted_blocks = evicted_blocks_;
+  st.evicted_for_space = evicted_for_space_;
+  st.misses = misses_;
   st.evicted_bytes = evicted_bytes_;
   st.checksum_failures = checksum_failures_;
   st.block_file_errors = block_file_errors_;
   st.verified_blocks = verified_blocks_;
   st.scrubbed_blocks = scrubbed_blocks_;
   st.fetched_bytes_by_source = fetcher_.BytesBySource();
+  st.fetch_latency_by_source = fetcher_.LatencyBySource();
   return st;
 }
 

@@ -56,6 +56,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "agent/base/histogram.h"
 #include "agent/base/block_key.h"
 #include "agent/base/buffer.h"
 #include "agent/base/clock.h"
@@ -128,6 +129,7 @@ struct TierStats {
   uint64_t pinned_bytes = 0;
   uint64_t blocks = 0;
   uint64_t bytes_served = 0;  // reads answered from this tier
+  uint64_t hits = 0;          // block reads answered from this tier
   uint64_t evicted_blocks = 0;
 };
 
@@ -149,7 +151,9 @@ struct EngineStats {
   uint64_t fetched_blocks = 0;
   uint64_t fetch_errors = 0;
   uint64_t uncached_fetches = 0;  // served but not kept (no room / disk error)
+  uint64_t misses = 0;  // block reads that waited for a fetch
   uint64_t evicted_blocks = 0;
+  uint64_t evicted_for_space = 0;  // of those, to make room (the rest: evict requests, TTLs, policies)
   uint64_t evicted_bytes = 0;
   uint64_t checksum_failures = 0;
   uint64_t block_file_errors = 0;  // block files a reader could not read (disk errors, cut short): dropped
@@ -157,6 +161,7 @@ struct EngineStats {
   uint64_t scrubbed_blocks = 0;  // blocks checked by the background scrub
   // Bytes fetched, by the name of the source that answered ("store", "peer").
   std::vector<std::pair<std::string, uint64_t>> fetched_bytes_by_source;
+  std::vector<std::pair<std::string, LatencyHistogram>> fetch_latency_by_source;
   std::vector<uint64_t> mount_used_bytes;  // per mount, same order as the MountTable
 };
 
@@ -397,7 +402,8 @@ class Engine {
       evicted_blocks_{0}, evicted_bytes_{0}, checksum_failures_{0}, promotions_{0}, demotions_{0},
       not_admitted_{0}, scorer_rankings_{0}, scorer_failures_{0}, verified_blocks_{0},
       scrubbed_blocks_{0}, block_file_errors_{0};
-  std::atomic<uint64_t> served_[kTierCount] = {}, tier_evicted_[kTierCount] = {};
+  std::atomic<uint64_t> served_[kTierCount] = {}, tier_evicted_[kTierCount] = {}, hits_[kTierCount] = {};
+  std::atomic<uint64_t> misses_{0}, evicted_for_space_{0};  // evicted_blocks_ - evicted_for_space_: on request
 };
 
 }  // namespace strata::cache

@@ -1,6 +1,7 @@
 #include "agent/cache/fetcher.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace strata::cache {
 
@@ -126,15 +127,15 @@ void Fetcher::FetchPart(const FileRef& f, uint64_t first, const std::vector<std:
 }
 
 Result<Fetched> Fetcher::FetchRange(const BlockRequest& req, char* buf, uint64_t bytes) {
+  auto t0 = std::chrono::steady_clock::now();
   Result<Fetched> r = source_->Fetch(req, buf);
   if (!r.ok()) return r;
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::lock_guard<std::mutex> lock(source_mu_);
-  for (auto& [name, n] : source_bytes_)
-    if (name == r->source) {
-      n += bytes;
-      return r;
-    }
-  source_bytes_.emplace_back(r->source, bytes);
+  auto it = std::find_if(sources_.begin(), sources_.end(), [&](const SourceFigures& s) { return s.name == r->source; });
+  if (it == sources_.end()) it = sources_.insert(sources_.end(), SourceFigures{r->source});
+  it->bytes += bytes;
+  it->latency.Observe(seconds);
   return r;
 }
 
@@ -146,7 +147,16 @@ const char* Fetcher::Answerer(const FileRef& f, uint64_t idx) {
 
 std::vector<std::pair<std::string, uint64_t>> Fetcher::BytesBySource() {
   std::lock_guard<std::mutex> lock(source_mu_);
-  return source_bytes_;
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (const SourceFigures& s : sources_) out.emplace_back(s.name, s.bytes);
+  return out;
+}
+
+std::vector<std::pair<std::string, LatencyHistogram>> Fetcher::LatencyBySource() {
+  std::lock_guard<std::mutex> lock(source_mu_);
+  std::vector<std::pair<std::string, LatencyHistogram>> out;
+  for (const SourceFigures& s : sources_) out.emplace_back(s.name, s.latency);
+  return out;
 }
 
 uint32_t Fetcher::BlockLength(const FileRef& f, uint64_t idx) const {

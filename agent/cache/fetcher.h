@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/base/histogram.h"
 #include "agent/base/block_key.h"
 #include "agent/base/buffer.h"
 #include "agent/base/status.h"
@@ -82,9 +83,11 @@ class Fetcher {
   void Submit(const FileRef& f, uint64_t first, std::vector<std::shared_ptr<Fetch>> fetches, bool urgent);
   // Other work for the fetch workers (a split first read, a promotion).
   void Run(std::function<void()> fn, bool urgent);
-  // One request to the source, its bytes counted by source.
+  // One request to the source, its bytes and latency counted by source.
   Result<Fetched> FetchRange(const BlockRequest& req, char* buf, uint64_t bytes);
   std::vector<std::pair<std::string, uint64_t>> BytesBySource();
+  // Request to last byte, of the requests that succeeded.
+  std::vector<std::pair<std::string, LatencyHistogram>> LatencyBySource();
   // Who would answer block `idx` of `f` now ("store", "peer").
   const char* Answerer(const FileRef& f, uint64_t idx);
 
@@ -102,7 +105,12 @@ class Fetcher {
   std::unique_ptr<ThreadPool> workers_;
   std::unique_ptr<ThreadPool> local_workers_;  // FileRef::local_only fetches (a peer asked)
   std::mutex source_mu_;
-  std::vector<std::pair<std::string, uint64_t>> source_bytes_;  // guarded by source_mu_
+  struct SourceFigures {
+    std::string name;
+    uint64_t bytes = 0;
+    LatencyHistogram latency;
+  };
+  std::vector<SourceFigures> sources_;  // guarded by source_mu_
 };
 
 }  // namespace strata::cache

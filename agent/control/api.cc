@@ -437,7 +437,7 @@ std::string Api::StatJson() {
     json ops = json::object();
     for (const auto& [name, o] : gs.ops)
       ops[name] = {{"requests", o.requests}, {"errors", o.errors}, {"bytes_in", o.bytes_in}, {"bytes_out", o.bytes_out},
-                   {"seconds", o.seconds_sum}};
+                   {"seconds", o.latency.sum_s}};
     json codes = json::object();
     for (const auto& [code, n] : gs.errors_by_code) codes[code] = n;
     j["gateway"] = {{"port", gw->port()}, {"operations", ops}, {"errors_by_code", codes}};
@@ -468,7 +468,11 @@ std::string Api::MetricsText() {
   metric("strata_fetched_blocks_total", "counter", "Blocks fetched from stores.", st.fetched_blocks);
   metric("strata_fetch_errors_total", "counter", "Block fetches that failed.", st.fetch_errors);
   metric("strata_uncached_fetches_total", "counter", "Blocks served but not kept.", st.uncached_fetches);
-  metric("strata_evicted_blocks_total", "counter", "Blocks evicted.", st.evicted_blocks);
+  out += "# HELP strata_evicted_blocks_total Blocks evicted, by reason: space (to make room), requested (agentctl "
+         "evict, TTLs, policies).\n# TYPE strata_evicted_blocks_total counter\n";
+  out += "strata_evicted_blocks_total{reason=\"space\"} " + std::to_string(st.evicted_for_space) + "\n";
+  out += "strata_evicted_blocks_total{reason=\"requested\"} " + std::to_string(st.evicted_blocks - st.evicted_for_space) +
+         "\n";
   metric("strata_evicted_bytes_total", "counter", "Bytes evicted.", st.evicted_bytes);
   metric("strata_checksum_failures_total", "counter", "Cached blocks that failed verification.",
          st.checksum_failures);
@@ -490,6 +494,16 @@ std::string Api::MetricsText() {
   for (int i = 0; i < cache::kTierCount; i++)
     out += std::string("strata_tier_used_bytes{tier=\"") + cache::TierName(static_cast<cache::Tier>(i)) + "\"} " +
            std::to_string(st.tiers[i].used_bytes) + "\n";
+  out += "# HELP strata_cache_hits_total Block reads answered from each tier.\n# TYPE strata_cache_hits_total counter\n";
+  for (int i = 0; i < cache::kTierCount; i++)
+    out += std::string("strata_cache_hits_total{tier=\"") + cache::TierName(static_cast<cache::Tier>(i)) + "\"} " +
+           std::to_string(st.tiers[i].hits) + "\n";
+  metric("strata_cache_misses_total", "counter", "Block reads that waited for a fetch (from a peer or the store).",
+         st.misses);
+  out += "# HELP strata_fetch_seconds Block fetch latency (request to last byte), by the source that answered.\n"
+         "# TYPE strata_fetch_seconds histogram\n";
+  for (const auto& [name, h] : st.fetch_latency_by_source)
+    h.AppendPrometheus(&out, "strata_fetch_seconds", "source=\"" + name + "\"");
   out += "# HELP strata_tier_served_bytes_total Bytes read from each tier.\n# TYPE strata_tier_served_bytes_total counter\n";
   for (int i = 0; i < cache::kTierCount; i++)
     out += std::string("strata_tier_served_bytes_total{tier=\"") + cache::TierName(static_cast<cache::Tier>(i)) + "\"} " +
@@ -532,8 +546,13 @@ std::string Api::MetricsText() {
              EscapeLabel(m.ufs->uri()) + "\"} " + std::to_string(p.get(m.ufs->counters())) + "\n";
     }
   }
+  out += PolicyMetrics();
   out += ClusterMetrics();
   out += GatewayMetrics();
+  out += "# HELP strata_healthy Whether the last health checks passed (the mount and the event loop answered).\n"
+         "# TYPE strata_healthy gauge\nstrata_healthy " + std::string(!healthy_ || healthy_() ? "1" : "0") + "\n";
+  out += "# HELP strata_build_info The agent's version.\n# TYPE strata_build_info gauge\n"
+         "strata_build_info{version=\"" STRATA_VERSION "\"} 1\n";
   return out;
 }
 
@@ -674,6 +693,42 @@ json Api::ClusterCached(const index::FileMeta& m, bool list, std::map<std::strin
   return out;
 }
 
+std::string Api::PolicyMetrics() {
+  if (ctx_.runtime == nullptr) return "";
+  json ps = json::parse(ctx_.runtime->StatusJson(), nullptr, false);
+  if (ps.is_discarded()) return "";
+  std::string out;
+  auto metric = [&out](const char* name, const char* type, const char* help, uint64_t v) {
+    AppendMetric(&out, name, type, help, v);
+  };
+  uint64_t runs = 0, failures = 0, failed_hooks = 0;
+  std::map<std::string, uint64_t> calls = {{"on_admit", 0}, {"on_evict", 0}, {"on_access", 0}};
+  for (const json& s : ps.value("schedules", json::array())) {
+    runs += s.value("runs", uint64_t{0});
+    failures += s.value("failures", uint64_t{0});
+  }
+  for (const json& h : ps.value("hooks", json::array())) {
+    calls[h.value("hook", "")] += h.value("calls", uint64_t{0});
+    failed_hooks += h.value("state", "") == "failed";
+  }
+  metric("strata_policy_reloads_total", "counter", "Policy reloads (SIGHUP, agentctl policy reload).",
+         ps.value("reloads", uint64_t{0}));
+  metric("strata_policy_failed_reloads_total", "counter", "Reloads refused (the policies in force stayed).",
+         ps.value("failed_reloads", uint64_t{0}));
+  metric("strata_policy_schedule_runs_total", "counter", "Scheduled policy jobs run (since the last reload).", runs);
+  metric("strata_policy_schedule_failures_total", "counter", "Scheduled policy jobs that failed (since the last reload).",
+         failures);
+  out += "# HELP strata_policy_hook_calls_total Policy hook calls, by hook (since the last reload).\n"
+         "# TYPE strata_policy_hook_calls_total counter\n";
+  for (const auto& [hook, n] : calls)
+    out += "strata_policy_hook_calls_total{hook=\"" + hook + "\"} " + std::to_string(n) + "\n";
+  metric("strata_policy_failed_hooks", "gauge", "Hooks turned off after an error (the built-in rule serves).",
+         failed_hooks);
+  metric("strata_policy_hook_timeouts_total", "counter", "Admission and eviction decisions that ran out of time.",
+         ps.value("admit_timeouts", uint64_t{0}) + ps.value("evict_timeouts", uint64_t{0}));
+  return out;
+}
+
 std::string Api::GatewayMetrics() {
   gateway::Gateway* gw = gateway_.load();
   if (gw == nullptr) return "";
@@ -698,21 +753,7 @@ std::string Api::GatewayMetrics() {
   for (const auto& [code, n] : gs.errors_by_code)
     out += "strata_gateway_errors_total{code=\"" + code + "\"} " + std::to_string(n) + "\n";
   family("strata_gateway_request_seconds", "histogram", "Gateway request latency, by operation.");
-  for (const auto& [op, o] : gs.ops) {
-    uint64_t cum = 0;
-    for (size_t i = 0; i < std::size(gateway::OpStats::kBoundsS); i++) {
-      cum += o.buckets[i];
-      char le[32];
-      std::snprintf(le, sizeof(le), "%g", gateway::OpStats::kBoundsS[i]);
-      out += "strata_gateway_request_seconds_bucket{op=\"" + op + "\",le=\"" + le + "\"} " + std::to_string(cum) + "\n";
-    }
-    cum += o.buckets[std::size(gateway::OpStats::kBoundsS)];
-    char sum[32];
-    std::snprintf(sum, sizeof(sum), "%.6f", o.seconds_sum);
-    out += "strata_gateway_request_seconds_bucket{op=\"" + op + "\",le=\"+Inf\"} " + std::to_string(cum) + "\n";
-    out += "strata_gateway_request_seconds_sum{op=\"" + op + "\"} " + sum + "\n";
-    out += "strata_gateway_request_seconds_count{op=\"" + op + "\"} " + std::to_string(cum) + "\n";
-  }
+  for (const auto& [op, o] : gs.ops) o.latency.AppendPrometheus(&out, "strata_gateway_request_seconds", "op=\"" + op + "\"");
   return out;
 }
 
@@ -756,18 +797,7 @@ std::string Api::ClusterMetrics() {
     metric("strata_peer_local_owner_blocks_total", "counter", "Missed blocks this agent owns (to the store).", ps.local_owner);
     metric("strata_peer_fetched_bytes_total", "counter", "Bytes fetched from peers.", ps.bytes_from_peers);
     out += "# HELP strata_peer_fetch_seconds Peer block fetch latency.\n# TYPE strata_peer_fetch_seconds histogram\n";
-    uint64_t cum = 0;
-    for (int i = 0; i < peer::PeerStats::kBuckets; i++) {
-      cum += ps.latency[i];
-      char le[32];
-      std::snprintf(le, sizeof(le), "%g", peer::PeerStats::kBounds[i] / 1000.0);
-      out += std::string("strata_peer_fetch_seconds_bucket{le=\"") + le + "\"} " + std::to_string(cum) + "\n";
-    }
-    cum += ps.latency[peer::PeerStats::kBuckets];
-    out += "strata_peer_fetch_seconds_bucket{le=\"+Inf\"} " + std::to_string(cum) + "\n";
-    char sum[64];
-    std::snprintf(sum, sizeof(sum), "%.6f", ps.latency_sum_ms / 1000.0);
-    out += std::string("strata_peer_fetch_seconds_sum ") + sum + "\nstrata_peer_fetch_seconds_count " + std::to_string(cum) + "\n";
+    ps.latency.AppendPrometheus(&out, "strata_peer_fetch_seconds", "");
   }
   if (ctx_.peer_server != nullptr) {
     peer::PeerStats ss = ctx_.peer_server->Stats();

@@ -134,6 +134,7 @@ class Api {
   bool InCluster(const Server::Reply& reply);
   std::string ClusterMetrics();
   std::string GatewayMetrics();
+  std::string PolicyMetrics();
   std::atomic<gateway::Gateway*> gateway_{nullptr};
   std::function<bool()> healthy_, ready_;  // set before the server listens
   // What every member holds of `m`'s version (rows for the JSON answers);

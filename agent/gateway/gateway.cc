@@ -267,10 +267,7 @@ void Gateway::Record(const Call& c) {
   }
   o.bytes_in += c.bytes_in;
   o.bytes_out += c.resp.bytes_out();
-  size_t i = 0;
-  while (i < std::size(OpStats::kBoundsS) && s > OpStats::kBoundsS[i]) i++;
-  o.buckets[i]++;
-  o.seconds_sum += s;
+  o.latency.Observe(s);
 }
 
 GatewayStats Gateway::Stats() {

@@ -28,6 +28,7 @@
 #include <memory>
 #include <string>
 
+#include "agent/base/histogram.h"
 #include "agent/base/status.h"
 #include "agent/cache/engine.h"
 #include "agent/cache/metadata.h"
@@ -53,10 +54,7 @@ struct GatewayOptions {
 struct OpStats {
   uint64_t requests = 0, errors = 0;
   uint64_t bytes_in = 0, bytes_out = 0;
-  // Latency histogram: counts of requests at or under each bound.
-  static constexpr double kBoundsS[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};
-  uint64_t buckets[std::size(kBoundsS) + 1] = {};
-  double seconds_sum = 0;
+  LatencyHistogram latency;
 };
 struct GatewayStats {
   std::vector<std::pair<std::string, OpStats>> ops;

@@ -118,11 +118,7 @@ Result<cache::Fetched> PeerSource::Fetch(const cache::BlockRequest& r, char* buf
         peer_bytes += sub.length();
         stats_.hits += n;
         stats_.bytes_from_peers += sub.length();
-        double ms = static_cast<double>(NowMonoMs() - t0);
-        int b = 0;
-        while (b < PeerStats::kBuckets && ms > PeerStats::kBounds[b]) b++;
-        stats_.latency[b]++;
-        stats_.latency_sum_ms += ms;
+        stats_.latency.Observe(static_cast<double>(NowMonoMs() - t0) / 1000.0);
       } else if (s.code() == Status::Code::kStale) {
         stats_.stale += n;
       } else {

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/base/histogram.h"
 #include "agent/cache/block_source.h"
 #include "agent/gossip/cluster.h"
 #include "agent/peer/frames.h"
@@ -50,11 +51,7 @@ struct PeerStats {
   uint64_t bytes_from_peers = 0;
   uint64_t bytes_served = 0;  // to other agents
   uint64_t requests_served = 0;
-  // Peer fetch latency (request to last byte): bucket upper bounds in ms.
-  static constexpr int kBuckets = 12;
-  static constexpr double kBounds[kBuckets] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
-  uint64_t latency[kBuckets + 1] = {};
-  double latency_sum_ms = 0;
+  LatencyHistogram latency;  // peer fetches, request to last byte
 };
 
 // The members that own blocks now (alive or suspect, serving), this agent included.
