@@ -116,7 +116,8 @@ Status Agent::Start() {
   api_ = std::make_unique<control::Api>(control::ApiContext{s_.fuse.mount_point, s_.engine.block_size, mounts_.get(),
                                                             meta_.get(), engine_.get(), index_.get(), writer_.get(),
                                                             service_.get(), runtime_.get(), clock, test_clock_.get(),
-                                                            cluster_.get(), peer_source_.get(), peer_server_.get()});
+                                                            cluster_.get(), peer_source_.get(), peer_server_.get(),
+                                                            s_.status_paths});
   api_->SetHealth([this] { return Healthy(); }, [this] { return Ready(); });
   // A broken policy does not stop the agent: it serves with the built-in
   // default, and `agentctl policy status` shows why.
@@ -214,6 +215,7 @@ bool Agent::CheckHealth() {
 void Agent::HealthLoop() {
   int64_t watchdog_ms = systemd::WatchdogIntervalMs();
   for (;;) {
+    api_->Sample();  // the status page's history
     if (CheckHealth()) {
       healthy_at_ms_ = NowMonoMs();
       if (!ready_.exchange(true) && on_ready_) on_ready_();

@@ -81,7 +81,8 @@ struct AgentSettings {
   std::string cache_dir;
   std::string socket;        // the control socket
   std::string control_group = "strata";  // may use the control socket, beside root and the agent's user
-  std::string metrics_addr;  // also /metrics on HOST:PORT; "" = none
+  std::string metrics_addr;  // also /metrics, /healthz, /readyz, /status on HOST:PORT; "" = none
+  bool status_paths = false;  // the status page may show file names
   double metadata_ttl_s = 60;
   bool attrs_from_listing = false;  // no HEAD per listed object (Metadata::SetAttrsFromListing)
   int64_t test_clock_s = -1;  // >= 0: a manual clock for the policies (tests)

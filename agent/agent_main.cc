@@ -40,6 +40,7 @@ struct Config {
   std::string azure_endpoint;
   int s3_retries = 5;
   std::string metrics_addr;
+  bool status_paths = false;
   int fetch_threads = 16;
   int readahead_blocks = 16;
   double high_watermark = 0.95, low_watermark = 0.85;
@@ -218,7 +219,10 @@ int Run(int argc, char** argv) {
                  "keys per S3 ListObjectsV2 / Azure List Blobs page (S3 allows 1,000, Azure 5,000; smaller pages "
                  "for stores that choke on large ones)")
       ->capture_default_str()->check(CLI::Range(1, 5000));
-  app.add_option("--metrics-addr", c.metrics_addr, "also serve /metrics on HOST:PORT");
+  app.add_option("--metrics-addr", c.metrics_addr,
+                 "serve /metrics (Prometheus), /healthz, /readyz and the status page /status on HOST:PORT (read-only)");
+  app.add_flag("--status-show-paths", c.status_paths,
+               "the status page shows log lines whole (default: file names in them are shortened to /…)");
   app.add_option("--fetch-threads", c.fetch_threads, "parallel block fetches")->capture_default_str()->check(CLI::Range(1, 256));
   app.add_flag("--attrs-from-listing", c.attrs_from_listing,
                "S3: take sizes and times from listings and give objects the default --file-mode/--uid/--gid instead "
@@ -441,6 +445,7 @@ int Run(int argc, char** argv) {
   as.socket = c.socket.empty() ? DefaultSocketPath() : c.socket;
   as.control_group = c.control_group;
   as.metrics_addr = c.metrics_addr;
+  as.status_paths = c.status_paths;
   as.metadata_ttl_s = c.metadata_ttl;
   as.attrs_from_listing = c.attrs_from_listing;
   as.test_clock_s = c.test_clock;

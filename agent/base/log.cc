@@ -3,13 +3,19 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
+#include <deque>
+#include <mutex>
 
 namespace strata::log {
 namespace {
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 std::atomic<bool> g_journal{false};
+std::mutex g_recent_mu;
+std::deque<Entry> g_recent;  // guarded by g_recent_mu
+constexpr size_t kRecent = 32;
 const char* Name(Level l) {
   switch (l) {
     case Level::kDebug: return "debug";
@@ -44,9 +50,21 @@ void Write(Level level, const char* fmt, ...) {
   int m = std::vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
   va_end(ap);
   size_t len = n + (m < 0 ? 0 : std::min<size_t>(m, sizeof(buf) - n - 2));
+  if (level >= Level::kWarn) {
+    int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count();
+    std::lock_guard<std::mutex> l(g_recent_mu);
+    g_recent.push_back({now, level, std::string(buf + n, len - n)});
+    if (g_recent.size() > kRecent) g_recent.pop_front();
+  }
   buf[len++] = '\n';
   ssize_t ignored = ::write(STDERR_FILENO, buf, len);
   (void)ignored;
+}
+
+std::vector<Entry> RecentProblems() {
+  std::lock_guard<std::mutex> l(g_recent_mu);
+  return std::vector<Entry>(g_recent.begin(), g_recent.end());
 }
 
 }  // namespace strata::log

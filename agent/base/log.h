@@ -4,7 +4,9 @@
 // priority ("<4>strata: warn: ..."), so `journalctl -p warning` filters it.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace strata::log {
 
@@ -12,6 +14,14 @@ enum class Level { kDebug = 0, kInfo, kWarn, kError };
 
 void SetLevel(Level level);
 void SetJournal(bool on);
+// The last warnings and errors (at most 32, oldest first), for the status
+// page.
+struct Entry {
+  int64_t unix_ms = 0;
+  Level level = Level::kWarn;
+  std::string text;  // without the "strata: warn: " prefix
+};
+std::vector<Entry> RecentProblems();
 bool Enabled(Level level);
 // printf-style; the line is prefixed with the level ("strata: warn: ...").
 void Write(Level level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -103,6 +103,8 @@ const Api::Route Api::kRoutes[] = {
     {"GET", "/metrics", &Api::Metrics},
     {"GET", "/healthz", &Api::Health},
     {"GET", "/readyz", &Api::Readiness},
+    {"GET", "/status", &Api::StatusPage},
+    {"GET", "/status.json", &Api::StatusPageData},
     {"GET", "/v1/info", &Api::Info},
     {"GET", "/v1/stat", &Api::Stat},
     {"POST", "/v1/load", &Api::Load},
@@ -166,6 +168,84 @@ void Api::Health(const HttpRequest&, const Server::Reply& reply) {
 void Api::Readiness(const HttpRequest&, const Server::Reply& reply) {
   if (ready_ && !ready_()) return reply(503, "text/plain", "not ready: the mount does not answer yet\n");
   Health(HttpRequest{}, reply);
+}
+
+void Api::Sample() {
+  cache::EngineStats st = ctx_.engine->Stats();
+  StatusHistory::Sample s;
+  s.unix_ms = NowUnixMs();
+  s.bytes_read = st.bytes_read;
+  s.bytes_from_cache = st.bytes_from_cache;
+  for (const auto& [name, bytes] : st.fetched_bytes_by_source) (name == "peer" ? s.bytes_from_peers : s.bytes_from_store) += bytes;
+  history_.Add(s);
+}
+
+void Api::StatusPage(const HttpRequest&, const Server::Reply& reply) {
+  reply(200, "text/html; charset=utf-8", StatusPageHtml());
+}
+
+// What the status page shows: figures, no file names (log lines are
+// shortened unless --status-show-paths).
+void Api::StatusPageData(const HttpRequest&, const Server::Reply& reply) {
+  cache::EngineStats st = ctx_.engine->Stats();
+  json tiers = json::array();
+  for (int i = 0; i < cache::kTierCount; i++) {
+    const cache::TierStats& t = st.tiers[i];
+    if (t.capacity == 0) continue;
+    tiers.push_back({{"tier", cache::TierName(static_cast<cache::Tier>(i))}, {"capacity_bytes", t.capacity},
+                     {"used_bytes", t.used_bytes}, {"hits", t.hits}});
+  }
+  json sources = json::array({{{"source", "cache"}, {"bytes", st.bytes_from_cache}}});
+  for (const auto& [name, bytes] : st.fetched_bytes_by_source) sources.push_back({{"source", name}, {"bytes", bytes}});
+  cache::WriterStats ws = ctx_.writer->Stats();
+  json members = json::array();
+  if (ctx_.cluster != nullptr)
+    for (const gossip::Member& m : ctx_.cluster->membership().Members())
+      members.push_back({{"name", m.name}, {"address", m.addr}, {"state", gossip::StateName(m.state)},
+                         {"self", m.name == ctx_.cluster->name()}});
+  json schedules = json::array();
+  if (ctx_.runtime != nullptr) {
+    json ps = json::parse(ctx_.runtime->StatusJson(), nullptr, false);
+    for (const json& j : ps.value("schedules", json::array()))
+      schedules.push_back({{"file", j.value("file", "")}, {"spec", j.value("spec", "")},
+                           {"next_run", j.value("next_run", "")}, {"last_result", j.value("last_result", "")}});
+  }
+  json stores = json::array();
+  for (size_t i = 0; i < ctx_.mounts->size(); i++) {
+    cache::Mount& m = ctx_.mounts->at(i);
+    stores.push_back({{"path", "/" + m.path}, {"uri", m.ufs->uri()}, {"online", m.offline_until_ms.load() <= NowUnixMs()},
+                      {"retries", m.ufs->counters().retries.load()}, {"errors", m.ufs->counters().errors.load()}});
+  }
+  json errors = json::array();
+  for (const log::Entry& e : log::RecentProblems())
+    errors.push_back({{"unix_ms", e.unix_ms}, {"level", e.level == log::Level::kError ? "error" : "warn"},
+                      {"text", ctx_.status_paths ? e.text : RedactPaths(e.text)}});
+  json history = json::array();
+  std::vector<StatusHistory::Sample> samples = history_.Samples();
+  // The chart ends now, not at the last stored sample.
+  StatusHistory::Sample now{NowUnixMs(), st.bytes_read, st.bytes_from_cache, 0, 0};
+  for (const auto& [name, bytes] : st.fetched_bytes_by_source) (name == "peer" ? now.bytes_from_peers : now.bytes_from_store) += bytes;
+  if (samples.empty() || now.unix_ms > samples.back().unix_ms) samples.push_back(now);
+  for (const StatusHistory::Sample& s : samples)
+    history.push_back({{"unix_ms", s.unix_ms}, {"bytes_read", s.bytes_read}, {"bytes_from_cache", s.bytes_from_cache},
+                       {"bytes_from_store", s.bytes_from_store}, {"bytes_from_peers", s.bytes_from_peers}});
+  json j = {{"version", STRATA_VERSION},
+            {"mount_point", ctx_.mount_point},
+            {"healthy", !healthy_ || healthy_()},
+            {"hit_ratio", HitRatio(st)},
+            {"bytes_read", st.bytes_read},
+            {"tiers", tiers},
+            {"sources", sources},
+            {"uploads", {{"pending_files", ws.pending_files}, {"pending_bytes", ws.pending_bytes},
+                         {"oldest_pending_s", ws.oldest_pending_ms / 1000}, {"failing_files", ws.failing_files},
+                         {"uploaded_bytes", ws.uploaded_bytes}}},
+            {"cluster", ctx_.cluster != nullptr},
+            {"members", members},
+            {"schedules", schedules},
+            {"stores", stores},
+            {"recent_errors", errors},
+            {"history", history}};
+  ReplyJson(reply, 200, j);
 }
 
 void Api::Info(const HttpRequest&, const Server::Reply& reply) {
@@ -397,6 +477,7 @@ std::string Api::StatJson() {
       {"hit_ratio", HitRatio(st)},
       {"inflight_fetches", st.inflight_fetches},
       {"fetched_blocks", st.fetched_blocks},
+      {"misses", st.misses},
       {"fetch_errors", st.fetch_errors},
       {"uncached_fetches", st.uncached_fetches},
       {"evicted_blocks", st.evicted_blocks},
@@ -420,7 +501,7 @@ std::string Api::StatJson() {
     if (t.capacity == 0) continue;
     tiers.push_back({{"tier", cache::TierName(static_cast<cache::Tier>(i))}, {"capacity_bytes", t.capacity},
                      {"used_bytes", t.used_bytes}, {"pinned_bytes", t.pinned_bytes}, {"blocks", t.blocks},
-                     {"bytes_served", t.bytes_served}, {"evicted_blocks", t.evicted_blocks}});
+                     {"bytes_served", t.bytes_served}, {"evicted_blocks", t.evicted_blocks}, {"hits", t.hits}});
   }
   j["tiers"] = tiers;
   json sources = json::object();

@@ -37,6 +37,7 @@
 
 #include "agent/base/thread_pool.h"
 #include "agent/control/server.h"
+#include "agent/control/status_page.h"
 #include "agent/gateway/gateway.h"
 
 namespace strata {
@@ -84,6 +85,7 @@ struct ApiContext {
   gossip::Cluster* cluster = nullptr;     // null: a cluster of one
   peer::PeerSource* peers = nullptr;
   peer::PeerServer* peer_server = nullptr;
+  bool status_paths = false;  // the status page may show file names (log lines)
 };
 
 class Api {
@@ -99,6 +101,9 @@ class Api {
     healthy_ = std::move(healthy);
     ready_ = std::move(ready);
   }
+  // Adds a point to the status page's history (every 10 s at most; the
+  // agent's health thread calls it). Thread-safe.
+  void Sample();
   // Waits for the requests being answered on the workers.
   void Shutdown();
 
@@ -113,6 +118,8 @@ class Api {
 
   void Metrics(const HttpRequest& req, const Server::Reply& reply);
   void Health(const HttpRequest& req, const Server::Reply& reply);
+  void StatusPage(const HttpRequest& req, const Server::Reply& reply);
+  void StatusPageData(const HttpRequest& req, const Server::Reply& reply);
   void Readiness(const HttpRequest& req, const Server::Reply& reply);
   void Info(const HttpRequest& req, const Server::Reply& reply);
   void Stat(const HttpRequest& req, const Server::Reply& reply);
@@ -137,6 +144,7 @@ class Api {
   std::string PolicyMetrics();
   std::atomic<gateway::Gateway*> gateway_{nullptr};
   std::function<bool()> healthy_, ready_;  // set before the server listens
+  StatusHistory history_;
   // What every member holds of `m`'s version (rows for the JSON answers);
   // with `held`, the block indexes by member.
   nlohmann::json ClusterCached(const index::FileMeta& m, bool list,
