@@ -11,7 +11,7 @@ build_pkgs=(g++ make pkg-config fuse3 libfuse3-dev liblua5.4-dev libuv1-dev
             libcurl4-openssl-dev liblmdb-dev libcli11-dev catch2 libssl-dev
             nlohmann-json3-dev libxxhash-dev zlib1g-dev)
 test_pkgs=(curl rsync git tzdata nodejs npm xxd ceph-mon ceph-osd radosgw ceph-common clang libclang-rt-14-dev nftables dnsmasq-base awscli rclone s3fs
-           debhelper dpkg-dev lintian man-db systemd prometheus chromium yamllint golang-go)
+           debhelper dpkg-dev lintian man-db systemd prometheus chromium yamllint python3-yaml golang-go)
 bench_pkgs=(s3fs rclone jq fio serf nftables openssl)
 
 want=("${build_pkgs[@]}")
