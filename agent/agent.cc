@@ -158,10 +158,12 @@ Status Agent::Start() {
     hup->data = this;
     uv_signal_start(hup, [](uv_signal_t* h, int) {
       Agent* self = static_cast<Agent*>(h->data);
-      LOG_INFO("SIGHUP: reloading the policies%s", self->gateway_ ? " and the gateway credentials" : "");
+      LOG_INFO("SIGHUP: reloading the policies%s%s", self->gateway_ ? ", the gateway credentials" : "",
+               self->s_.credentials_file.empty() ? "" : ", the store credentials");
       systemd::Notify("RELOADING=1\n" + systemd::MonotonicUsec());
       (void)self->runtime_->Reload();
       if (self->gateway_) (void)self->gateway_->Reload();
+      self->ReloadStoreCredentials();
       systemd::Notify("READY=1");
     }, SIGHUP);
     runtime->Start();
@@ -169,6 +171,18 @@ Status Agent::Start() {
   LOG_INFO("serving %s at %s (cache %s in %s, control socket %s)", mounts_->at(0).ufs->uri().c_str(),
            s_.fuse.mount_point.c_str(), FormatSize(s_.engine.capacity).c_str(), dir.c_str(), s_.socket.c_str());
   return Status::OK();
+}
+
+void Agent::ReloadStoreCredentials() {
+  if (s_.credentials_file.empty()) return;
+  Result<std::map<std::string, std::string>> vars = ufs::ReadCredentialsFile(s_.credentials_file);
+  if (!vars.ok()) {
+    LOG_ERROR("store credentials not reloaded, the ones in use stay: %s", vars.status().message().c_str());
+    return;
+  }
+  int n = 0;
+  for (size_t i = 0; i < mounts_->size(); i++) n += mounts_->at(i).ufs->ReloadCredentials(*vars);
+  LOG_INFO("store credentials: %d store(s) took new keys from %s", n, s_.credentials_file.c_str());
 }
 
 struct Agent::HealthProbe {

@@ -83,6 +83,7 @@ struct AgentSettings {
   std::string control_group = "strata";  // may use the control socket, beside root and the agent's user
   std::string metrics_addr;  // also /metrics, /healthz, /readyz, /status on HOST:PORT; "" = none
   bool status_paths = false;  // the status page may show file names
+  std::string credentials_file;  // store keys, re-read on SIGHUP; "" = none
   double metadata_ttl_s = 60;
   bool attrs_from_listing = false;  // no HEAD per listed object (Metadata::SetAttrsFromListing)
   int64_t test_clock_s = -1;  // >= 0: a manual clock for the policies (tests)
@@ -138,6 +139,8 @@ class Agent {
   std::unique_ptr<fuse::Frontend> frontend_;
   std::unique_ptr<gateway::Gateway> gateway_;
   void* hup_ = nullptr;  // the SIGHUP handle (a uv_signal_t), on the loop
+  // SIGHUP: new keys from the credentials file for the stores that take them.
+  void ReloadStoreCredentials();
   // Health: one pass = statfs of the mount + a turn of the event loop.
   bool CheckHealth();
   void HealthLoop();

@@ -41,6 +41,7 @@ struct Config {
   int s3_retries = 5;
   std::string metrics_addr;
   bool status_paths = false;
+  std::string credentials_file;
   int fetch_threads = 16;
   int readahead_blocks = 16;
   double high_watermark = 0.95, low_watermark = 0.85;
@@ -203,6 +204,9 @@ int Run(int argc, char** argv) {
   app.add_option("--metadata-ttl", c.metadata_ttl, "seconds attributes and listings are trusted")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_flag("-f,--foreground", c.foreground, "stay in the foreground (logs to stderr)");
+  app.add_option("--credentials-file", c.credentials_file,
+                 "store keys as KEY=VALUE lines (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, "
+                 "AZURE_STORAGE_*), over the environment; SIGHUP re-reads the AWS ones (a missing file: none)");
   app.add_option("--s3-endpoint", c.s3_endpoint, "S3 endpoint URL (default $AWS_ENDPOINT_URL, else AWS)");
   app.add_option("--s3-region", c.s3_region, "S3 region (default $AWS_REGION, else us-east-1)");
   app.add_option("--s3-path-style", c.s3_path_style,
@@ -396,6 +400,13 @@ int Run(int argc, char** argv) {
     co.membership.meta.serves = c.no_serve ? 0 : 1;
   } else if (!c.joins.empty()) {
     return Fail("--join needs --cluster-key-file: every agent of a cluster holds its key");
+  }
+  if (!c.credentials_file.empty()) {
+    // Read now (no thread runs yet): its variables win over the environment.
+    Result<std::map<std::string, std::string>> vars = ufs::ReadCredentialsFile(c.credentials_file);
+    if (!vars.ok()) return Fail("--credentials-file: " + vars.status().message());
+    for (const auto& [k, v] : *vars) ::setenv(k.c_str(), v.c_str(), 1);
+    as.credentials_file = c.credentials_file;
   }
   ufs::S3Options& s3 = as.s3;
   s3 = ufs::S3OptionsFromEnv();

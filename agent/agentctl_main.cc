@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -248,16 +250,49 @@ int Stat(Client& cl, const std::string& path, bool cluster, bool as_json) {
   return 0;
 }
 
-void DrawBar(const json& j) {
+// Progress of a long command on stderr: a bar redrawn in place on a
+// terminal; otherwise (a log, a pipe, CI) a plain line every 5 s and one at
+// the end; nothing with --json.
+class Progress {
+ public:
+  Progress(const char* what, bool as_json) : what_(what), quiet_(as_json), tty_(::isatty(STDERR_FILENO) != 0) {}
+  void Update(double frac, const std::string& detail) {
+    if (quiet_) return;
+    frac = std::clamp(frac, 0.0, 1.0);
+    if (tty_) {
+      int width = 30, fill = static_cast<int>(frac * width);
+      std::string bar(fill, '#');
+      bar.resize(width, '.');
+      std::fprintf(stderr, "\r[%s] %5.1f%%  %s   ", bar.c_str(), frac * 100, detail.c_str());
+      drawn_ = true;
+      return;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (printed_ && now - last_ < std::chrono::seconds(5)) return;
+    std::fprintf(stderr, "%s: %5.1f%%  %s\n", what_, frac * 100, detail.c_str());
+    last_ = now;
+    printed_ = true;
+  }
+  void Done() {
+    if (drawn_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  const char* what_;
+  bool quiet_, tty_;
+  bool drawn_ = false, printed_ = false;
+  std::chrono::steady_clock::time_point last_;
+};
+
+void DrawJob(Progress& p, const json& j) {
   uint64_t done = j["bytes_done"], total = j["bytes_total"];
   double frac = total ? static_cast<double>(done) / total : (j["state"] == "listing" ? 0 : 1);
-  int width = 30, fill = static_cast<int>(frac * width);
-  std::string bar(fill, '#');
-  bar.resize(width, '.');
-  std::fprintf(stderr, "\r[%s] %5.1f%%  %llu/%llu files  %s/%s  %s/s   ", bar.c_str(), frac * 100,
-               static_cast<unsigned long long>(j["files_done"].get<uint64_t>()),
-               static_cast<unsigned long long>(j["files_total"].get<uint64_t>()), FormatSize(done).c_str(),
-               FormatSize(total).c_str(), FormatSize(static_cast<uint64_t>(j["bytes_per_second"].get<double>())).c_str());
+  char detail[256];
+  std::snprintf(detail, sizeof(detail), "%llu/%llu files  %s/%s  %s/s",
+                static_cast<unsigned long long>(j["files_done"].get<uint64_t>()),
+                static_cast<unsigned long long>(j["files_total"].get<uint64_t>()), FormatSize(done).c_str(),
+                FormatSize(total).c_str(), FormatSize(static_cast<uint64_t>(j["bytes_per_second"].get<double>())).c_str());
+  p.Update(frac, detail);
 }
 
 // Follows a job to its end with a progress bar; exit status 0 when done.
@@ -271,16 +306,16 @@ int Load(Client& cl, const std::string& path, bool recursive, const std::string&
 
 int FollowJob(Client& cl, uint64_t id, bool as_json) {
   std::string job = "/v1/jobs/" + std::to_string(id);
-  bool tty = ::isatty(STDERR_FILENO) && !as_json;
+  Progress progress("loading", as_json);
   json j;
   for (;;) {
     j = cl.CallJson("GET", job);
     std::string state = j["state"];
-    if (tty) DrawBar(j);
+    DrawJob(progress, j);
     if (state == "done" || state == "failed") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  if (tty) std::fprintf(stderr, "\n");
+  progress.Done();
   if (as_json) {
     std::cout << strata::JsonText(j, 2) << "\n";
   } else {
@@ -290,6 +325,8 @@ int FollowJob(Client& cl, uint64_t id, bool as_json) {
                 FormatSize(static_cast<uint64_t>(j["bytes_per_second"].get<double>())).c_str(),
                 j["files_failed"].get<uint64_t>() ? (", " + std::to_string(j["files_failed"].get<uint64_t>()) + " failed").c_str() : "");
     for (const json& e : j["errors"]) std::fprintf(stderr, "agentctl: %s\n", e.get<std::string>().c_str());
+    if (j["files_failed"].get<uint64_t>() > 0)
+      std::fprintf(stderr, "agentctl: after fixing what is named above, run the same load again: blocks already cached are not fetched again\n");
   }
   return j["state"] == "done" ? 0 : 1;
 }
@@ -383,7 +420,38 @@ int Policy(Client& cl, const std::string& verb, const std::string& file, bool as
 
 int Flush(Client& cl, const std::string& path, double timeout_s, bool as_json) {
   std::string target = "/v1/flush?path=" + UriEncode(path, true) + "&timeout=" + std::to_string(timeout_s);
-  json j = cl.CallJson("POST", target, static_cast<long>(timeout_s) + 30);
+  // The flush waits in the agent; meanwhile the uploads still pending (all
+  // of them, not only PATH's) show how far it is.
+  Http r;
+  std::atomic<bool> answered{false};
+  std::thread call([&] {
+    r = cl.Call("POST", target, static_cast<long>(timeout_s) + 30);
+    answered = true;
+  });
+  Progress progress("flushing", as_json);
+  uint64_t first = 0;
+  for (int i = 0; !answered; i++) {
+    if (i % 5 == 1) {  // every 0.5 s, from 0.1 s on (a quick flush shows nothing)
+      json st = json::parse(cl.Call("GET", "/v1/stat", 10).body, nullptr, false);
+      if (!st.is_discarded() && st.contains("writes")) {
+        uint64_t files = st["writes"]["pending_files"], bytes = st["writes"]["pending_bytes"];
+        first = std::max(first, bytes);
+        progress.Update(first ? 1.0 - static_cast<double>(bytes) / first : 1.0,
+                        std::to_string(files) + " file(s), " + FormatSize(bytes) + " waiting for upload");
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  call.join();
+  progress.Done();
+  json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || r.status >= 400) {
+    std::cerr << "agentctl: " << (j.is_discarded() ? "HTTP " + std::to_string(r.status) : j.value("error", r.body)) << "\n";
+    if (r.status == 504 || r.status == 408 || r.body.find("still waiting") != std::string::npos)
+      std::cerr << "agentctl: the files stay journaled and their uploads keep being retried; `agentctl stat` shows "
+                   "the failing ones and the store's last error, `agentctl flush --timeout S` waits longer\n";
+    return 1;
+  }
   if (as_json) std::cout << strata::JsonText(j, 2) << "\n";
   else
     std::printf("flushed: nothing under %s waits for upload (%llu file(s) uploaded while waiting)\n",

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <cerrno>
 
 #include "ufs/azure/azure_ufs.h"
 #include "ufs/local.h"
@@ -78,6 +80,37 @@ void ApplyMetaPairs(const std::vector<std::pair<std::string, std::string>>& meta
   std::sort(e->attrs.user.pairs.begin(), e->attrs.user.pairs.end());
   if (e->attrs.mode) e->is_dir = S_ISDIR(e->attrs.mode);
   if (e->attrs.mtime_ns) e->mtime_ns = e->attrs.mtime_ns;
+}
+
+Result<std::map<std::string, std::string>> ReadCredentialsFile(const std::string& path) {
+  std::map<std::string, std::string> vars;
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) {
+    if (errno == ENOENT) return vars;
+    return Status::PermissionDenied("credentials file " + path + ": " + std::strerror(errno));
+  }
+  char line[8192];
+  int n = 0;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    n++;
+    std::string s(line);
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+    size_t b = s.find_first_not_of(" \t");
+    if (b == std::string::npos || s[b] == '#' || s[b] == ';') continue;
+    s.erase(0, b);
+    if (s.rfind("export ", 0) == 0) s.erase(0, 7);
+    size_t eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fclose(f);
+      return Status::InvalidArgument("credentials file " + path + ":" + std::to_string(n) + ": expected KEY=VALUE");
+    }
+    std::string value = s.substr(eq + 1);
+    if (value.size() >= 2 && (value[0] == '"' || value[0] == '\'') && value.back() == value[0])
+      value = value.substr(1, value.size() - 2);
+    vars[s.substr(0, eq)] = value;
+  }
+  std::fclose(f);
+  return vars;
 }
 
 S3Options S3OptionsFromEnv() {

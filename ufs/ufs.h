@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -138,6 +139,13 @@ class Ufs {
   // Checks that the store is reachable and usable (directory exists, bucket
   // exists, credentials accepted). Called once at start, bounded by a deadline.
   virtual Status Probe() = 0;
+  // Takes new credentials from `vars` (the variables of a credentials file:
+  // AWS_ACCESS_KEY_ID ...) for the requests from now on; false when the
+  // store keeps its own (a local directory; Azure reads its keys at start).
+  virtual bool ReloadCredentials(const std::map<std::string, std::string>& vars) {
+    (void)vars;
+    return false;
+  }
   // Attributes of one path. NotFound when neither a file nor a directory.
   virtual Result<Entry> Stat(const std::string& path) = 0;
   // The same for a path a fresh listing showed as a file, so no directory
@@ -218,6 +226,11 @@ struct AzureOptions {
   int list_page = 5000;             // blobs per List Blobs page (Azure's maximum)
   std::string ca_bundle;
 };
+
+// A credentials file in systemd's EnvironmentFile= format: KEY=VALUE lines,
+// values optionally quoted, '#' comments, an optional "export ". A missing
+// file is an empty map (the unit's `-/etc/strata/agent.env` is optional too).
+Result<std::map<std::string, std::string>> ReadCredentialsFile(const std::string& path);
 
 // Fills S3Options from AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION,
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_CA_BUNDLE.

@@ -157,3 +157,51 @@ TEST_CASE("outside journald the log has no priority prefixes", "[fuse][service]"
   CHECK(log.find("strata: info: serving ") != std::string::npos);
   CHECK(log.find("<6>") == std::string::npos);
 }
+
+// [s3rver]: its keys (S3RVER) and its refusal of others.
+TEST_CASE("systemctl reload takes rotated store keys from the credentials file, without a restart",
+          "[fuse][s3][s3rver][service]") {
+  auto store = MakeStore("s3");
+  TempDir src, t;
+  WriteRandomFile(src.path + "/a", 1u << 20, 31);
+  WriteRandomFile(src.path + "/b", 1u << 20, 32);
+  store->Put("a", src.path + "/a");
+  store->Put("b", src.path + "/b");
+  std::string creds = t.path + "/agent.env";
+  auto write_keys = [&](const std::string& id) {
+    std::ofstream(creds) << "# rotated by the operator\nAWS_ACCESS_KEY_ID=" << id
+                         << "\nexport AWS_SECRET_ACCESS_KEY=\"S3RVER\"\n";
+  };
+  write_keys("S3RVER");
+  Agent agent;
+  std::vector<std::string> args = store->agent_args();
+  args.insert(args.end(), {"--credentials-file", creds, "--s3-retries", "2"});
+  agent.Start(store->uri(), args);
+  CHECK(Sha256File(agent.mnt("a")) == Sha256File(src.path + "/a"));
+  CHECK(fs::file_size(agent.mnt("b")) == (1u << 20));  // its attributes are known; its bytes are not cached
+  auto reload = [&](int nth) {
+    ::kill(agent.pid(), SIGHUP);
+    for (int i = 0; i < 100; i++) {
+      std::string log = agent.log();
+      size_t n = 0;
+      for (size_t at = log.find("took new keys"); at != std::string::npos; at = log.find("took new keys", at + 1)) n++;
+      if (static_cast<int>(n) >= nth) return true;
+      usleep(50000);
+    }
+    return false;
+  };
+  // A key the store does not know: what is not cached cannot be read.
+  write_keys("nobody");
+  REQUIRE(reload(1));
+  std::string got;
+  int err = 0;
+  CHECK_FALSE(ReadWhole(agent.mnt("b"), &got, &err));
+  CHECK(err != 0);
+  // The right key again: the same file reads, no restart.
+  write_keys("S3RVER");
+  REQUIRE(reload(2));
+  CHECK(ReadWhole(agent.mnt("b"), &got, &err));
+  CHECK(got == ReadFile(src.path + "/b"));
+  CHECK(agent.log().find("1 store(s) took new keys from " + creds) != std::string::npos);
+  agent.Stop();
+}

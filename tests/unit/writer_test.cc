@@ -267,12 +267,11 @@ TEST_CASE("a write to a file being uploaded does not wait for the upload, and th
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   REQUIRE(r.store->puts_started() == 1);
   // Both halves of the file change while the upload is between them.
-  auto t0 = std::chrono::steady_clock::now();
   REQUIRE(r.writer->Write(*f, 5, "AB", 2, false, &at).ok());
   REQUIRE(r.writer->Write(*f, 3 * bs + 7, "CD", 2, false, &at).ok());
-  auto waited = std::chrono::steady_clock::now() - t0;
-  CHECK(r.store->puts() == 0);  // the upload was still running
-  CHECK(waited < std::chrono::milliseconds(1000));
+  // The writes returned while the upload was still running: they did not
+  // wait for it (no clock needed to tell).
+  CHECK(r.store->puts() == 0);
   data.replace(5, 2, "AB");
   data.replace(3 * bs + 7, 2, "CD");
   std::string got(data.size(), '\0');

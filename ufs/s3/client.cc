@@ -23,8 +23,14 @@ rest::Options RestOptions(const S3Options& o) {
 
 Client::Client(S3Options opts, Counters* counters)
     : opts_(std::move(opts)),
+      keys_{opts_.access_key, opts_.secret_key, opts_.session_token},
       http_(RestOptions(opts_), counters,
             [this](const rest::Request& req, const std::string& host, Pairs* headers) {
+              Credentials keys;
+              {
+                std::lock_guard<std::mutex> l(keys_mu_);
+                keys = keys_;
+              }
               SignInput in;
               in.method = req.method;
               in.path = req.path;
@@ -34,14 +40,18 @@ Client::Client(S3Options opts, Counters* counters)
               in.payload_hash = req.body_len > 0 ? Hex(Sha256(std::string_view(req.body, req.body_len))) : kEmptySha256;
               headers->emplace_back("x-amz-date", in.amz_date);
               headers->emplace_back("x-amz-content-sha256", in.payload_hash);
-              if (!opts_.session_token.empty()) headers->emplace_back("x-amz-security-token", opts_.session_token);
-              if (opts_.access_key.empty()) return;  // anonymous
+              if (!keys.session_token.empty()) headers->emplace_back("x-amz-security-token", keys.session_token);
+              if (keys.access_key.empty()) return;  // anonymous
               in.headers = *headers;
               in.headers.emplace_back("host", host);
-              headers->emplace_back("Authorization",
-                                    SignV4(in, {opts_.access_key, opts_.secret_key, opts_.session_token}).authorization);
+              headers->emplace_back("Authorization", SignV4(in, keys).authorization);
             },
             "s3") {}
+
+void Client::SetKeys(Credentials keys) {
+  std::lock_guard<std::mutex> l(keys_mu_);
+  keys_ = std::move(keys);
+}
 
 rest::Request Client::ToRest(const Request& req) const {
   rest::Request r;

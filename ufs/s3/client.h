@@ -4,6 +4,7 @@
 // Thread safety: Execute may be called from any thread at once.
 #pragma once
 
+#include <mutex>
 #include <string>
 
 #include "agent/base/status.h"
@@ -43,6 +44,9 @@ class Client {
   // an HTTP error the store answered with comes back OK with http_status set.
   Status Execute(const Request& req, Response* resp);
   const S3Options& options() const { return opts_; }
+  // New keys for the requests signed from now on (a reload after a
+  // rotation); the options keep the keys the client started with.
+  void SetKeys(Credentials keys);
   // "http://127.0.0.1:4568/bucket/key" as sent, for error messages.
   std::string Url(const Request& req) const;
   // rest::Client::ReadRange with S3's Range header.
@@ -53,6 +57,8 @@ class Client {
   rest::Request ToRest(const Request& req) const;
 
   const S3Options opts_;
+  std::mutex keys_mu_;
+  Credentials keys_;  // guarded by keys_mu_
   rest::Client http_;
 };
 

@@ -47,6 +47,16 @@ class S3Ufs final : public Ufs {
 
   const std::string& uri() const override { return uri_; }
 
+  bool ReloadCredentials(const std::map<std::string, std::string>& vars) override {
+    auto get = [&](const char* k) {
+      auto it = vars.find(k);
+      return it == vars.end() ? std::string() : it->second;
+    };
+    if (get("AWS_ACCESS_KEY_ID").empty()) return false;  // keeps the keys it has
+    client_.SetKeys({get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY"), get("AWS_SESSION_TOKEN")});
+    return true;
+  }
+
   Status Probe() override {
     Request req;
     req.bucket = bucket_;
