@@ -395,6 +395,13 @@ int Policy(Client& cl, const std::string& verb, const std::string& file, bool as
     // Locally, in a scratch state: no agent needed, nothing applied.
     policy::Runtime rt({}, nullptr, nullptr);
     Result<std::string> r = rt.Check(file);
+    if (as_json) {
+      json j = {{"file", file}, {"valid", r.ok()}};
+      if (r.ok()) j["report"] = *r;
+      else j["error"] = r.status().message();
+      std::cout << strata::JsonText(j, 2) << "\n";
+      return r.ok() ? 0 : 1;
+    }
     if (!r.ok()) {
       std::cerr << "agentctl: " << file << " is not a valid policy: " << r.status().message() << "\n";
       return 1;
@@ -554,7 +561,7 @@ int main(int argc, char** argv) {
   load->add_option("--tier", tier, "the tier to load into: mem or ssd (default ssd)")->check(CLI::IsMember({"mem", "ssd"}));
   ttl_cmd->add_option("DURATION", ttl, "e.g. 30m, 12h, 7d; off removes it")->required();
   stat->add_option("PATH", path, "path under the mount point, or relative to the mount root");
-  for (auto* sc : {load, evict, stat, flush, pin, unpin, ttl_cmd, pol_reload, pol_status, members, owner, keys})
+  for (auto* sc : {load, evict, stat, flush, pin, unpin, ttl_cmd, pol_reload, pol_check, pol_status, members, owner, keys})
     sc->add_flag("--json", as_json, "machine-readable output");
   CLI11_PARSE(app, argc, argv);
   curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -205,3 +205,36 @@ TEST_CASE("systemctl reload takes rotated store keys from the credentials file, 
   CHECK(agent.log().find("1 store(s) took new keys from " + creds) != std::string::npos);
   agent.Stop();
 }
+
+TEST_CASE("agentctl off a terminal: plain progress lines, --json on every command, errors that name the next step",
+          "[fuse][service]") {
+  auto store = MakeStore("file");
+  TempDir src;
+  for (int i = 0; i < 3; i++) {
+    WriteRandomFile(src.path + "/f" + std::to_string(i), 2u << 20, 40 + i);
+    store->Put("d/f" + std::to_string(i), src.path + "/f" + std::to_string(i));
+  }
+  Agent agent;
+  agent.Start(store->uri());
+  // stderr is a pipe here: progress comes as lines, the summary on stdout.
+  CmdResult load = agent.Ctl("load -r d");
+  INFO(load.out);
+  CHECK(load.code == 0);
+  CHECK(load.out.find("loading: ") != std::string::npos);
+  CHECK(load.out.find("loaded 3 file(s), 6.0 MiB") != std::string::npos);
+  CHECK(load.out.find('\r') == std::string::npos);
+  // --json: one JSON document and nothing else, for every command.
+  for (const char* cmd : {"load -r d --json", "stat --json", "stat d/f0 --json", "evict d/f1 --json", "flush --json",
+                          "pin d/f2 --json", "unpin d/f2 --json", "ttl d/f0 1h --json", "policy status --json",
+                          "policy check policies/lfu.lua --json"}) {
+    CmdResult r = agent.Ctl(cmd);
+    INFO(cmd << ": " << r.out);
+    CHECK(r.code == 0);
+    CHECK_FALSE(nlohmann::json::parse(r.out, nullptr, false).is_discarded());
+  }
+  // An agent that is not there: what to check.
+  CmdResult none = Run("build/agentctl --socket /nonexistent/agent.sock stat");
+  CHECK(none.code == 1);
+  CHECK(none.out.find("is strata-agent running? pass --socket") != std::string::npos);
+  agent.Stop();
+}
