@@ -91,11 +91,26 @@ TEST_CASE("cache disk faults: EIO, a full disk, a read-only disk: reads served f
   REQUIRE(ReadFile(agent.mnt("warm")) == content["warm"]);
   REQUIRE(ReadFile(agent.mnt("warm")) == content["warm"]);
   INFO(agent.log());
-  REQUIRE(!BlockFiles(faults.backing()).empty());
+  // Blocks are written to disk behind the readers: all of "warm" is there
+  // before the disk fails (else a block still being written fails its
+  // fsync and is simply not kept).
+  for (int i = 0; i < 200 && EngineStat(agent, "used_bytes") < (9u << 20); i++) std::this_thread::sleep_for(50ms);
+  REQUIRE(EngineStat(agent, "used_bytes") >= (9u << 20));
+  std::vector<std::string> blocks = BlockFiles(faults.backing());
+  REQUIRE(!blocks.empty());
 
   SECTION("block files that fail with EIO are dropped and read from the store again") {
     faults.Set("eio");
     DropPageCache();
+    // The disk fails now: a block file read through faultfs gives EIO.
+    std::string through = agent.cache_dir() + "/blocks" + blocks[0].substr(faults.backing().size());
+    int err = 0;
+    std::string ignored;
+    for (int i = 0; i < 100 && err != EIO; i++) {
+      if (ReadWhole(through, &ignored, &err)) err = 0;
+      if (err != EIO) std::this_thread::sleep_for(50ms), DropPageCache();
+    }
+    REQUIRE(err == EIO);
     CHECK(ReadFile(agent.mnt("warm")) == content["warm"]);
     CHECK(EngineStat(agent, "block_file_errors") > 0);
     CHECK(ReadFile(agent.mnt("eio-new")) == content["eio-new"]);

@@ -64,7 +64,9 @@ struct Cluster {
     return *nodes.back();
   }
   // Waits until `n` sees `want` alive members; returns what it saw.
-  size_t WaitAlive(Node& n, size_t want, int seconds = 15) {
+  // Generous: on a loaded 2-core machine a member may be suspected for a
+  // while before it refutes; returns as soon as the count is right.
+  size_t WaitAlive(Node& n, size_t want, int seconds = 30) {
     size_t alive = 0;
     for (int i = 0; i < seconds * 10; i++) {
       json j = n.agent.CtlJson("members --json");
