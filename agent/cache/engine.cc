@@ -488,7 +488,10 @@ void Engine::DropBad(const BlockKey& key, uint64_t gen, const std::string& probl
   }
   // Concurrent readers of a bad block all see it; the one that drops it reports.
   if (!detached.empty()) {
-    checksum_failures_ += bad_checksum;
+    // Bytes that did not match, or a file that could not be read (a disk
+    // error, a file cut short or gone): whoever found it, a reader or the
+    // scrub.
+    (bad_checksum ? checksum_failures_ : block_file_errors_)++;
     LOG_WARN("cache: dropping block %s (copy %llu): %s; it will be fetched again", ssd_->PathOf(key).c_str(),
              static_cast<unsigned long long>(gen), problem.c_str());
   }
@@ -497,7 +500,6 @@ void Engine::DropBad(const BlockKey& key, uint64_t gen, const std::string& probl
 
 void Engine::DropUnreadable(const Slice& s, const std::string& problem) {
   if (s.engine != this) return;
-  block_file_errors_++;
   DropBad(s.key, s.gen, problem, false);
 }
 

@@ -156,7 +156,7 @@ struct EngineStats {
   uint64_t evicted_for_space = 0;  // of those, to make room (the rest: evict requests, TTLs, policies)
   uint64_t evicted_bytes = 0;
   uint64_t checksum_failures = 0;
-  uint64_t block_file_errors = 0;  // block files a reader could not read (disk errors, cut short): dropped
+  uint64_t block_file_errors = 0;  // block files a reader or the scrub could not read (disk errors, cut short, gone): dropped
   uint64_t verified_blocks = 0;  // blocks found at start, every chunk since checked by a read
   uint64_t scrubbed_blocks = 0;  // blocks checked by the background scrub
   // Bytes fetched, by the name of the source that answered ("store", "peer").

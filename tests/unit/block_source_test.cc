@@ -1,6 +1,7 @@
 // Block sources and the verified (zero-copy) SSD read path: a chain of
 // sources in front of the store, reads that never fetch, blocks checked on
 // their first read after a restart and by the background scrub.
+#include <unistd.h>
 #include <fstream>
 
 #include "tests/unit/rig.h"
@@ -188,6 +189,27 @@ TEST_CASE("the scrub finds a block corrupted under a running agent", "[unit]") {
   WaitStored(rig, f.file_id, 3);
   CHECK(rig.engine->Scrub(bs) == bs);
   CHECK(rig.engine->Stats().checksum_failures == 1);
+}
+
+TEST_CASE("the scrub drops a block file cut short or gone, and counts it as a block file error", "[unit]") {
+  const uint64_t bs = 1 << 20;
+  Rig rig(Options(bs), nullptr);
+  std::string data = RandomBytes(3 * bs, 13);
+  rig.store->Put("g", data);
+  auto f = rig.Ref("g");
+  REQUIRE(rig.Read(f, 0, 3 * bs) == data);
+  WaitStored(rig, f.file_id, 3);
+  ::truncate(rig.ssd->PathOf({f.file_id, 0}).c_str(), bs / 2);  // cut short
+  ::unlink(rig.ssd->PathOf({f.file_id, 1}).c_str());              // gone
+  rig.engine->Scrub(UINT64_MAX);
+  cache::EngineStats st = rig.engine->Stats();
+  CHECK(st.block_file_errors == 2);
+  CHECK(st.checksum_failures == 0);
+  CHECK(rig.engine->CachedOf(f.file_id).blocks == 1);
+  // Both are fetched again on their next read.
+  uint64_t gets = rig.store->counters().get_requests;
+  CHECK(rig.Read(f, 0, 2 * bs) == data.substr(0, 2 * bs));
+  CHECK(rig.store->counters().get_requests > gets);
 }
 
 TEST_CASE("a first read is answered from the head of its block, fetched beside the rest", "[unit]") {
