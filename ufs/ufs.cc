@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <cstring>
 #include <cerrno>
 
@@ -84,32 +85,28 @@ void ApplyMetaPairs(const std::vector<std::pair<std::string, std::string>>& meta
 
 Result<std::map<std::string, std::string>> ReadCredentialsFile(const std::string& path) {
   std::map<std::string, std::string> vars;
-  std::FILE* f = std::fopen(path.c_str(), "r");
-  if (f == nullptr) {
+  std::ifstream f(path);
+  if (!f) {
     if (errno == ENOENT) return vars;
     return Status::PermissionDenied("credentials file " + path + ": " + std::strerror(errno));
   }
-  char line[8192];
   int n = 0;
-  while (std::fgets(line, sizeof(line), f) != nullptr) {
+  // Whole lines, however long (a session token runs to kilobytes).
+  for (std::string s; std::getline(f, s);) {
     n++;
-    std::string s(line);
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
     size_t b = s.find_first_not_of(" \t");
     if (b == std::string::npos || s[b] == '#' || s[b] == ';') continue;
     s.erase(0, b);
     if (s.rfind("export ", 0) == 0) s.erase(0, 7);
     size_t eq = s.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      std::fclose(f);
+    if (eq == std::string::npos || eq == 0)
       return Status::InvalidArgument("credentials file " + path + ":" + std::to_string(n) + ": expected KEY=VALUE");
-    }
     std::string value = s.substr(eq + 1);
     if (value.size() >= 2 && (value[0] == '"' || value[0] == '\'') && value.back() == value[0])
       value = value.substr(1, value.size() - 2);
     vars[s.substr(0, eq)] = value;
   }
-  std::fclose(f);
   return vars;
 }
 

@@ -170,15 +170,16 @@ void Api::Readiness(const HttpRequest&, const Server::Reply& reply) {
   Health(HttpRequest{}, reply);
 }
 
-void Api::Sample() {
-  cache::EngineStats st = ctx_.engine->Stats();
-  StatusHistory::Sample s;
-  s.unix_ms = NowUnixMs();
-  s.bytes_read = st.bytes_read;
-  s.bytes_from_cache = st.bytes_from_cache;
+namespace {
+// The status page's figures of one moment.
+StatusHistory::Sample SampleOf(const cache::EngineStats& st, int64_t unix_ms) {
+  StatusHistory::Sample s{unix_ms, st.bytes_read, st.bytes_from_cache, 0, 0};
   for (const auto& [name, bytes] : st.fetched_bytes_by_source) (name == "peer" ? s.bytes_from_peers : s.bytes_from_store) += bytes;
-  history_.Add(s);
+  return s;
 }
+}  // namespace
+
+void Api::Sample() { history_.Add(SampleOf(ctx_.engine->Stats(), NowUnixMs())); }
 
 void Api::StatusPage(const HttpRequest&, const Server::Reply& reply) {
   reply(200, "text/html; charset=utf-8", StatusPageHtml());
@@ -223,8 +224,7 @@ void Api::StatusPageData(const HttpRequest&, const Server::Reply& reply) {
   json history = json::array();
   std::vector<StatusHistory::Sample> samples = history_.Samples();
   // The chart ends now, not at the last stored sample.
-  StatusHistory::Sample now{NowUnixMs(), st.bytes_read, st.bytes_from_cache, 0, 0};
-  for (const auto& [name, bytes] : st.fetched_bytes_by_source) (name == "peer" ? now.bytes_from_peers : now.bytes_from_store) += bytes;
+  StatusHistory::Sample now = SampleOf(st, NowUnixMs());
   if (samples.empty() || now.unix_ms > samples.back().unix_ms) samples.push_back(now);
   for (const StatusHistory::Sample& s : samples)
     history.push_back({{"unix_ms", s.unix_ms}, {"bytes_read", s.bytes_read}, {"bytes_from_cache", s.bytes_from_cache},

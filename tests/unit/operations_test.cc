@@ -60,13 +60,13 @@ TEST_CASE("a credentials file in systemd's EnvironmentFile format", "[unit]") {
   REQUIRE(::mkdtemp(dir) != nullptr);
   std::string path = std::string(dir) + "/agent.env";
   std::ofstream(path) << "# keys of the store\n\nAWS_ACCESS_KEY_ID=AKIA1\nexport AWS_SECRET_ACCESS_KEY=\"s e c\"\n"
-                      << "  AWS_SESSION_TOKEN='tok=en'\n; another comment\r\n";
+                      << "  AWS_SESSION_TOKEN='tok=en" << std::string(20000, 'x') << "'\n; another comment\r\n";
   Result<std::map<std::string, std::string>> v = ufs::ReadCredentialsFile(path);
   REQUIRE(v.ok());
   CHECK(v->size() == 3);
   CHECK(v->at("AWS_ACCESS_KEY_ID") == "AKIA1");
   CHECK(v->at("AWS_SECRET_ACCESS_KEY") == "s e c");
-  CHECK(v->at("AWS_SESSION_TOKEN") == "tok=en");
+  CHECK(v->at("AWS_SESSION_TOKEN") == "tok=en" + std::string(20000, 'x'));  // a line longer than any buffer
   // Missing: no keys (the unit's file is optional); a broken line: an error naming it.
   Result<std::map<std::string, std::string>> none = ufs::ReadCredentialsFile(std::string(dir) + "/none.env");
   REQUIRE(none.ok());
